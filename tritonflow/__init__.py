@@ -1,0 +1,48 @@
+"""tritonflow: a small deep-learning framework whose compiler turns Python model code into Triton kernels.
+
+Eager tensors for debugging, `@tritonflow.jit` for speed, and a NumPy interpreter that defines what
+every op means. Only NumPy, SymPy and ml_dtypes are needed to import it; triton and torch are
+imported lazily by the GPU path.
+"""
+from tritonflow import dtypes
+from tritonflow.dtypes import (bfloat16, bool_, float16, float32, float64, int8, int32, int64,  # noqa: F401
+                               finfo, iinfo, promote_types)
+from tritonflow.errors import (AutogradError, DeviceError, DTypeError, LoweringError, ShapeError,  # noqa: F401
+                               TraceError, TritonflowError, TritonflowIndexError, UnsupportedError)
+from tritonflow import ops  # noqa: F401  (registers the op table)
+from tritonflow.api import *  # noqa: F401,F403
+from tritonflow.api import softmax, log_softmax  # noqa: F401
+from tritonflow.tensor_class import Tensor  # noqa: F401
+from tritonflow.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+
+bool = bool_  # noqa: A001  (tritonflow.bool, as torch.bool)
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Heavier pieces load on first use so `import tritonflow` stays light.
+    if name in ("jit", "compile"):
+        from tritonflow import jit as _jit
+        return getattr(_jit, name)
+    if name == "explain":
+        from tritonflow.explain import explain
+        return explain
+    if name in ("grad", "value_and_grad"):
+        from tritonflow import functional_transforms as _ft
+        return getattr(_ft, name)
+    if name in ("nn", "optim", "debug", "fuzz"):
+        import importlib
+        return importlib.import_module(f"tritonflow.{name}")
+    if name in ("save", "load"):
+        from tritonflow import serialization
+        return getattr(serialization, name)
+    if name == "cache_stats":
+        from kernels import cache_stats
+        return cache_stats
+    raise AttributeError(f"module 'tritonflow' has no attribute {name!r}")

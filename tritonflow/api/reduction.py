@@ -1,0 +1,202 @@
+"""Framework API: reductions with PyTorch's `dim`/`keepdim` (NumPy's `axis`/`keepdims` accepted too)."""
+from __future__ import annotations
+
+from tritonflow import dtypes as D
+from tritonflow.api.convert import cast
+from tritonflow.api.elementwise import _tensor_arg
+from tritonflow.dispatch import apply
+from tritonflow.errors import DTypeError, ShapeError
+from tritonflow.ops import reduction as R
+from tritonflow.ops.shapes import normalize_dim, normalize_dims
+
+_MISSING = object()
+
+
+def _dims(op, x, dim, axis, keepdim, keepdims):
+    if axis is not _MISSING:
+        dim = axis
+    if keepdims is not _MISSING:
+        keepdim = keepdims
+    return normalize_dims(op, dim, x.ndim), bool(keepdim)
+
+
+def reduce_sum(x, dims, keepdim: bool):
+    return apply(R.SUM, [x], {"dims": tuple(dims), "keepdim": keepdim})
+
+
+def sum(x, dim=None, keepdim=False, *, dtype=None, axis=_MISSING, keepdims=_MISSING):
+    x = _tensor_arg(x, "sum")
+    dims, keepdim = _dims("sum", x, dim, axis, keepdim, keepdims)
+    if dtype is not None:
+        x = cast(x, dtype)
+    return reduce_sum(x, dims, keepdim)
+
+
+def prod(x, dim=None, keepdim=False, *, dtype=None, axis=_MISSING, keepdims=_MISSING):
+    x = _tensor_arg(x, "prod")
+    dims, keepdim = _dims("prod", x, dim, axis, keepdim, keepdims)
+    if dtype is not None:
+        x = cast(x, dtype)
+    return apply(R.PROD, [x], {"dims": dims, "keepdim": keepdim})
+
+
+def _count(x, dims):
+    n = 1
+    for d in dims:
+        n = n * x.shape[d]
+    return n
+
+
+def mean(x, dim=None, keepdim=False, *, dtype=None, axis=_MISSING, keepdims=_MISSING):
+    x = _tensor_arg(x, "mean")
+    dims, keepdim = _dims("mean", x, dim, axis, keepdim, keepdims)
+    if dtype is not None:
+        x = cast(x, dtype)
+    if not x.dtype.is_floating_point:
+        raise DTypeError(f"mean: could not infer output dtype; input dtype {x.dtype.name} must be "
+                         f"floating point (pass dtype=)")
+    return reduce_sum(x, dims, keepdim) / _count(x, dims)
+
+
+def amax(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    x = _tensor_arg(x, "amax")
+    dims, keepdim = _dims("amax", x, dim, axis, keepdim, keepdims)
+    return apply(R.MAX, [x], {"dims": dims, "keepdim": keepdim})
+
+
+def amin(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    x = _tensor_arg(x, "amin")
+    dims, keepdim = _dims("amin", x, dim, axis, keepdim, keepdims)
+    return apply(R.MIN, [x], {"dims": dims, "keepdim": keepdim})
+
+
+def _arg(op, name, x, dim, keepdim):
+    x = _tensor_arg(x, name)
+    if dim is None:
+        from tritonflow.api.shape import reshape
+        flat = reshape(x, (-1,))
+        out = apply(op, [flat], {"dims": (0,), "keepdim": False})
+        if keepdim:
+            out = reshape(out, (1,) * x.ndim)
+        return out
+    d = normalize_dim(name, dim, x.ndim)
+    if x.ndim == 0:
+        return apply(op, [x], {"dims": (), "keepdim": keepdim})
+    return apply(op, [x], {"dims": (d,), "keepdim": bool(keepdim)})
+
+
+def argmax(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    dim = dim if axis is _MISSING else axis
+    keepdim = keepdim if keepdims is _MISSING else keepdims
+    return _arg(R.ARGMAX, "argmax", x, dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    dim = dim if axis is _MISSING else axis
+    keepdim = keepdim if keepdims is _MISSING else keepdims
+    return _arg(R.ARGMIN, "argmin", x, dim, keepdim)
+
+
+class ValuesIndices(tuple):
+    """(values, indices), as torch.max(x, dim) returns."""
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def max(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    """max(x) -> the largest value; max(x, dim) -> (values, indices); max(a, b) -> maximum."""
+    from tritonflow.api.convert import is_tensor
+    if is_tensor(dim):
+        from tritonflow.api.elementwise import maximum
+        return maximum(x, dim)
+    dim = dim if axis is _MISSING else axis
+    keepdim = keepdim if keepdims is _MISSING else keepdims
+    if dim is None:
+        return amax(x)
+    return ValuesIndices((amax(x, dim, keepdim), argmax(x, dim, keepdim)))
+
+
+def min(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    from tritonflow.api.convert import is_tensor
+    if is_tensor(dim):
+        from tritonflow.api.elementwise import minimum
+        return minimum(x, dim)
+    dim = dim if axis is _MISSING else axis
+    keepdim = keepdim if keepdims is _MISSING else keepdims
+    if dim is None:
+        return amin(x)
+    return ValuesIndices((amin(x, dim, keepdim), argmin(x, dim, keepdim)))
+
+
+def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=_MISSING, keepdims=_MISSING):
+    """Two-pass variance (subtract the mean first: no catastrophic cancellation)."""
+    x = _tensor_arg(x, "var")
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    dims, keepdim = _dims("var", x, dim, axis, keepdim, keepdims)
+    if not x.dtype.is_floating_point:
+        x = cast(x, D.DEFAULT_FLOAT)
+    centered = x - mean(x, dims, True)
+    n = _count(x, dims)
+    denom = n - correction
+    total = reduce_sum(centered * centered, dims, keepdim)
+    if isinstance(denom, int) and denom <= 0:
+        return total / 0.0 if denom == 0 else total * float("nan")
+    return total / denom
+
+
+def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=_MISSING, keepdims=_MISSING):
+    from tritonflow.api.elementwise import sqrt
+    return sqrt(var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis, keepdims=keepdims))
+
+
+def logsumexp(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    """log(sum(exp(x))) computed around the row maximum; rows of -inf give -inf, never NaN."""
+    from tritonflow.api.elementwise import exp, isinf, log, where
+    from tritonflow.api.shape import reshape
+    x = _tensor_arg(x, "logsumexp")
+    dims, keepdim = _dims("logsumexp", x, dim, axis, keepdim, keepdims)
+    if not x.dtype.is_floating_point:
+        x = cast(x, D.DEFAULT_FLOAT)
+    m = apply(R.MAX, [x], {"dims": dims, "keepdim": True})
+    m = where(isinf(m), 0.0, m)
+    out = log(reduce_sum(exp(x - m), dims, True)) + m
+    if not keepdim:
+        out = reshape(out, tuple(d for i, d in enumerate(x.shape) if i not in dims))
+    return out
+
+
+def all(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    x = _tensor_arg(x, "all")
+    dims, keepdim = _dims("all", x, dim, axis, keepdim, keepdims)
+    if _count(x, dims) == 0:
+        from tritonflow.api.creation import full
+        return full(tuple(1 if (keepdim and i in dims) else d for i, d in enumerate(x.shape)
+                          if keepdim or i not in dims), True, dtype=D.bool_)
+    return apply(R.MIN, [cast(x, D.bool_)], {"dims": dims, "keepdim": keepdim})
+
+
+def any(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    x = _tensor_arg(x, "any")
+    dims, keepdim = _dims("any", x, dim, axis, keepdim, keepdims)
+    if _count(x, dims) == 0:
+        from tritonflow.api.creation import full
+        return full(tuple(1 if (keepdim and i in dims) else d for i, d in enumerate(x.shape)
+                          if keepdim or i not in dims), False, dtype=D.bool_)
+    return apply(R.MAX, [cast(x, D.bool_)], {"dims": dims, "keepdim": keepdim})
+
+
+def cumsum(x, dim, *, dtype=None):
+    x = _tensor_arg(x, "cumsum")
+    if dtype is not None:
+        x = cast(x, dtype)
+    d = normalize_dim("cumsum", dim, x.ndim) if x.ndim else 0
+    if x.ndim == 0 and dim not in (0, -1):
+        raise ShapeError(f"cumsum: dim {dim} out of range for a 0-d tensor")
+    return apply(R.CUMSUM, [x], {"dim": d})

@@ -1,0 +1,68 @@
+"""The op table: every primitive declared once with its type rule, meaning, gradient and lowering.
+
+Framework stage: the single source of truth. Composite ops (softmax, layer_norm, ...) are Python
+functions over these primitives; fusion looks at `kind`, never at names.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+
+class Kind(enum.Enum):
+    ELEMENTWISE = "elementwise"   # out[i] = f(in0[i], in1[i], ...) after broadcasting
+    REDUCTION = "reduction"       # reduces `dims`, optional keepdim
+    SCAN = "scan"                 # cumulative op along one dim
+    MOVEMENT = "movement"         # a view: each output element reads one input element (or a fill)
+    GATHER = "gather"             # reads input at positions given by an index tensor
+    MATMUL = "matmul"             # a template kernel (matmul issue)
+    CREATION = "creation"         # no tensor inputs but scalars: iota, full, random
+    OPAQUE = "opaque"             # anything else
+
+
+@dataclass
+class OpDef:
+    """One primitive. See DESIGN.md, "The op table"."""
+
+    name: str
+    kind: Kind
+    infer: Callable  # (input_types: list[TensorType], attrs: dict) -> TensorType; raises user errors
+    numpy: Callable  # (*arrays, **attrs) -> np.ndarray: the meaning of the op
+    vjp: Optional[Callable] = None  # (g, out, *inputs, **attrs) -> tuple of grads (Tensor | None)
+    triton: Optional[str] = None    # elementwise: expression template over {0}, {1}, ...; else template name
+    samples: Optional[Callable] = None  # (dtype) -> list[(args, attrs)] feeding the generated tests
+    differentiable: bool = True
+    dtypes: tuple = ()               # dtype names the op accepts; empty = all
+    doc: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"<op {self.name} ({self.kind.value})>"
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} registered twice")
+    OPS[op.name] = op
+    return op
+
+
+def get(name: str) -> OpDef:
+    return OPS[name]
+
+
+def attrs_key(attrs: dict) -> Any:
+    """A hashable form of an attribute dict (for CSE and caches)."""
+    items = []
+    for k in sorted(attrs):
+        v = attrs[k]
+        if hasattr(v, "tobytes"):
+            v = (str(v.dtype), v.shape, v.tobytes())
+        elif isinstance(v, list):
+            v = tuple(v)
+        items.append((k, v))
+    return tuple(items)

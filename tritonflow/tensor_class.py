@@ -1,0 +1,399 @@
+"""Framework stage: the Tensor — concrete (NumPy or CUDA storage) or a proxy recording into a trace.
+
+One class for both, so model code runs unchanged eagerly and under `jit`. Values are never
+written in place: in-place operators compute a new value and rebind the tensor's storage (or
+proxy node), bumping `_version`. That keeps values saved for backward intact.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import tritonflow.api as T
+from tritonflow import dtypes as D
+from tritonflow import trace_state
+from tritonflow.errors import AutogradError, TraceError, UnsupportedError
+
+
+class Tensor:
+    __slots__ = ("_data", "_node", "_trace", "dtype", "_shape", "device", "requires_grad", "grad",
+                 "_grad_fn", "_version", "_retains_grad", "__weakref__")
+
+    __array_priority__ = 1000  # make NumPy defer to our reflected operators
+
+    # ---------------------------------------------------------------- construction
+
+    def __init__(self, data=None, dtype=None, device: str = "cpu", requires_grad: bool = False) -> None:
+        if data is None:
+            data = np.zeros((0,), np.float32)
+        src = T.tensor(data, dtype=dtype, device=device)
+        self._data = src._data
+        self._node = None
+        self._trace = None
+        self.dtype = src.dtype
+        self._shape = src._shape
+        self.device = src.device
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._grad_fn = None
+        self._version = 0
+        self._retains_grad = False
+
+    @classmethod
+    def _wrap(cls, data, dtype: D.DType, device: str = "cpu") -> "Tensor":
+        t = object.__new__(cls)
+        t._data = data
+        t._node = None
+        t._trace = None
+        t.dtype = dtype
+        t._shape = tuple(data.shape)
+        t.device = device
+        t.requires_grad = False
+        t.grad = None
+        t._grad_fn = None
+        t._version = 0
+        t._retains_grad = False
+        return t
+
+    @classmethod
+    def _proxy(cls, node, ctx) -> "Tensor":
+        t = object.__new__(cls)
+        t._data = None
+        t._node = node
+        t._trace = ctx
+        t.dtype = node.type.dtype
+        t._shape = node.type.shape
+        t.device = getattr(ctx, "device", "cpu")
+        t.requires_grad = False
+        t.grad = None
+        t._grad_fn = None
+        t._version = 0
+        t._retains_grad = False
+        return t
+
+    def _alias(self) -> "Tensor":
+        """Same storage or node, new identity, no autograd history."""
+        t = object.__new__(Tensor)
+        t._data = self._data
+        t._node = self._node
+        t._trace = self._trace
+        t.dtype = self.dtype
+        t._shape = self._shape
+        t.device = self.device
+        t.requires_grad = False
+        t.grad = None
+        t._grad_fn = None
+        t._version = self._version
+        t._retains_grad = False
+        return t
+
+    # ---------------------------------------------------------------- attributes
+
+    @property
+    def shape(self) -> tuple:
+        return self._shape
+
+    def size(self, dim=None):
+        if dim is None:
+            return self._shape
+        return self._shape[dim]
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    def dim(self) -> int:
+        return len(self._shape)
+
+    def numel(self):
+        n = 1
+        for d in self._shape:
+            n = n * d
+        return n
+
+    @property
+    def is_proxy(self) -> bool:
+        return self._node is not None
+
+    @property
+    def grad_fn(self):
+        return self._grad_fn
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def T(self) -> "Tensor":
+        return T.permute(self, tuple(range(self.ndim))[::-1])
+
+    @property
+    def mT(self) -> "Tensor":
+        return T.transpose(self, -2, -1)
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    # ---------------------------------------------------------------- leaving the framework
+
+    def _concrete(self, what: str):
+        if self._node is not None:
+            raise TraceError(
+                f"{what} needs a concrete value, but this tensor is being traced by jit: its value "
+                f"is not known until the compiled function runs. Use tritonflow.where(...) for "
+                f"data-dependent choices, or pass the value as a static (non-tensor) argument")
+        return self._data
+
+    def numpy(self) -> np.ndarray:
+        data = self._concrete(".numpy()")
+        if self.requires_grad:
+            raise AutogradError("numpy(): can't call numpy() on a tensor that requires grad; "
+                                "use tensor.detach().numpy()")
+        if self.device != "cpu":
+            from tritonflow.storage import torch_to_numpy
+            return torch_to_numpy(data)
+        return data
+
+    def tolist(self):
+        return self.detach().numpy().tolist()
+
+    def item(self):
+        data = self._concrete(".item()")
+        if self.numel() != 1:
+            raise UnsupportedError(f"item(): only one-element tensors can be converted to Python "
+                                   f"scalars, got shape {self.shape}")
+        if self.device != "cpu":
+            from tritonflow.storage import torch_to_numpy
+            data = torch_to_numpy(data)
+        return np.asarray(data).reshape(()).item() if self.dtype is not D.bfloat16 else \
+            float(np.asarray(data).reshape(()).astype(np.float32))
+
+    def __bool__(self) -> bool:
+        self._concrete("bool() of a tensor (an `if` or `while` on a tensor value)")
+        if self.numel() != 1:
+            raise UnsupportedError(f"bool(): the truth value of a tensor with {self.numel()} elements "
+                                   f"is ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __int__(self) -> int:
+        self._concrete("int() of a tensor")
+        return int(self.item())
+
+    def __float__(self) -> float:
+        self._concrete("float() of a tensor")
+        return float(self.item())
+
+    def __index__(self) -> int:
+        self._concrete("using a tensor as a Python index")
+        if self.dtype.is_floating_point:
+            raise TypeError("only integer tensors can be used as a Python index")
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.detach().numpy()
+        return array.astype(dtype) if dtype is not None else array
+
+    def __len__(self) -> int:
+        if not self._shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._shape[0]
+
+    def __iter__(self):
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        for i in range(self._shape[0]):
+            yield self[i]
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __dlpack__(self, *args, **kwargs):
+        data = self._concrete("__dlpack__")
+        return data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._concrete("__dlpack_device__").__dlpack_device__()
+
+    def __repr__(self) -> str:
+        if self._node is not None:
+            return f"Tensor(traced, shape={self.shape}, dtype={self.dtype.name})"
+        body = np.array2string(np.asarray(self.detach().numpy()).astype(np.float64)
+                               if self.dtype is D.bfloat16 else self.detach().numpy(),
+                               separator=", ", prefix="tensor(")
+        extra = ""
+        if self.dtype not in (D.float32, D.int64, D.bool_):
+            extra += f", dtype={self.dtype.name}"
+        if self.device != "cpu":
+            extra += f", device='{self.device}'"
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    # ---------------------------------------------------------------- autograd
+
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        from tritonflow.autograd import run_backward
+        run_backward(self, gradient, retain_graph)
+
+    def detach(self) -> "Tensor":
+        return self._alias()
+
+    def detach_(self) -> "Tensor":
+        self.requires_grad = False
+        self._grad_fn = None
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if self._grad_fn is not None and not requires_grad:
+            raise AutogradError("requires_grad_(False): only leaf tensors can stop requiring grad; "
+                                "use detach()")
+        if requires_grad and not (self.dtype.is_floating_point):
+            raise AutogradError(f"requires_grad_: only floating point tensors can require grad, "
+                                f"got {self.dtype.name}")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> None:
+        self._retains_grad = True
+
+    # ---------------------------------------------------------------- in place
+
+    def _assign(self, value: "Tensor") -> "Tensor":
+        """Rebind this tensor to `value` (same shape, cast to this dtype): the one in-place path."""
+        from tritonflow import autograd
+        if tuple(value.shape) != tuple(self.shape):
+            value = T.expand(value, self.shape)
+        if value.dtype is not self.dtype:
+            value = T.cast(value, self.dtype)
+        if self.requires_grad and self._grad_fn is None and autograd.is_grad_enabled():
+            raise AutogradError("a leaf tensor that requires grad is being used in an in-place "
+                                "operation; wrap it in tritonflow.no_grad() (as optimizers do)")
+        ctx = trace_state.current()
+        if ctx is not None:
+            node = ctx.node_of(value)
+            if self._node is None:
+                raise TraceError(
+                    "a jitted function wrote in place into a tensor it did not receive as an "
+                    "argument (a global or captured tensor); the write would happen only once, "
+                    "at trace time. Pass the tensor as an argument or return the new value")
+            if id(self) in ctx.input_tensors:
+                ctx.mutated_inputs[id(self)] = self
+            self._node = node
+        else:
+            if value._node is not None:
+                raise TraceError("a traced tensor was assigned into a concrete tensor outside its trace")
+            self._data = value._data
+        self._version += 1
+        if autograd.is_grad_enabled() and value.requires_grad:
+            self.requires_grad = True
+            self._grad_fn = value._grad_fn
+        return self
+
+    def copy_(self, src) -> "Tensor":
+        if not isinstance(src, Tensor):
+            src = T.tensor(src, dtype=self.dtype, device=self.device)
+        if src.device != self.device:
+            src = src.to(self.device)
+        return self._assign(src)
+
+    def zero_(self) -> "Tensor":
+        return self._assign(T.zeros_like(self))
+
+    def fill_(self, value) -> "Tensor":
+        return self._assign(T.full_like(self, value))
+
+    def __setitem__(self, key, value) -> None:
+        self._assign(T.index_put(self, key, value))
+
+    # ---------------------------------------------------------------- conversion
+
+    def to(self, *args, **kwargs) -> "Tensor":
+        return T.to(self, *args, **kwargs)
+
+    def cuda(self) -> "Tensor":
+        return T.to(self, "cuda")
+
+    def cpu(self) -> "Tensor":
+        return T.to(self, "cpu")
+
+    def float(self) -> "Tensor":
+        return T.cast(self, D.float32)
+
+    def half(self) -> "Tensor":
+        return T.cast(self, D.float16)
+
+    def bfloat16(self) -> "Tensor":
+        return T.cast(self, D.bfloat16)
+
+    def double(self) -> "Tensor":
+        return T.cast(self, D.float64)
+
+    def long(self) -> "Tensor":
+        return T.cast(self, D.int64)
+
+    def int(self) -> "Tensor":
+        return T.cast(self, D.int32)
+
+    def bool(self) -> "Tensor":
+        return T.cast(self, D.bool_)
+
+    def type(self, dtype) -> "Tensor":
+        return T.cast(self, D.as_dtype(dtype))
+
+    def __getitem__(self, key) -> "Tensor":
+        return T.getitem(self, key)
+
+
+def _binary_method(fn, reflected: bool = False):
+    if reflected:
+        def method(self, other):
+            return fn(other, self)
+    else:
+        def method(self, other):
+            return fn(self, other)
+    return method
+
+
+def _inplace_method(fn):
+    def method(self, other):
+        return self._assign(fn(self, other))
+    return method
+
+
+_OPERATORS = {
+    "add": "add", "sub": "sub", "mul": "mul", "truediv": "div", "floordiv": "floor_divide",
+    "mod": "remainder", "pow": "pow", "matmul": "matmul", "and": "bitwise_and", "or": "bitwise_or",
+    "xor": "bitwise_xor",
+}
+for _py, _fn in _OPERATORS.items():
+    setattr(Tensor, f"__{_py}__", _binary_method(lambda a, b, _n=_fn: getattr(T, _n)(a, b)))
+    setattr(Tensor, f"__r{_py}__", _binary_method(lambda a, b, _n=_fn: getattr(T, _n)(a, b), reflected=True))
+    setattr(Tensor, f"__i{_py}__", _inplace_method(lambda a, b, _n=_fn: getattr(T, _n)(a, b)))
+
+for _py, _fn in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt", "ge": "ge"}.items():
+    setattr(Tensor, f"__{_py}__", _binary_method(lambda a, b, _n=_fn: getattr(T, _n)(a, b)))
+
+Tensor.__neg__ = lambda self: T.neg(self)
+Tensor.__pos__ = lambda self: self
+Tensor.__abs__ = lambda self: T.abs(self)
+Tensor.__invert__ = lambda self: T.bitwise_not(self)
+
+# Methods that are plain calls of the tritonflow function of the same name.
+TENSOR_METHODS = (
+    "neg abs exp exp2 log log2 log1p expm1 sqrt rsqrt sin cos tanh sigmoid erf relu floor ceil round "
+    "sign reciprocal add sub mul div floor_divide remainder pow maximum minimum eq ne lt le gt ge "
+    "logical_and logical_or logical_xor logical_not clamp clip isnan isinf isfinite where "
+    "sum mean prod max min amax amin argmax argmin var std logsumexp all any cumsum "
+    "reshape view permute transpose expand expand_as broadcast_to squeeze unsqueeze flatten split "
+    "chunk gather take_along_dim index_select tril triu matmul softmax log_softmax flip narrow "
+    "contiguous clone masked_fill type_as square"
+).split()
+
+for _name in TENSOR_METHODS:
+    setattr(Tensor, _name, (lambda _n: lambda self, *a, **k: getattr(T, _n)(self, *a, **k))(_name))
+
+for _name in ("add", "sub", "mul", "div", "clamp", "pow", "masked_fill"):
+    setattr(Tensor, f"{_name}_", (lambda _n: lambda self, *a, **k: self._assign(getattr(T, _n)(self, *a, **k)))(_name))
