@@ -13,6 +13,7 @@ from tritonflow import ops  # noqa: F401  (registers the op table)
 from tritonflow.api import *  # noqa: F401,F403
 from tritonflow.api import softmax, log_softmax  # noqa: F401
 from tritonflow.tensor_class import Tensor  # noqa: F401
+from tritonflow.jit_function import compile, jit  # noqa: F401,A004
 from tritonflow.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 
 bool = bool_  # noqa: A001  (tritonflow.bool, as torch.bool)
@@ -27,9 +28,6 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # Heavier pieces load on first use so `import tritonflow` stays light.
-    if name in ("jit", "compile"):
-        from tritonflow import jit as _jit
-        return getattr(_jit, name)
     if name == "explain":
         from tritonflow.explain import explain
         return explain

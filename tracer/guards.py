@@ -1,0 +1,68 @@
+"""Tracer stage: guards — what must stay the same for a compiled graph to be reused.
+
+A key holds the argument structure with static values, and for each tensor its shape (or its
+symbolic form with dynamic=True), dtype, device and requires_grad. `describe_change` turns two
+keys into the plain-language reason for a recompile.
+"""
+from __future__ import annotations
+
+import sympy
+
+
+def tensor_keys(leaves: list, dynamic: bool) -> tuple:
+    """Per tensor: (shape key, dtype name, device, requires_grad)."""
+    if not dynamic:
+        return tuple((t._shape, t.dtype.name, t.device, t.requires_grad) for t in leaves)
+    # Duck sizing: equal leading sizes share one symbol; 0 and 1 stay static (broadcast semantics).
+    symbol_of: dict[int, int] = {}
+    keys = []
+    for t in leaves:
+        shape = t._shape
+        if shape and shape[0] not in (0, 1):
+            sym = symbol_of.setdefault(shape[0], len(symbol_of))
+            shape_key = (("sym", sym),) + tuple(shape[1:])
+        else:
+            shape_key = tuple(shape)
+        keys.append((shape_key, t.dtype.name, t.device, t.requires_grad))
+    return tuple(keys)
+
+
+def symbolic_shape(shape_key: tuple) -> tuple:
+    return tuple(sympy.Symbol(f"s{d[1]}", integer=True, positive=True) if isinstance(d, tuple) else d
+                 for d in shape_key)
+
+
+def describe_guards(spec, keys, dynamic: bool) -> list[str]:
+    from tracer.pytree import static_values
+    lines = []
+    for i, (shape, dtype, device, rg) in enumerate(keys):
+        shown = ", ".join(f"s{d[1]}" if isinstance(d, tuple) else str(d) for d in shape)
+        lines.append(f"tensor argument {i}: shape ({shown}), dtype {dtype}, device {device}, "
+                     f"requires_grad={rg}")
+    for value in static_values(spec):
+        lines.append(f"static argument equal to {value!r}")
+    if dynamic:
+        lines.append("leading dims marked s0, s1, ... may change without recompiling")
+    return lines
+
+
+def describe_change(old, new) -> str:
+    """Why `new` missed the cache entry made for `old` (both (spec, tensor_keys, extra))."""
+    old_spec, old_keys = old[0], old[1]
+    new_spec, new_keys = new[0], new[1]
+    if old_spec != new_spec:
+        from tracer.pytree import static_values
+        a, b = static_values(old_spec), static_values(new_spec)
+        if len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                if x != y:
+                    return f"static argument {i} changed from {x!r} to {y!r}"
+        return "the structure of the arguments changed (a different nesting or number of tensors)"
+    names = ("shape", "dtype", "device", "requires_grad")
+    for i, (ka, kb) in enumerate(zip(old_keys, new_keys)):
+        for name, va, vb in zip(names, ka, kb):
+            if va != vb:
+                return f"tensor argument {i}: {name} changed from {va} to {vb}"
+    if len(old) > 2 and old[2:] != new[2:]:
+        return f"global state changed from {old[2:]} to {new[2:]}"
+    return "unknown change"

@@ -1,0 +1,82 @@
+"""Tracer stage: call a Python function on proxy tensors and record every op into an IR graph.
+
+Arguments become graph inputs; tensors the function reads from outside (globals, closures,
+module attributes) become captured inputs read at every call; random numbers read a seed and an
+offset input; in-place writes to arguments and gradients left on them become extra outputs that
+the runtime writes back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tritonflow import trace_state
+from tritonflow.errors import TraceError
+from tritonflow.ir.graph import Graph, Node
+from tritonflow.ir.types import TensorType
+from tritonflow.tensor_class import Tensor
+from tracer import pytree
+
+
+@dataclass
+class Traced:
+    """The result of one trace: the graph and how to map values in and out of it."""
+
+    graph: Graph
+    out_spec: object
+    n_args: int                       # graph inputs [0, n_args) are the tensor arguments, in leaf order
+    captured: list                    # concrete tensors read from outside, graph inputs after the args
+    rng_count: int                    # random numbers drawn per call (0: no seed/offset inputs)
+    n_outputs: int                    # the function's own tensor outputs come first in graph.outputs
+    mutated: list = field(default_factory=list)   # arg leaf index for each written-back output
+    grads: list = field(default_factory=list)     # arg leaf index for each gradient output
+
+
+def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> Traced:
+    """Trace `fn(*args, **kwargs)`; `leaves` are the tensors in the arguments, keyed by `tensor_keys`."""
+    from tracer.guards import symbolic_shape
+
+    graph = Graph(name)
+    ctx = trace_state.TraceContext(graph)
+    proxies = []
+    for i, (tensor, key) in enumerate(zip(leaves, tensor_keys)):
+        node = graph.add_input(f"a{i}", TensorType(symbolic_shape(key[0]), tensor.dtype))
+        proxy = Tensor._proxy(node, ctx)
+        proxy.device = tensor.device
+        if tensor.requires_grad:
+            proxy.requires_grad = True
+        proxies.append(proxy)
+        ctx.input_tensors[id(proxy)] = proxy
+    ctx.device = leaves[0].device if leaves else "cpu"
+    in_spec_leaves: list = []
+    spec = pytree.flatten((args, kwargs), in_spec_leaves)
+    proxy_args, proxy_kwargs = pytree.unflatten(spec, proxies) if leaves else (args, kwargs)
+
+    with trace_state.tracing(ctx):
+        result = fn(*proxy_args, **proxy_kwargs)
+        out_leaves: list = []
+        out_spec = pytree.flatten(result, out_leaves)
+        out_nodes = [ctx.node_of(t) for t in out_leaves]
+
+    n_args = len(proxies)
+    # Inputs are ordered: arguments, then captured tensors, then the rng seed/offset.
+    arg_inputs = graph.inputs[:n_args]
+    captured_inputs = [n for n in graph.inputs[n_args:] if n.attrs.get("captured")]
+    rng_inputs = [n for n in graph.inputs[n_args:] if "rng" in n.attrs]
+    rng_inputs.sort(key=lambda n: 0 if n.attrs["rng"] == "seed" else 1)
+    graph.inputs = arg_inputs + captured_inputs + rng_inputs
+
+    outputs: list[Node] = list(out_nodes)
+    mutated, grads = [], []
+    for index, proxy in enumerate(proxies):
+        if id(proxy) in ctx.mutated_inputs:
+            outputs.append(proxy._node)
+            mutated.append(index)
+    for index, proxy in enumerate(proxies):
+        if proxy.grad is not None:
+            if proxy.grad._node is None or proxy.grad._trace is not ctx:
+                raise TraceError("a gradient computed inside the jitted function is not a traced value")
+            outputs.append(proxy.grad._node)
+            grads.append(index)
+    graph.outputs = outputs
+    return Traced(graph=graph, out_spec=out_spec, n_args=n_args, captured=list(ctx.captured),
+                  rng_count=ctx.rng_count, n_outputs=len(out_nodes), mutated=mutated, grads=grads)

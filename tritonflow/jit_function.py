@@ -1,0 +1,209 @@
+"""Framework stage: `tritonflow.jit` and `tritonflow.compile` — trace once per guard key, then run.
+
+A call flattens its arguments, builds the guard key (structure, static values, and each tensor's
+shape or symbolic shape, dtype, device, requires_grad), and on a hit runs the cached graph's
+runner directly. A miss traces, runs the passes, builds the runner and logs why it recompiled.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import warnings
+from collections import namedtuple
+
+from tritonflow import autograd, trace_state
+from tritonflow.backends import check_backend, make_runner
+from tritonflow.errors import DeviceError, UnsupportedError
+from tritonflow.passes.pipeline import log_enabled, run_passes
+from tritonflow.philox import default_generator
+from tritonflow.tensor_class import Tensor
+
+CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries"])
+RECOMPILE_LIMIT = 8
+MODES = ("default", "max-autotune")
+
+
+class CompiledEntry:
+    """One specialization: the traced graph, its final form, and a runner for the backend."""
+
+    def __init__(self, key, traced, graph, pass_record, runner, backend: str, device: str, guards) -> None:
+        self.key = key
+        self.traced = traced
+        self.graph = graph
+        self.pass_record = pass_record
+        self.runner = runner
+        self.backend = backend
+        self.device = device
+        self.guards = guards
+        self.backward = None  # set by the autograd support for entries that need gradients
+
+
+class JitFunction:
+    """A function compiled on first call for each guard key (see module docstring)."""
+
+    def __init__(self, fn, backend: str | None = None, dynamic: bool = False, mode: str = "default") -> None:
+        check_backend(backend)
+        if mode not in MODES:
+            raise UnsupportedError(f"jit: unknown mode {mode!r} (choose from {', '.join(MODES)})")
+        self.fn = fn
+        self.backend = backend
+        self.dynamic = dynamic
+        self.mode = mode
+        self.entries: dict = {}
+        self.hits = 0
+        self.misses = 0
+        self.recompile_reasons: list[str] = []
+        self._lock = threading.Lock()
+        self._last_key = None
+        functools.update_wrapper(self, fn)
+
+    # ---------------------------------------------------------------- the hot path
+
+    def key_of(self, args: tuple, kwargs: dict):
+        from tracer import guards, pytree
+        leaves: list = []
+        spec = pytree.flatten((args, kwargs), leaves)
+        keys = guards.tensor_keys(leaves, self.dynamic)
+        return (spec, keys, autograd.is_grad_enabled()), leaves
+
+    def __call__(self, *args, **kwargs):
+        if trace_state.current() is not None:
+            return self.fn(*args, **kwargs)  # a jitted function called while tracing is inlined
+        key, leaves = self.key_of(args, kwargs)
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self._compile(key, leaves, args, kwargs)
+        else:
+            self.hits += 1
+        return self._run(entry, leaves)
+
+    def _run(self, entry: CompiledEntry, leaves: list):
+        from tracer import pytree
+        traced = entry.traced
+        arrays = [t._data for t in leaves]
+        for t in traced.captured:
+            arrays.append(t._data if t.device == entry.device or entry.device == "cpu" else t.to(entry.device)._data)
+        if traced.rng_count:
+            seed, offset = default_generator.take(traced.rng_count)
+            arrays += _rng_arrays(seed, offset, entry.device)
+        if entry.backward is not None:
+            return entry.backward(entry, leaves, arrays)
+        outs = entry.runner(arrays, entry.device)
+        n = traced.n_outputs
+        results = [Tensor._wrap(o, node.type.dtype, entry.device) for o, node in zip(outs[:n], entry.graph.outputs)]
+        _write_back(traced, leaves, outs, entry)
+        return pytree.unflatten(traced.out_spec, results)
+
+    # ---------------------------------------------------------------- compiling
+
+    def _compile(self, key, leaves, args, kwargs) -> CompiledEntry:
+        with self._lock:
+            entry = self.entries.get(key)
+            if entry is not None:
+                self.hits += 1
+                return entry
+            self.misses += 1
+            if self.entries:
+                self._note_recompile(key)
+            entry = self.build(key, leaves, args, kwargs)
+            self.entries[key] = entry
+            self._last_key = key
+            return entry
+
+    def build(self, key, leaves, args, kwargs, record_passes: list | None = None) -> CompiledEntry:
+        from tracer.guards import describe_guards
+        from tracer.trace import trace
+        device = _device_of(leaves)
+        backend = self.backend or ("triton" if device == "cuda" else "numpy")
+        name = getattr(self.fn, "__name__", "fn").replace("<", "").replace(">", "")
+        traced = trace(self.fn, args, kwargs, leaves, key[1], name)
+        record = record_passes if record_passes is not None else []
+        graph = run_passes(traced.graph, record=record)
+        needs_grad = key[2] and any(t.requires_grad for t in leaves) and not traced.grads
+        guards = describe_guards(key[0], key[1], self.dynamic)
+        if needs_grad:
+            from tritonflow.compiled_autograd import build_differentiable_entry
+            return build_differentiable_entry(self, key, traced, graph, record, backend, device, guards, leaves)
+        runner = make_runner(graph, backend, device, self.mode)
+        return CompiledEntry(key, traced, graph, record, runner, backend, device, guards)
+
+    def _note_recompile(self, key) -> None:
+        from tracer.guards import describe_change
+        previous = self._last_key if self._last_key in self.entries else next(iter(self.entries))
+        reason = describe_change(previous, key)
+        self.recompile_reasons.append(reason)
+        name = getattr(self.fn, "__qualname__", "fn")
+        if log_enabled("recompiles"):
+            print(f"[tritonflow] recompiling {name}: {reason}", file=sys.stderr)
+        if len(self.entries) + 1 == RECOMPILE_LIMIT:
+            hint = ""
+            if "shape changed" in reason and not self.dynamic:
+                hint = "; shapes keep changing: try tritonflow.jit(dynamic=True)"
+            warnings.warn(f"tritonflow: {name} has been compiled {RECOMPILE_LIMIT} times; the guard that "
+                          f"keeps failing: {reason}{hint}", stacklevel=3)
+
+    # ---------------------------------------------------------------- introspection
+
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self.hits, self.misses, len(self.entries))
+
+    def cache_clear(self) -> None:
+        self.entries.clear()
+        self.hits = self.misses = 0
+        self.recompile_reasons.clear()
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return functools.partial(self.__call__, obj)
+
+    def __repr__(self) -> str:
+        return f"<tritonflow.jit {getattr(self.fn, '__qualname__', self.fn)!r}>"
+
+
+def _device_of(leaves: list) -> str:
+    devices = {t.device for t in leaves}
+    if len(devices) > 1:
+        raise DeviceError(f"jit: tensor arguments live on different devices ({', '.join(sorted(devices))}); "
+                          f"move them to one device first")
+    return devices.pop() if devices else "cpu"
+
+
+def _rng_arrays(seed: int, offset: int, device: str) -> list:
+    import numpy as np
+    arrays = [np.asarray(seed, np.int64), np.asarray(offset, np.int64)]
+    if device != "cpu":
+        from tritonflow.storage import numpy_to_torch
+        arrays = [numpy_to_torch(a, device) for a in arrays]
+    return arrays
+
+
+def _write_back(traced, leaves: list, outs: list, entry: CompiledEntry) -> None:
+    """In-place writes to arguments and gradients on them, made inside the function, land now."""
+    position = traced.n_outputs
+    for index in traced.mutated:
+        target = leaves[index]
+        target._data = outs[position]
+        target._version += 1
+        position += 1
+    for index in traced.grads:
+        target = leaves[index]
+        grad = Tensor._wrap(outs[position], target.dtype, entry.device)
+        target.grad = grad
+        position += 1
+
+
+def jit(fn=None, *, backend: str | None = None, dynamic: bool = False, mode: str = "default"):
+    """Compile `fn`: `@jit`, `@jit(backend="triton", dynamic=True)`, or `jit(fn)`."""
+    if fn is None:
+        return lambda f: JitFunction(f, backend=backend, dynamic=dynamic, mode=mode)
+    if isinstance(fn, JitFunction):
+        return fn
+    return JitFunction(fn, backend=backend, dynamic=dynamic, mode=mode)
+
+
+def compile(module, *, backend: str | None = None, dynamic: bool = False, mode: str = "default"):
+    """A callable running `module`'s forward jitted; its parameters and buffers are read at each call."""
+    from tritonflow.nn.compiled import CompiledModule
+    return CompiledModule(module, backend=backend, dynamic=dynamic, mode=mode)

@@ -1,0 +1,54 @@
+"""Passes: the pipeline run on every traced graph, with TRITONFLOW_LOG=ir printing after each pass."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+from tritonflow.ir.graph import Graph
+from tritonflow.passes.cse import cse
+from tritonflow.passes.dce import dce
+
+PassFn = Callable[[Graph], Graph]
+
+
+def default_passes() -> list[tuple[str, PassFn]]:
+    passes: list[tuple[str, PassFn]] = []
+    try:
+        from tritonflow.passes.simplify import simplify
+        passes.append(("simplify", simplify))
+    except ImportError:
+        pass
+    try:
+        from tritonflow.passes.fold import fold_constants
+        passes.append(("fold", fold_constants))
+    except ImportError:
+        pass
+    passes += [("cse", cse), ("dce", dce)]
+    return passes
+
+
+def log_enabled(topic: str) -> bool:
+    return topic in os.environ.get("TRITONFLOW_LOG", "").split(",")
+
+
+def run_passes(graph: Graph, passes: list | None = None, record: list | None = None,
+               verify: bool | None = None) -> Graph:
+    """Run each pass in order. `record` collects (pass name, graph text) for explain()."""
+    from tritonflow.ir.verify import verify_graph
+    if verify is None:
+        verify = os.environ.get("TRITONFLOW_DEBUG", "") == "1"
+    logging = log_enabled("ir")
+    if record is not None:
+        record.append(("trace", str(graph)))
+    if logging:
+        print(f"[tritonflow] IR after trace:\n{graph}", file=sys.stderr)
+    for name, fn in passes if passes is not None else default_passes():
+        graph = fn(graph)
+        if verify:
+            verify_graph(graph)
+        if record is not None:
+            record.append((name, str(graph)))
+        if logging:
+            print(f"[tritonflow] IR after {name}:\n{graph}", file=sys.stderr)
+    return graph
