@@ -1,0 +1,270 @@
+"""tritonflow.nn.functional: composite ops written over primitives (used unchanged eagerly and traced).
+
+Numerics: softmax and log_softmax subtract the row max (a row of -inf gives zeros / -inf, never
+NaN); layer_norm and rms_norm compute in float32 for half inputs with a two-pass variance;
+cross_entropy goes through log_softmax.
+"""
+from __future__ import annotations
+
+import math
+
+import tritonflow.api as T
+from tritonflow import dtypes as D
+from tritonflow.errors import DTypeError, ShapeError
+from tritonflow.ops.shapes import fmt, normalize_dim
+
+
+def _float(x, name):
+    if not T.is_tensor(x):
+        raise DTypeError(f"{name}: expected a tensor, got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise DTypeError(f"{name}: expected a floating point tensor, got {x.dtype.name}")
+    return x
+
+
+def _compute_dtype(x):
+    return D.float32 if x.dtype.is_low_precision else x.dtype
+
+
+def linear(x, weight, bias=None):
+    """y = x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch."""
+    if x.shape[-1] != weight.shape[-1]:
+        raise ShapeError(f"linear: input features {x.shape[-1]} do not match weight {fmt(weight.shape)} "
+                         f"(expects (out_features, {x.shape[-1]}))")
+    out = T.matmul(x, T.transpose(weight, 0, 1) if weight.ndim == 2 else weight)
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def _max_shifted(x, dim):
+    m = T.amax(x, dim, keepdim=True)
+    # A row that is all -inf has max -inf; shifting by 0 keeps exp() at 0 instead of NaN.
+    m = T.where(T.isinf(m), 0.0, m)
+    return x - m
+
+
+def softmax(x, dim=-1, dtype=None):
+    x = _float(x, "softmax")
+    if dtype is not None:
+        x = T.cast(x, dtype)
+    out_dtype = x.dtype
+    x = T.cast(x, _compute_dtype(x))
+    d = normalize_dim("softmax", dim, x.ndim)
+    e = T.exp(_max_shifted(x, d))
+    s = T.sum(e, d, keepdim=True)
+    return T.cast(e / T.where(s == 0, 1.0, s), out_dtype)
+
+
+def log_softmax(x, dim=-1, dtype=None):
+    x = _float(x, "log_softmax")
+    if dtype is not None:
+        x = T.cast(x, dtype)
+    out_dtype = x.dtype
+    x = T.cast(x, _compute_dtype(x))
+    d = normalize_dim("log_softmax", dim, x.ndim)
+    shifted = _max_shifted(x, d)
+    return T.cast(shifted - T.log(T.sum(T.exp(shifted), d, keepdim=True)), out_dtype)
+
+
+def relu(x):
+    return T.relu(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return T.where(x > 0, x, x * negative_slope)
+
+
+def gelu(x, approximate: str = "none"):
+    x = _float(x, "gelu")
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
+        return x * 0.5 * (T.tanh(inner) + 1.0)
+    if approximate != "none":
+        raise ShapeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return x * 0.5 * (T.erf(x * (1.0 / math.sqrt(2.0))) + 1.0)
+
+
+def silu(x):
+    return x * T.sigmoid(_float(x, "silu"))
+
+
+def sigmoid(x):
+    return T.sigmoid(x)
+
+
+def tanh(x):
+    return T.tanh(x)
+
+
+def _normalized_dims(x, normalized_shape, name):
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(normalized_shape)
+    k = len(normalized_shape)
+    if k == 0 or k > x.ndim or tuple(x.shape[x.ndim - k:]) != normalized_shape:
+        raise ShapeError(f"{name}: normalized_shape {fmt(normalized_shape)} does not match the trailing "
+                         f"dims of input {fmt(x.shape)}")
+    return tuple(range(x.ndim - k, x.ndim))
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    x = _float(x, "layer_norm")
+    dims = _normalized_dims(x, normalized_shape, "layer_norm")
+    out_dtype = x.dtype
+    xf = T.cast(x, _compute_dtype(x))
+    mean = T.mean(xf, dims, keepdim=True)
+    centered = xf - mean
+    var = T.mean(centered * centered, dims, keepdim=True)
+    y = centered * T.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return T.cast(y, out_dtype)
+
+
+def rms_norm(x, normalized_shape, weight=None, eps: float | None = None):
+    x = _float(x, "rms_norm")
+    dims = _normalized_dims(x, normalized_shape, "rms_norm")
+    if eps is None:
+        eps = float(D.finfo(x.dtype).eps)
+    out_dtype = x.dtype
+    xf = T.cast(x, _compute_dtype(x))
+    y = xf * T.rsqrt(T.mean(xf * xf, dims, keepdim=True) + eps)
+    if weight is not None:
+        y = y * weight
+    return T.cast(y, out_dtype)
+
+
+def dropout(x, p: float = 0.5, training: bool = True):
+    if not 0.0 <= p <= 1.0:
+        raise ShapeError(f"dropout: probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return T.zeros_like(x)
+    keep = T.rand(tuple(x.shape), device=x.device) >= p
+    return T.where(keep, x * (1.0 / (1.0 - p)), 0.0)
+
+
+def one_hot(labels, num_classes: int = -1):
+    if not T.is_tensor(labels) or not labels.dtype.is_integer:
+        raise DTypeError("one_hot: labels must be an integer tensor")
+    if num_classes < 0:
+        num_classes = int(T.amax(labels).item()) + 1
+    classes = T.iota(tuple(labels.shape) + (num_classes,), labels.ndim, device=labels.device)
+    return T.cast(T.unsqueeze(labels, -1) == classes, D.int64)
+
+
+def embedding(indices, weight):
+    if not T.is_tensor(indices) or not indices.dtype.is_integer:
+        raise DTypeError(f"embedding: indices must be an integer tensor, got "
+                         f"{getattr(indices, 'dtype', type(indices).__name__)}")
+    flat = T.reshape(indices, (-1,))
+    rows = T.index_select(weight, 0, flat)
+    return T.reshape(rows, tuple(indices.shape) + (weight.shape[-1],))
+
+
+def _reduce(loss, reduction, name, weight_sum=None):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return T.sum(loss)
+    if reduction == "mean":
+        if weight_sum is not None:
+            return T.sum(loss) / weight_sum
+        return T.mean(loss)
+    raise ShapeError(f"{name}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+
+
+def nll_loss(log_probs, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    if log_probs.ndim < 1:
+        raise ShapeError("nll_loss: input needs a class dimension")
+    if not target.dtype.is_integer:
+        raise DTypeError(f"nll_loss: target must be an integer tensor of class indices, got {target.dtype.name}")
+    if log_probs.ndim == 1:
+        log_probs, target = T.unsqueeze(log_probs, 0), T.unsqueeze(target, 0)
+    expected = (log_probs.shape[0],) + tuple(log_probs.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ShapeError(f"nll_loss: target shape {fmt(target.shape)} does not match input {fmt(log_probs.shape)} "
+                         f"(expected {fmt(expected)})")
+    valid = target != ignore_index
+    safe = T.where(valid, target, 0)
+    picked = T.squeeze(T.gather(log_probs, 1, T.unsqueeze(safe, 1)), 1)
+    w = T.cast(valid, log_probs.dtype)
+    if weight is not None:
+        w = w * T.index_select(weight, 0, T.reshape(safe, (-1,))).reshape(tuple(safe.shape))
+    loss = -(picked * w)
+    return _reduce(loss, reduction, "nll_loss", T.sum(w) if reduction == "mean" else None)
+
+
+def cross_entropy(logits, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0):
+    _float(logits, "cross_entropy")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ShapeError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    logp = log_softmax(T.cast(logits, _compute_dtype(logits)), 1 if logits.ndim > 1 else 0)
+    if target.dtype.is_floating_point:  # class probabilities
+        if tuple(target.shape) != tuple(logits.shape):
+            raise ShapeError(f"cross_entropy: probability target {fmt(target.shape)} must match logits "
+                             f"{fmt(logits.shape)}")
+        classes = logits.shape[1 if logits.ndim > 1 else 0]
+        target = target * (1.0 - label_smoothing) + label_smoothing / classes
+        loss = -T.sum(logp * target, 1 if logits.ndim > 1 else 0)
+        return _reduce(loss, reduction, "cross_entropy")
+    if label_smoothing == 0.0:
+        return nll_loss(logp, target, weight, ignore_index, reduction)
+    nll = nll_loss(logp, target, weight, ignore_index, "none")
+    valid = T.cast(target != ignore_index, logp.dtype)
+    smooth = -T.mean(logp, 1 if logits.ndim > 1 else 0) * valid
+    loss = nll * (1.0 - label_smoothing) + smooth * label_smoothing
+    return _reduce(loss, reduction, "cross_entropy", T.sum(valid) if reduction == "mean" else None)
+
+
+def mse_loss(input, target, reduction: str = "mean"):
+    diff = input - target
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None):
+    """softmax(q @ k^T * scale + mask) @ v over the last two dims (the written-out form)."""
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        if not T.is_tensor(t) or not t.dtype.is_floating_point:
+            raise DTypeError(f"scaled_dot_product_attention: {name} must be a floating point tensor")
+        if t.ndim < 2:
+            raise ShapeError(f"scaled_dot_product_attention: {name} needs at least 2 dims, got {fmt(t.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ShapeError(f"scaled_dot_product_attention: query head dim {q.shape[-1]} differs from key "
+                         f"head dim {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ShapeError(f"scaled_dot_product_attention: key length {k.shape[-2]} differs from value "
+                         f"length {v.shape[-2]}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = T.matmul(q, T.transpose(k, -2, -1)) * scale
+    L, S = q.shape[-2], k.shape[-2]
+    if is_causal:
+        if attn_mask is not None:
+            raise ShapeError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
+        keep = T.iota((L, S), 1, device=q.device) <= T.iota((L, S), 0, device=q.device)
+        scores = T.where(keep, scores, float("-inf"))
+    elif attn_mask is not None:
+        try:
+            from tritonflow.ops.shapes import broadcast_shapes
+            broadcast_shapes("scaled_dot_product_attention", scores.shape, attn_mask.shape)
+        except ShapeError:
+            raise ShapeError(f"scaled_dot_product_attention: attn_mask {fmt(attn_mask.shape)} does not "
+                             f"broadcast to the scores {fmt(scores.shape)}") from None
+        if attn_mask.dtype.is_bool:
+            scores = T.where(attn_mask, scores, float("-inf"))
+        elif attn_mask.dtype.is_floating_point:
+            scores = scores + attn_mask
+        else:
+            raise DTypeError(f"scaled_dot_product_attention: attn_mask must be bool or float, got "
+                             f"{attn_mask.dtype.name}")
+    probs = softmax(scores, -1)
+    if dropout_p > 0.0:
+        probs = dropout(probs, dropout_p, True)
+    return T.matmul(probs, v)
