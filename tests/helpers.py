@@ -1,0 +1,101 @@
+"""Test helpers: DESIGN.md's tolerance table and an `assert_close` that applies it.
+
+Compare a result against an independent float64 reference. Tolerances (rtol, atol) by the dtype
+of the computation:
+
+    float64   (1e-12, 1e-14)     float32  (1.3e-6, 1e-5)
+    float16   (1e-3,  1e-5)      bfloat16 (1.6e-2, 1e-5)
+    integers and bool: exact
+
+Reductions and matmuls may pass `rtol_scale` (for example the reduction length, or its square
+root) to widen rtol; write the reason next to the call. NaN positions must match exactly, and
+infinities must match in sign and position.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+TOLERANCES = {
+    "float64": (1e-12, 1e-14),
+    "float32": (1.3e-6, 1e-5),
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+}
+EXACT = {"int8", "int16", "int32", "int64", "uint8", "bool"}
+
+
+def dtype_name(dtype) -> str:
+    """A dtype's canonical name from a tritonflow DType, a NumPy/ml_dtypes dtype, or a string."""
+    name = getattr(dtype, "name", None)
+    if name is None:
+        name = str(dtype)
+    name = str(name).replace("torch.", "").replace("tritonflow.", "")
+    return {"bool_": "bool", "half": "float16", "float": "float32", "double": "float64"}.get(name, name)
+
+
+def to_numpy(x) -> np.ndarray:
+    """A NumPy array from a tritonflow Tensor, a torch tensor, a NumPy array or a Python scalar."""
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        if hasattr(x, "detach"):
+            x = x.detach()
+        if hasattr(x, "cpu"):
+            x = x.cpu()
+        return np.asarray(x.numpy())
+    return np.asarray(x)
+
+
+def tolerance(dtype, rtol_scale: float = 1) -> tuple[float, float] | None:
+    """(rtol, atol) for `dtype`, or None when the comparison must be exact."""
+    name = dtype_name(dtype)
+    if name in EXACT:
+        return None
+    if name not in TOLERANCES:
+        raise KeyError(f"assert_close: no tolerance for dtype {name!r}")
+    rtol, atol = TOLERANCES[name]
+    return rtol * rtol_scale, atol
+
+
+def assert_close(got, want, dtype, rtol_scale: float = 1, msg: str = "") -> None:
+    """Assert `got` matches the reference `want` within DESIGN.md's tolerance for `dtype`.
+
+    Shapes must be equal (no broadcasting hides a wrong shape), NaNs must sit at the same
+    positions, infinities must agree exactly, finite values must satisfy
+    |got - want| <= atol + rtol * |want| (compared in float64).
+    """
+    g = to_numpy(got)
+    w = to_numpy(want)
+    prefix = f"{msg}: " if msg else ""
+    assert g.shape == w.shape, f"{prefix}shape {g.shape} != reference shape {w.shape}"
+    tol = tolerance(dtype, rtol_scale)
+    if tol is None:
+        if g.dtype == bool or w.dtype == bool:
+            equal = g.astype(bool) == w.astype(bool)
+        else:
+            equal = g.astype(np.int64) == w.astype(np.int64)
+        if not np.all(equal):
+            bad = np.argwhere(~equal)[:5]
+            raise AssertionError(f"{prefix}{int((~equal).sum())} of {g.size} elements differ ({dtype_name(dtype)} "
+                                 f"must match exactly); first at {bad.tolist()}: got {g[tuple(bad[0])]}, "
+                                 f"want {w[tuple(bad[0])]}")
+        return
+    rtol, atol = tol
+    g64 = g.astype(np.float64)
+    w64 = w.astype(np.float64)
+    nan_g, nan_w = np.isnan(g64), np.isnan(w64)
+    if not np.array_equal(nan_g, nan_w):
+        where = np.argwhere(nan_g != nan_w)[:5].tolist()
+        raise AssertionError(f"{prefix}NaN positions differ at {where}")
+    inf_g, inf_w = np.isinf(g64), np.isinf(w64)
+    if not np.array_equal(inf_g, inf_w) or not np.array_equal(g64[inf_g], w64[inf_w]):
+        where = np.argwhere((inf_g != inf_w) | (inf_g & (g64 != w64)))[:5].tolist()
+        raise AssertionError(f"{prefix}infinities differ at {where}")
+    finite = ~(nan_g | inf_g)
+    err = np.abs(g64 - w64)
+    allowed = atol + rtol * np.abs(w64)
+    bad = finite & (err > allowed)
+    if np.any(bad):
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        worst = float(np.max(np.where(finite, err / np.maximum(allowed, 1e-300), 0)))
+        raise AssertionError(f"{prefix}{int(bad.sum())} of {g.size} elements out of tolerance "
+                             f"({dtype_name(dtype)}: rtol={rtol:g}, atol={atol:g}); first at {list(first)}: "
+                             f"got {float(g64[first])!r}, want {float(w64[first])!r}; worst error is {worst:.3g}x the allowance")

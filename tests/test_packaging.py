@@ -1,0 +1,101 @@
+"""Packaging: `import tritonflow` and a jitted function on the numpy backend need only the core
+dependencies (numpy, sympy, ml_dtypes). Proven in a subprocess where importing torch or triton fails.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Installed through sitecustomize so it is in place before anything else runs in the child.
+BLOCKER = textwrap.dedent('''
+    import sys
+
+    class _Block:
+        """Make torch and triton (and their submodules) fail to import, as if not installed."""
+        blocked = ("torch", "triton")
+
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in self.blocked:
+                raise ImportError(f"No module named {name!r} (blocked by test_packaging)")
+            return None
+
+    sys.meta_path.insert(0, _Block())
+''')
+
+CHILD = textwrap.dedent('''
+    import sys
+    import numpy as np
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("the import blocker did not work: torch imported")
+
+    import tritonflow as tflow
+
+    @tflow.jit
+    def f(x, y):
+        return (tflow.exp(x) * y + 1.0).sum(dim=0)
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3) / 10
+    b = np.full((2, 3), 0.5, dtype=np.float32)
+    got = f(tflow.from_numpy(a), tflow.from_numpy(b)).numpy()
+    want = (np.exp(a.astype(np.float64)) * 0.5 + 1.0).sum(axis=0)
+    assert np.allclose(got, want, rtol=1.3e-6, atol=1e-5), (got, want)
+    assert f.cache_info().misses == 1
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "triton"))
+    assert not loaded, loaded
+    print("OK")
+''')
+
+
+def test_import_and_jit_without_torch_or_triton(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO), env.get("PYTHONPATH", "")])
+    env.pop("TRITON_INTERPRET", None)
+    proc = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.stdout.strip().endswith("OK")
+
+
+def test_blocker_really_blocks(tmp_path):
+    """The proof above only means something if the blocker makes `import torch` fail."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", "import triton"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "blocked by test_packaging" in proc.stderr
+
+
+def test_pyproject_declares_the_layout():
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())
+    project = meta["project"]
+    deps = " ".join(project["dependencies"])
+    for name in ("numpy", "sympy", "ml_dtypes"):
+        assert name in deps
+    assert "torch" not in deps and "triton" not in deps, "the core must not depend on the GPU stack"
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("triton") for d in extras["gpu"]) and any(d.startswith("torch") for d in extras["gpu"])
+    dev = " ".join(extras["dev"])
+    for name in ("pytest", "hypothesis", "ruff"):
+        assert name in dev
+    assert "gpu" in dev
+    assert meta["project"]["scripts"]["tritonflow"] == "tritonflow.cli:main"
+    include = meta["tool"]["setuptools"]["packages"]["find"]["include"]
+    for package in ("tritonflow", "tracer", "kernels"):
+        assert any(pattern.startswith(package) for pattern in include)
