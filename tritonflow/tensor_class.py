@@ -11,7 +11,7 @@ import numpy as np
 import tritonflow.api as T
 from tritonflow import dtypes as D
 from tritonflow import trace_state
-from tritonflow.errors import AutogradError, TraceError, UnsupportedError
+from tritonflow.errors import AutogradError, DTypeError, TraceError, UnsupportedError
 
 
 class Tensor:
@@ -189,7 +189,7 @@ class Tensor:
     def __index__(self) -> int:
         self._concrete("using a tensor as a Python index")
         if self.dtype.is_floating_point:
-            raise TypeError("only integer tensors can be used as a Python index")
+            raise DTypeError(f"__index__: only integer tensors can be used as a Python index, got {self.dtype.name}")
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
@@ -198,12 +198,12 @@ class Tensor:
 
     def __len__(self) -> int:
         if not self._shape:
-            raise TypeError("len() of a 0-d tensor")
+            raise DTypeError("len(): len() of a 0-d tensor is not defined")
         return self._shape[0]
 
     def __iter__(self):
         if not self._shape:
-            raise TypeError("iteration over a 0-d tensor")
+            raise DTypeError("iter(): iteration over a 0-d tensor is not defined")
         for i in range(self._shape[0]):
             yield self[i]
 

@@ -79,8 +79,11 @@ def tensor(data, dtype=None, device: str = "cpu", requires_grad: bool = False):
             from tritonflow.storage import torch_to_numpy
             array = torch_to_numpy(data)
         else:
-            array = np.asarray(data) if dtype is None or dtype is not D.bfloat16 else \
-                np.asarray(data, dtype=np.float32)
+            try:
+                array = np.asarray(data) if dtype is None or dtype is not D.bfloat16 else \
+                    np.asarray(data, dtype=np.float32)
+            except (ValueError, TypeError) as exc:  # ragged nested lists, non-numbers
+                raise DTypeError(f"tensor: cannot build a tensor from {type(data).__name__}: {exc}") from None
         if array.dtype == object:
             raise DTypeError(f"tensor: cannot build a tensor from {type(data).__name__} "
                              f"(ragged nested lists or non-numbers)")
