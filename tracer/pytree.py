@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from tritonflow.tensor_class import Tensor
 
 TENSOR = "T"
@@ -30,6 +32,10 @@ def flatten(obj: Any, leaves: list) -> Any:
 
 
 def _static_key(value: Any) -> Any:
+    if isinstance(value, np.ndarray):  # its repr is truncated: two arrays could share one cache key
+        from tritonflow.errors import DTypeError
+        raise DTypeError(f"jit: an argument is a numpy.ndarray of shape {value.shape}; jitted functions "
+                         f"take tritonflow tensors (wrap it with tritonflow.from_numpy)")
     try:
         hash(value)
         return value
@@ -55,7 +61,9 @@ def unflatten(spec: Any, leaves: list, position: list | None = None) -> Any:
         return {k: unflatten(s, leaves, position) for k, s in zip(spec[1], spec[2])}
     value = spec[1]
     if isinstance(value, tuple) and value[:1] == ("unhashable",):
-        raise TypeError("cannot rebuild an unhashable static value")
+        from tritonflow.errors import TraceError
+        raise TraceError(f"jit: a non-tensor value of type {value[1]} (unhashable) cannot pass through a "
+                         f"jitted function's arguments or results; use tensors or hashable values")
     return value
 
 

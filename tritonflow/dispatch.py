@@ -10,7 +10,7 @@ import numpy as np
 
 from tritonflow import autograd
 from tritonflow import trace_state
-from tritonflow.errors import DeviceError, TritonflowError, UnsupportedError, user_location
+from tritonflow.errors import DeviceError, TraceError, TritonflowError, UnsupportedError, user_location
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import OpDef
 
@@ -26,6 +26,10 @@ def apply(op: OpDef, inputs: list, attrs: dict):
         node = ctx.graph.add(op.name, nodes, attrs, out_type, user_location())
         out = Tensor._proxy(node, ctx)
     else:
+        for t in inputs:
+            if t._node is not None:  # a proxy kept past its trace (appended to a list, a global)
+                raise TraceError(f"{op.name}: a traced tensor escaped its jitted function and was used "
+                                 f"outside it; return it from the function instead")
         out_type = op.infer([TensorType(t.shape, t.dtype) for t in inputs], attrs)
         device = _common_device(op, inputs, attrs)
         if device == "cpu":
