@@ -91,7 +91,10 @@ def tensor(data, dtype=None, device: str = "cpu", requires_grad: bool = False):
             if array.dtype.kind == "f" and array.dtype.itemsize == 8 and not isinstance(data, np.ndarray):
                 dtype = D.DEFAULT_FLOAT  # Python floats default to float32, like PyTorch
             else:
-                dtype = D.from_numpy_dtype(array.dtype)
+                try:
+                    dtype = D.from_numpy_dtype(array.dtype)
+                except DTypeError as exc:
+                    raise DTypeError(f"tensor: {exc.raw_message}") from None
         array = np.array(array, dtype=dtype.np, copy=True)
         out = Tensor._wrap(array, dtype, "cpu")
         if device != "cpu":
@@ -106,7 +109,10 @@ def from_numpy(array: np.ndarray):
     from tritonflow.tensor_class import Tensor
     if not isinstance(array, np.ndarray):
         raise DTypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
-    dtype = D.from_numpy_dtype(array.dtype)
+    try:
+        dtype = D.from_numpy_dtype(array.dtype)
+    except DTypeError as exc:
+        raise DTypeError(f"from_numpy: {exc.raw_message}") from None
     if array.dtype != dtype.np:
         array = array.astype(dtype.np)
     return Tensor._wrap(array, dtype, "cpu")

@@ -13,15 +13,15 @@ from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.ops import creation as C
 
 
-def _shape(shape) -> tuple:
+def _shape(shape, op: str = "full") -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     out = []
     for d in shape:
         if isinstance(d, (bool, float)) or not (isinstance(d, (int, np.integer)) or hasattr(d, "free_symbols")):
-            raise ShapeError(f"shape entries must be integers, got {d!r} in {tuple(shape)}")
+            raise ShapeError(f"{op}: shape entries must be integers, got {d!r} in {tuple(shape)}")
         if isinstance(d, (int, np.integer)) and d < 0:
-            raise ShapeError(f"negative dimension {d} in shape {tuple(shape)}")
+            raise ShapeError(f"{op}: negative dimension {d} in shape {tuple(shape)}")
         out.append(int(d) if isinstance(d, (int, np.integer)) else d)
     return tuple(out)
 
@@ -45,11 +45,11 @@ def full(shape, fill_value, *, dtype=None, device=None, requires_grad=False):
 
 
 def zeros(*shape, dtype=None, device=None, requires_grad=False):
-    return full(_shape(shape), 0, dtype=dtype or D.DEFAULT_FLOAT, device=device, requires_grad=requires_grad)
+    return full(_shape(shape, "zeros"), 0, dtype=dtype or D.DEFAULT_FLOAT, device=device, requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=None, device=None, requires_grad=False):
-    return full(_shape(shape), 1, dtype=dtype or D.DEFAULT_FLOAT, device=device, requires_grad=requires_grad)
+    return full(_shape(shape, "ones"), 1, dtype=dtype or D.DEFAULT_FLOAT, device=device, requires_grad=requires_grad)
 
 
 def empty(*shape, dtype=None, device=None, requires_grad=False):
@@ -156,7 +156,7 @@ def _uniform(shape, lane: int, generator=None):
 
 
 def rand(*shape, dtype=None, device=None, requires_grad=False, generator=None):
-    out = _uniform(_shape(shape), 0, generator)
+    out = _uniform(_shape(shape, "rand"), 0, generator)
     if dtype is not None:
         out = cast(out, dtype)
     return _place(out, device, requires_grad)
@@ -165,7 +165,7 @@ def rand(*shape, dtype=None, device=None, requires_grad=False, generator=None):
 def randn(*shape, dtype=None, device=None, requires_grad=False, generator=None):
     """Standard normal by Box-Muller over two Philox words of the same counters."""
     from tritonflow.api.elementwise import cos, log, sqrt
-    shape = _shape(shape)
+    shape = _shape(shape, "randn")
     u1 = _uniform(shape, 0, generator)
     u2 = _uniform(shape, 1, generator)
     out = sqrt(log(1.0 - u1) * -2.0) * cos(u2 * (2.0 * math.pi))

@@ -138,6 +138,11 @@ def pad_primitive(x, pads, value):
 
 def narrow(x, dim, start, length):
     d = normalize_dim("narrow", dim, x.ndim)
+    size = x.shape[d]
+    if all(isinstance(v, int) for v in (start, length, size)) and not (0 <= start and 0 <= length
+                                                                         and start + length <= size):
+        raise ShapeError(f"narrow: start {start} and length {length} do not fit dim {d} of size {size} "
+                         f"(shape {fmt(x.shape)})")
     starts = [0] * x.ndim
     starts[d] = start
     shape = list(x.shape)
@@ -448,7 +453,12 @@ def index_put(x, key, value):
     if not is_tensor(value):
         value = _tensor_arg(value, "index_put")
     value = cast(value, x.dtype)
-    value = reshape(expand(value, tuple(final)), tuple(sliced))
+    try:
+        value = expand(value, tuple(final))
+    except ShapeError:
+        raise ShapeError(f"index_put (x[key] = value): value of shape {fmt(value.shape)} cannot be broadcast "
+                         f"to the indexed shape {fmt(tuple(final))}") from None
+    value = reshape(value, tuple(sliced))
     fake_out = slice_primitive(x, start, step, sliced)
     (placed,) = M._slice_vjp(value, fake_out, x, tuple(start), tuple(step), tuple(sliced))
     (covered,) = M._slice_vjp(ones(tuple(sliced), dtype=D.int8, device=x.device), fake_out, x,
