@@ -53,8 +53,8 @@ def normalize_dims(op: str, dims, ndim: int) -> tuple:
     """None -> all dims; int or tuple -> sorted unique non-negative dims."""
     if dims is None:
         return tuple(range(ndim))
-    if isinstance(dims, int) and not isinstance(dims, bool):
-        dims = (dims,)
+    if not isinstance(dims, (tuple, list)):
+        dims = (dims,)  # a single dim; normalize_dim rejects what is not an int, naming the op
     out = sorted({normalize_dim(op, d, ndim) for d in dims})
     if ndim == 0:
         return ()
