@@ -48,7 +48,9 @@ def apply(op: OpDef, inputs: list, attrs: dict):
 def run_numpy(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.ndarray:
     """The op's meaning on NumPy arrays, with the result in exactly the inferred dtype and shape."""
     try:
-        result = op.numpy(*arrays, **attrs)
+        # IEEE special values (NaN compares, 0/0, overflow) are results, not errors: no NumPy warnings.
+        with np.errstate(all="ignore"):
+            result = op.numpy(*arrays, **attrs)
     except TritonflowError:
         raise
     except Exception as exc:  # a NumPy failure the type rule did not foresee is our bug

@@ -89,7 +89,10 @@ def _sigmoid(x):
 
 
 def _sign(x):
-    return np.sign(x)
+    # (x > 0) - (x < 0), as PyTorch and the Triton template compute it: sign(NaN) is 0.
+    one = np.ones((), x.dtype)
+    zero = np.zeros((), x.dtype)
+    return (np.where(x > 0, one, zero) - np.where(x < 0, one, zero)).astype(x.dtype)
 
 
 def _floor_divide(a, b):
@@ -110,7 +113,13 @@ def _remainder(a, b):
 
 def _pow(a, b):
     if a.dtype.kind in "iu":
-        return np.power(a, np.maximum(b, 0))
+        # Integer powers as PyTorch defines them: a negative exponent truncates 1 / a**|b| toward
+        # zero, so it is 1 for a == 1, +-1 for a == -1 (by the exponent's parity) and 0 otherwise.
+        positive = np.power(a, np.maximum(b, 0))
+        one = np.ones((), a.dtype)
+        odd = (b % 2) != 0
+        negative = np.where(a == 1, one, np.where(a == -1, np.where(odd, -one, one), np.zeros((), a.dtype)))
+        return np.where(b < 0, negative, positive).astype(a.dtype)
     return np.power(a, b)
 
 
@@ -245,7 +254,7 @@ def _where_samples(dtype):
     from tritonflow.ops.samples import random_array
     out = []
     for sc, sa, sb in [((), (), ()), ((4,), (4,), (4,)), ((3, 1), (1, 5), (3, 5)), ((2, 3), (3,), ())]:
-        out.append(([rng.random(sc) < 0.5, random_array(sa, dtype, rng), random_array(sb, dtype, rng)], {}))
+        out.append(([np.asarray(rng.random(sc) < 0.5), random_array(sa, dtype, rng), random_array(sb, dtype, rng)], {}))
     return out
 
 

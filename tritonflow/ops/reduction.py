@@ -16,7 +16,7 @@ from tritonflow.ops.samples import random_array
 from tritonflow.ops.shapes import normalize_dim
 
 REDUCE_SHAPES = [((7,), (0,)), ((3, 5), (1,)), ((3, 5), (0,)), ((2, 3, 4), (0, 2)), ((4, 6), (0, 1)),
-                 ((5,), ())]
+                 ((5,), ()), ((), ()), ((0, 3), (1,)), ((0, 3), (0,))]
 
 
 def reduced_shape(shape, dims, keepdim):

@@ -10,14 +10,15 @@ BINARY_SHAPES = [((), ()), ((5,), (5,)), ((3, 4), (4,)), ((2, 1, 3), (1, 4, 1)),
 
 
 def random_array(shape, dtype: D.DType, rng: np.random.Generator, low=-3.0, high=3.0) -> np.ndarray:
+    """Random values of `dtype` in [low, high]; always an ndarray, 0-d included (never a NumPy scalar)."""
     if dtype.is_bool:
-        return rng.random(shape) < 0.5
+        return np.asarray(rng.random(shape) < 0.5)
     if dtype.is_integer:
         lo, hi = (int(low), int(high) + 1)
         if dtype is D.int8:
             lo, hi = max(lo, -100), min(hi, 100)
-        return rng.integers(lo, hi, size=shape).astype(dtype.np)
-    return rng.uniform(low, high, size=shape).astype(dtype.np)
+        return np.asarray(rng.integers(lo, hi, size=shape)).astype(dtype.np)
+    return np.asarray(rng.uniform(low, high, size=shape)).astype(dtype.np)
 
 
 def unary_samples(low=-3.0, high=3.0, nonzero=False):
