@@ -1,0 +1,18 @@
+"""Lowering stage (kernels/): schedule -> fuse -> Triton source -> disk cache -> launch.
+
+Public entry points:
+    lower(graph, mode="default" | "max-autotune") -> LoweredGraph
+    LoweredGraph.kernels            -> [KernelInfo(name, source, path, node_lines, kind)]
+    LoweredGraph(inputs, symbols)   -> [torch.Tensor]   (inputs: torch tensors, any strides)
+    cache_stats()                   -> {"compiled", "memory_hits", "disk_hits", ...}
+    eager.run_op(opdef, tensors, attrs, out_type) -> torch.Tensor
+
+Import this only with triton installed; under TRITON_INTERPRET=1 (set before triton is first
+imported) the kernels run on CPU tensors in Triton's interpreter.
+"""
+from __future__ import annotations
+
+from kernels.cache import stats as cache_stats
+from kernels.lowered import KernelInfo, LoweredGraph, lower
+
+__all__ = ["KernelInfo", "LoweredGraph", "cache_stats", "lower"]

@@ -1,0 +1,63 @@
+"""Lowering stage: code generation for pointwise kernels (one or several outputs of one shape).
+
+One program handles XBLOCK consecutive elements of the iteration space; every output is
+computed from inlined producers and stored with the explicit mask `xindex < xnumel`.
+"""
+from __future__ import annotations
+
+from kernels import dtypes as KD
+from kernels import indexing as ix
+from kernels.context import GeneratedKernel, symbol_evaluator
+from kernels.emit import Emitter, Val
+from kernels.schedule import KernelPlan, Schedule, make_pointwise_context
+
+
+def store_text(v: Val, buffer, shape_text: str) -> str:
+    storage = KD.storage_type(buffer.dtype)
+    if v.literal:
+        return f"tl.full({shape_text}, {v.text}, {storage})"
+    text = v.text
+    if not v.shaped:
+        text = f"tl.broadcast_to({text}, {shape_text})"
+    if v.ctype != storage:
+        text = f"{text}.to({storage})"
+    return text
+
+
+def offset_text(em: Emitter, offset) -> str:
+    """A store offset; a constant one is widened to the block (a 0-d output still stores a block)."""
+    text = em.index_text(offset)
+    if not offset.free_symbols:
+        text = f"{text} + 0 * xindex" if text != "0" else "0 * xindex"
+        em.printer.used.add("xindex")
+    return text
+
+
+def generate_pointwise(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, name: str) -> GeneratedKernel:
+    ctx, index = make_pointwise_context(sched, plan.shape, layout, wide)
+    space = ctx.spaces[0]
+    em = Emitter(ctx)
+    for buffer, value in plan.outputs:
+        v = em.value(value, index)
+        offset = ctx.rewrite_offset(ix.linearize(index, buffer.shape))
+        ctx.describe(buffer) if buffer is not value else None
+        em.line(f"tl.store({ctx.pointer(buffer)} + {offset_text(em, offset)}, "
+                f"{store_text(v, buffer, '[XBLOCK]')}, mask=xmask)")
+    head_printer = ix.TritonPrinter()
+    program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
+    head = [
+        f"    xnumel = {head_printer(space.numel)}",
+        f"    xoffset = {program} * XBLOCK",
+        "    xindex = xoffset + tl.arange(0, XBLOCK)",
+        "    xmask = xindex < xnumel",
+    ]
+    head += ctx.index_prologue(space, head_printer, em.printer.used, "    ")
+    args, params = ctx.signature([em.printer, head_printer], ["XBLOCK"])
+    outputs = ", ".join(sched.buffer_name(b) for b, _ in plan.outputs)
+    source = ctx.render(name, f"pointwise over {plan.shape}, writes {outputs}", params, head + em.lines)
+    numel = symbol_evaluator(space.numel)
+    return GeneratedKernel(
+        name=name, kind="pointwise", source=source, node_lines=list(ctx.ir_lines), args=args,
+        constexprs={}, grid=None, numel=numel, config={},
+        reads=list(ctx.deps.values()), writes=[b for b, _ in plan.outputs],
+    )

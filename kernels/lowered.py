@@ -1,0 +1,223 @@
+"""Lowering stage: `lower(graph)` and the LoweredGraph it returns — the compiled function's runtime.
+
+`lower` schedules the graph once. A LoweredGraph holds one set of generated kernels per
+*variant*: the layout of its inputs (contiguous, or strided with strides passed as arguments)
+and the index width (32-bit, or 64-bit when an iteration space could pass 2**31 elements).
+Calling it checks the inputs, picks the variant, allocates the buffers the schedule stores
+(outputs and intermediates between kernels) and launches the kernels in order.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from kernels import cache, heuristics
+from kernels.codegen_pointwise import generate_pointwise
+from kernels.codegen_reduction import generate_reduction
+from kernels.context import GeneratedKernel
+from kernels.schedule import Schedule, schedule_graph
+from tritonflow.errors import LoweringError
+from tritonflow.ir.graph import Graph
+
+INT32_LIMIT = 2 ** 31
+
+
+@dataclass
+class KernelInfo:
+    """What `explain()` shows for one kernel."""
+
+    name: str
+    source: str
+    path: str
+    node_lines: list
+    kind: str = ""
+
+
+class CompiledKernel:
+    """A generated kernel bound to its imported @triton.jit function."""
+
+    def __init__(self, generated: GeneratedKernel, fn, path: str, key: str) -> None:
+        self.generated = generated
+        self.fn = fn
+        self.path = path
+        self.key = key
+        self.tuned: dict = {}
+
+
+def torch_dtype(dtype):
+    import torch
+    return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+            "float64": torch.float64, "int8": torch.int8, "int32": torch.int32, "int64": torch.int64,
+            "bool": torch.bool}[dtype.name]
+
+
+def _is_contiguous(tensor) -> bool:
+    expected = 1
+    for size, stride in zip(reversed(tensor.shape), reversed(tensor.stride())):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+class LoweredGraph:
+    """The graph as kernels; call it with torch tensors (any strides) and the symbol values."""
+
+    def __init__(self, graph: Graph, mode: str = "default") -> None:
+        if mode not in ("default", "max-autotune"):
+            raise ValueError(f"lower: mode must be 'default' or 'max-autotune', got {mode!r}")
+        self.graph = graph
+        self.mode = mode
+        self.schedule: Schedule = schedule_graph(graph)
+        self._variants: dict = {}
+        self._lock = threading.Lock()
+        self._constants: dict = {}
+        default_layout = tuple(True for _ in graph.inputs)
+        self._default = self._variant(default_layout, self._static_wide())
+
+    # ------------------------------------------------------------ variants
+
+    def _static_wide(self) -> bool:
+        for node in list(self.graph.inputs) + list(self.graph.nodes):
+            total = sympy.Integer(1)
+            for d in node.shape:
+                total = total * d
+            if total.is_number and int(total) >= INT32_LIMIT:
+                return True
+        return False
+
+    @property
+    def kernels(self) -> list:
+        return [KernelInfo(k.generated.name, k.generated.source, k.path, k.generated.node_lines,
+                           k.generated.kind) for k in self._default]
+
+    def _variant(self, layout: tuple, wide: bool) -> list:
+        found = self._variants.get((layout, wide))
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._variants.get((layout, wide))
+            if found is not None:
+                return found
+            layout_map = {node.name: contiguous for node, contiguous in zip(self.graph.inputs, layout)}
+            compiled = [self._compile(plan, layout_map, wide) for plan in self.schedule.kernels]
+            self._variants[(layout, wide)] = compiled
+            return compiled
+
+    def _compile(self, plan, layout_map: dict, wide: bool) -> CompiledKernel:
+        from kernels.codegen_templates import generate_matmul, generate_scan, generate_scatter
+        name = f"k{plan.index}_{plan.kind}"
+        try:
+            if plan.kind == "pointwise":
+                generated = generate_pointwise(self.schedule, plan, layout_map, wide, name)
+            elif plan.kind == "reduction":
+                rnumel = _static_rnumel(plan)
+                generated = generate_reduction(self.schedule, plan, layout_map, wide, name,
+                                               heuristics.use_persistent(rnumel))
+            elif plan.kind == "scan":
+                generated = generate_scan(self.schedule, plan, layout_map, wide, name)
+            elif plan.kind == "matmul":
+                generated = generate_matmul(self.schedule, plan, layout_map, wide, name)
+            else:
+                generated = generate_scatter(self.schedule, plan, layout_map, wide, name)
+        except LoweringError:
+            raise
+        except Exception as exc:
+            lines = "\n  ".join(self.schedule.node_line(m) for m in plan.members + [v for _, v in plan.outputs])
+            raise LoweringError(f"code generation failed for kernel {name} ({type(exc).__name__}: {exc})\n"
+                                f"  IR nodes:\n  {lines}") from exc
+        ir_text = "\n".join(generated.node_lines) + "\n---\n" + generated.source
+        key = cache.make_key(ir_text)
+        try:
+            fn, path = cache.get_kernel(key, name, lambda: generated.source)
+        except Exception as exc:
+            raise LoweringError(f"kernel {name} failed to load ({type(exc).__name__}: {exc})\n  IR nodes:\n  "
+                                + "\n  ".join(generated.node_lines)) from exc
+        return CompiledKernel(generated, fn, path, key)
+
+    # ------------------------------------------------------------ calling
+
+    def __call__(self, inputs: list, symbols: dict = None, device=None) -> list:
+        import torch
+        symbols = dict(symbols or {})
+        graph = self.graph
+        if len(inputs) != len(graph.inputs):
+            raise LoweringError(f"{graph.name}: expected {len(graph.inputs)} inputs, got {len(inputs)}")
+        if device is None:
+            device = inputs[0].device if inputs else ("cuda" if torch.cuda.is_available() else "cpu")
+        layout = tuple(_is_contiguous(t) for t in inputs)
+        wide = self._static_wide() or self._dynamic_wide(symbols)
+        compiled = self._variant(layout, wide)
+        env = {id(node): tensor for node, tensor in zip(graph.inputs, inputs)}
+        for node in graph.nodes:
+            if node.op == "constant":
+                env[id(node)] = self._constant(node, device)
+        for node in self.schedule.stored.values():
+            target = self.schedule.aliases.get(id(node), node)
+            if id(target) in env and target is not node:
+                env[id(node)] = env[id(target)]
+                continue
+            shape = tuple(_evaluate(d, symbols) for d in node.shape)
+            env[id(node)] = torch.empty(shape, dtype=torch_dtype(node.dtype), device=device)
+        for node_id, node in list(self.schedule.stored.items()):
+            target = self.schedule.aliases.get(node_id)
+            if target is not None:
+                env[node_id] = env[id(target)]
+        for kernel in compiled:
+            self._launch(kernel, env, symbols)
+        return [self._output(node, env) for node in graph.outputs]
+
+    def _output(self, node, env):
+        buffer = self.schedule.output_buffers.get(id(node), node)
+        return env[id(buffer)]
+
+    def _dynamic_wide(self, symbols: dict) -> bool:
+        for node in list(self.graph.inputs) + list(self.graph.nodes):
+            total = 1
+            for d in node.shape:
+                total *= _evaluate(d, symbols)
+            if total >= INT32_LIMIT:
+                return True
+        return False
+
+    def _constant(self, node, device):
+        key = (id(node), str(device))
+        found = self._constants.get(key)
+        if found is None:
+            import torch
+            value = np.ascontiguousarray(node.attrs["value"])
+            if node.dtype.name == "bfloat16":
+                found = torch.from_numpy(value.view(np.uint16).copy()).view(torch.bfloat16)
+            else:
+                found = torch.from_numpy(value.astype(node.dtype.np).copy())
+            found = found.reshape(tuple(int(d) for d in node.shape)).to(device)
+            self._constants[key] = found
+        return found
+
+    def _launch(self, kernel: CompiledKernel, env: dict, symbols: dict) -> None:
+        from kernels.launch import launch
+        launch(kernel, env, symbols, self.mode)
+
+
+def _evaluate(d, symbols: dict) -> int:
+    if isinstance(d, int):
+        return d
+    expr = sympy.sympify(d)
+    if expr.is_number:
+        return int(expr)
+    return int(expr.subs({s: symbols[s.name] for s in expr.free_symbols}))
+
+
+def _static_rnumel(plan):
+    total = sympy.Integer(1)
+    for d in plan.rdims:
+        total = total * plan.shape[d]
+    return int(total) if total.is_number else None
+
+
+def lower(graph: Graph, mode: str = "default") -> LoweredGraph:
+    """Schedule, generate and load the kernels of `graph` (see the module docstring)."""
+    return LoweredGraph(graph, mode)

@@ -1,0 +1,231 @@
+"""Lowering stage: small @triton.jit helpers the generated kernels call (imported as `th`).
+
+Two reasons they exist. (1) Semantics Triton does not spell directly: NaN-propagating
+max/min, Python-style floor division and remainder, integer powers, argmax with first-index
+ties, Philox uniforms laid out like tritonflow/philox.py. (2) Triton's interpreter (CPU tests)
+cannot call libdevice, so under TRITON_INTERPRET=1 the libdevice functions the op table names
+are written here with `tl` primitives, in numerically careful forms; on a GPU they forward to
+libdevice.
+"""
+from __future__ import annotations
+
+import os
+
+import triton
+import triton.language as tl
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+_INF = tl.constexpr(float("inf"))
+
+if not INTERPRETED:
+    from triton.language.extra import libdevice
+
+
+# ---------------------------------------------------------------- reduction combiners
+
+@triton.jit
+def add_combine(a, b):
+    return a + b
+
+
+@triton.jit
+def mul_combine(a, b):
+    return a * b
+
+
+@triton.jit
+def max_combine(a, b):
+    # NaN wins, like NumPy's max.
+    return tl.where((a > b) | (a != a), a, b)
+
+
+@triton.jit
+def min_combine(a, b):
+    return tl.where((a < b) | (a != a), a, b)
+
+
+@triton.jit
+def argmax_combine(value_a, index_a, value_b, index_b):
+    nan_a = value_a != value_a
+    nan_b = value_b != value_b
+    greater = (value_a > value_b) | (nan_a & ~nan_b)
+    equal = (value_a == value_b) | (nan_a & nan_b)
+    pick_a = greater | (equal & (index_a < index_b))
+    return tl.where(pick_a, value_a, value_b), tl.where(pick_a, index_a, index_b)
+
+
+@triton.jit
+def argmin_combine(value_a, index_a, value_b, index_b):
+    nan_a = value_a != value_a
+    nan_b = value_b != value_b
+    less = (value_a < value_b) | (nan_a & ~nan_b)
+    equal = (value_a == value_b) | (nan_a & nan_b)
+    pick_a = less | (equal & (index_a < index_b))
+    return tl.where(pick_a, value_a, value_b), tl.where(pick_a, index_a, index_b)
+
+
+# ---------------------------------------------------------------- binary ops with Python semantics
+
+@triton.jit
+def maximum(a, b):
+    return tl.where((a > b) | (a != a), a, b)
+
+
+@triton.jit
+def minimum(a, b):
+    return tl.where((a < b) | (a != a), a, b)
+
+
+@triton.jit
+def floor_divide_int(a, b):
+    # Triton's // truncates toward zero; Python floors. Division by zero gives 0 (op table).
+    safe = tl.where(b == 0, 1, b)
+    q = a // safe
+    r = a - q * safe
+    q = tl.where((r != 0) & ((r < 0) != (safe < 0)), q - 1, q)
+    return tl.where(b == 0, 0, q)
+
+
+@triton.jit
+def remainder_int(a, b):
+    safe = tl.where(b == 0, 1, b)
+    r = a % safe
+    r = tl.where((r != 0) & ((r < 0) != (safe < 0)), r + safe, r)
+    return tl.where(b == 0, 0, r)
+
+
+@triton.jit
+def remainder_float(a, b):
+    # NumPy: fmod, then moved into the divisor's sign.
+    r = a % b
+    return tl.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+
+
+@triton.jit
+def floor_divide_float(a, b):
+    # NumPy's algorithm: exact fmod, then round the (nearly integral) quotient.
+    r = a % b
+    div = (a - r) / b
+    div = tl.where((r != 0) & ((r < 0) != (b < 0)), div - 1.0, div)
+    q = tl.floor(div)
+    q = tl.where(div - q > 0.5, q + 1.0, q)
+    return tl.where(b == 0, a / b, q)
+
+
+@triton.jit
+def pow_int(a, b):
+    # Square-and-multiply over the exponent's bits; negative exponents count as 0 (op table).
+    e = tl.maximum(b, 0)
+    result = a * 0 + 1
+    base = a
+    for _ in tl.static_range(63):
+        result = tl.where((e & 1) != 0, result * base, result)
+        base = base * base
+        e = e >> 1
+    return result
+
+
+@triton.jit
+def pow_float(a, b):
+    magnitude = tl.exp2(b.to(tl.float64) * tl.log2(tl.abs(a).to(tl.float64))).to(a.dtype)
+    integral = tl.floor(b) == b
+    odd = integral & (tl.abs(b % 2.0) == 1.0)
+    result = tl.where((a < 0) & odd, -magnitude, magnitude)
+    result = tl.where((a < 0) & ~integral, float("nan"), result)
+    result = tl.where(b == 0, 1.0, result)
+    return result
+
+
+# ---------------------------------------------------------------- Philox uniforms
+
+@triton.jit
+def philox_uniform(seed, counter, LANE: tl.constexpr):
+    # Counter words (offset + i as uint32, 0, 0, 0), as tritonflow/philox.py defines them.
+    c = counter.to(tl.uint32)
+    r0, r1, r2, r3 = tl.randint4x(seed, c)
+    if LANE == 0:
+        bits = r0
+    elif LANE == 1:
+        bits = r1
+    elif LANE == 2:
+        bits = r2
+    else:
+        bits = r3
+    return tl.uint_to_uniform_float(bits)
+
+
+# ---------------------------------------------------------------- libdevice, or its stand-ins
+
+if INTERPRETED:
+    @triton.jit
+    def log1p(x):
+        # Goldberg: log(u) * x / (u - 1) keeps full relative accuracy near 0.
+        u = 1.0 + x
+        safe = tl.where(u == 1.0, 2.0, u)
+        return tl.where(u == 1.0, x, tl.log(safe) * x / (safe - 1.0))
+
+    @triton.jit
+    def expm1(x):
+        # Kahan: (u - 1) * x / log(u).
+        u = tl.exp(x)
+        safe = tl.where((u == 1.0) | (u - 1.0 == -1.0), 2.0, u)
+        body = (safe - 1.0) * x / tl.log(safe)
+        body = tl.where(u - 1.0 == -1.0, -1.0, body)
+        body = tl.where(u == 1.0, x, body)
+        return tl.where(x > 80.0, u, body)
+
+    @triton.jit
+    def tanh(x):
+        e = expm1(-2.0 * tl.abs(x))
+        t = -e / (2.0 + e)
+        return tl.where(x < 0, -t, t)
+
+    @triton.jit
+    def rsqrt(x):
+        return 1.0 / tl.sqrt_rn(x)
+
+    @triton.jit
+    def nearbyint(x):
+        # Round half to even.
+        f = tl.floor(x)
+        d = x - f
+        up = (d > 0.5) | ((d == 0.5) & ((f % 2.0) != 0))
+        return tl.where(up, f + 1.0, f)
+
+    @triton.jit
+    def isinf(x):
+        return tl.abs(x) == _INF
+
+    @triton.jit
+    def isfinited(x):
+        return tl.abs(x) < _INF
+
+else:
+    @triton.jit
+    def log1p(x):
+        return libdevice.log1p(x)
+
+    @triton.jit
+    def expm1(x):
+        return libdevice.expm1(x)
+
+    @triton.jit
+    def tanh(x):
+        return libdevice.tanh(x)
+
+    @triton.jit
+    def rsqrt(x):
+        return libdevice.rsqrt(x)
+
+    @triton.jit
+    def nearbyint(x):
+        return libdevice.nearbyint(x)
+
+    @triton.jit
+    def isinf(x):
+        return tl.abs(x) == _INF
+
+    @triton.jit
+    def isfinited(x):
+        return tl.abs(x) < _INF

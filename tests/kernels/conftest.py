@@ -1,0 +1,16 @@
+"""Test setup for kernels/: Triton's interpreter on CPU when there is no GPU, a private cache dir."""
+import os
+import sys
+import tempfile
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+if not torch.cuda.is_available():
+    # Must happen before triton is first imported.
+    os.environ["TRITON_INTERPRET"] = "1"
+
+os.environ.setdefault("TRITONFLOW_CACHE_DIR", tempfile.mkdtemp(prefix="tritonflow-kernels-test-"))
