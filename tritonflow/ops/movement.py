@@ -138,7 +138,8 @@ def _slice_vjp(g, out, x, start, step, shape):
             zeros_shape = list(g.shape)
             zeros_shape[d + 1] = st - 1
             g = T.cat([g, T.zeros(tuple(zeros_shape), dtype=g.dtype, device=g.device)], d + 1)
-            merged = list(out.shape[:d]) + [n * st] + list(g.shape[d + 2:])
+            # dims before d were already padded back to x's sizes: read them off g, not out
+            merged = list(g.shape[:d]) + [n * st] + list(g.shape[d + 2:])
             g = T.reshape(g, tuple(merged))
             g = T.narrow(g, d, 0, (n - 1) * st + 1)
             n = (n - 1) * st + 1
