@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import sys
 
+from tritonflow.dispatch import run_numpy
 from tritonflow.errors import UnsupportedError
-from tritonflow.interpreter import bind_symbols, run_graph
+from tritonflow.interpreter import _resolve, _symbolic_attrs, bind_symbols, run_graph
 from tritonflow.ir.graph import Graph
+from tritonflow.ops.registry import OPS
 
 BACKENDS = ("numpy", "triton")
 
@@ -38,19 +40,62 @@ def triton_interpreter_ready() -> None:
 
 
 class NumpyRunner:
+    """The interpreter as a backend: the graph turned once into a flat plan of slot-indexed steps.
+
+    Same meaning as `interpreter.run_graph` (each step is `run_numpy` of the op table entry), but
+    the per-call work is a list walk, and each intermediate is dropped right after its last reader.
+    Keeping every intermediate alive until the end made large graphs touch fresh memory for each
+    node (page faults, cold caches): 1.5x the time of the same hand-written NumPy.
+    """
+
     kernels: list = []
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.symbolic = any(not isinstance(d, int) for n in graph.inputs for d in n.type.shape)
+        slot_of: dict[int, int] = {}
+        for node in graph.inputs:
+            slot_of[id(node)] = len(slot_of)
+        self.n_inputs = len(graph.inputs)
+        template: list = [None] * self.n_inputs
+        body = []
+        for node in graph.nodes:
+            slot_of[id(node)] = len(template)
+            template.append(node.attrs["value"] if node.op == "constant" else None)
+            if node.op != "constant":
+                body.append(node)
+        self.template = template
+        kept = {slot_of[id(n)] for n in graph.outputs}
+        kept.update(slot_of[id(n)] for n in graph.inputs)  # the caller owns those
+        kept.update(slot_of[id(n)] for n in graph.nodes if n.op == "constant")
+        last_reader: dict[int, int] = {}
+        for step, node in enumerate(body):
+            for inp in node.inputs:
+                last_reader[slot_of[id(inp)]] = step
+        frees: list[list[int]] = [[] for _ in body]
+        for slot, step in last_reader.items():
+            if slot not in kept:
+                frees[step].append(slot)
+        self.steps = [(OPS[node.op], tuple(slot_of[id(i)] for i in node.inputs), node.attrs, node.type,
+                       slot_of[id(node)], tuple(frees[k]), self.symbolic and _symbolic_attrs(node.attrs))
+                      for k, node in enumerate(body)]
+        self.outputs = [slot_of[id(n)] for n in graph.outputs]
 
     def __call__(self, arrays: list, device: str = "cpu") -> list:
         if device != "cpu":
             from tritonflow.storage import numpy_to_torch, torch_to_numpy
             outs = run_graph(self.graph, [torch_to_numpy(a) for a in arrays])
             return [numpy_to_torch(o, "cuda") for o in outs]
-        bindings = bind_symbols(self.graph, arrays) if self.symbolic else {}
-        return run_graph(self.graph, arrays, bindings)
+        bindings = bind_symbols(self.graph, arrays) if self.symbolic else None
+        env = self.template.copy()
+        env[:self.n_inputs] = arrays
+        for op, inputs, attrs, out_type, out, frees, symbolic in self.steps:
+            if symbolic:
+                attrs = {k: _resolve(v, bindings) for k, v in attrs.items()}
+            env[out] = run_numpy(op, [env[i] for i in inputs], attrs, out_type)
+            for slot in frees:
+                env[slot] = None
+        return [env[i] for i in self.outputs]
 
 
 class TritonRunner:
