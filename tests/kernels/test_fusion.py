@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import kernels
-from helpers import Builder, assert_close, to_numpy, to_torch
+from kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
 
 F32 = D.float32
