@@ -64,7 +64,9 @@ def log_softmax(x, dim=-1, dtype=None):
     x = T.cast(x, _compute_dtype(x))
     d = normalize_dim("log_softmax", dim, x.ndim)
     shifted = _max_shifted(x, d)
-    return T.cast(shifted - T.log(T.sum(T.exp(shifted), d, keepdim=True)), out_dtype)
+    s = T.sum(T.exp(shifted), d, keepdim=True)
+    # A fully masked row sums to 0: log(1) keeps it at -inf instead of -inf - (-inf) = NaN.
+    return T.cast(shifted - T.log(T.where(s == 0, 1.0, s)), out_dtype)
 
 
 def relu(x):
