@@ -15,34 +15,14 @@ from __future__ import annotations
 import os
 
 
-def _cuda_available() -> bool:
-    """Whether a CUDA GPU is usable, decided without importing triton."""
-    try:
-        import torch
-    except ImportError:
-        return False  # no torch: the GPU path cannot run here anyway
-    try:
-        return bool(torch.cuda.is_available())
-    except Exception:  # a broken driver install reports as "no GPU"
-        return False
+from helpers import HAS_CUDA, lowering_available  # noqa: E402  (decides without importing triton)
 
-
-HAS_CUDA = _cuda_available()
 if not HAS_CUDA:
     os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
 
 BACKENDS = ("numpy", "triton")
-
-
-def lowering_available() -> bool:
-    """True once the kernels package provides `lower(graph, mode)` (the Triton lowering)."""
-    try:
-        import kernels
-    except ImportError:
-        return False
-    return callable(getattr(kernels, "lower", None))
 
 
 @pytest.fixture(params=BACKENDS)

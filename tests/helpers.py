@@ -99,3 +99,27 @@ def assert_close(got, want, dtype, rtol_scale: float = 1, msg: str = "") -> None
         raise AssertionError(f"{prefix}{int(bad.sum())} of {g.size} elements out of tolerance "
                              f"({dtype_name(dtype)}: rtol={rtol:g}, atol={atol:g}); first at {list(first)}: "
                              f"got {float(g64[first])!r}, want {float(w64[first])!r}; worst error is {worst:.3g}x the allowance")
+
+
+def _cuda_available() -> bool:
+    """Whether a CUDA GPU is usable, decided without importing triton."""
+    try:
+        import torch
+    except ImportError:
+        return False  # no torch: the GPU path cannot run here anyway
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken driver install reports as "no GPU"
+        return False
+
+
+HAS_CUDA = _cuda_available()
+
+
+def lowering_available() -> bool:
+    """True once the kernels package provides `lower(graph, mode)` (the Triton lowering)."""
+    try:
+        import kernels
+    except ImportError:
+        return False
+    return callable(getattr(kernels, "lower", None))

@@ -23,7 +23,7 @@ import pytest
 import tritonflow as tf
 from tritonflow.errors import (AutogradError, DeviceError, DTypeError, ShapeError, TraceError,
                                TritonflowError, TritonflowIndexError, UnsupportedError)
-from conftest import HAS_CUDA, lowering_available
+from helpers import HAS_CUDA, lowering_available
 
 F = tf.nn.functional
 THIS_FILE = os.path.basename(__file__)
