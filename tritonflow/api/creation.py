@@ -139,7 +139,9 @@ def _uniform(shape, lane: int, generator=None):
         seed_node, base = ctx.rng_inputs()
         from tritonflow.tensor_class import Tensor
         seed_t = Tensor._proxy(seed_node, ctx)
-        offset_t = Tensor._proxy(base, ctx) + scalar_tensor(ctx.rng_count, D.int64)
+        # lane 0 reserves n new counters; other lanes reuse the counters lane 0 just took (as eager does)
+        first = ctx.rng_count if lane == 0 else ctx.rng_count - n
+        offset_t = Tensor._proxy(base, ctx) + scalar_tensor(first, D.int64)
         if lane == 0:
             ctx.rng_count += int(n) if isinstance(n, int) else 0
             if not isinstance(n, int):
