@@ -46,15 +46,31 @@ def describe_guards(spec, keys, dynamic: bool) -> list[str]:
     return lines
 
 
+def _same_skeleton(a, b) -> bool:
+    """Whether two specs nest alike with tensors in the same places (statics may differ)."""
+    if a == "T" or b == "T":
+        return a == b
+    if a[0] != b[0]:
+        return False
+    if a[0] == "static":
+        return True
+    if a[:-1] != b[:-1] or len(a[-1]) != len(b[-1]):
+        return False
+    return all(_same_skeleton(x, y) for x, y in zip(a[-1], b[-1]))
+
+
 def describe_change(old, new) -> str:
     """Why `new` missed the cache entry made for `old` (both (spec, tensor_keys, extra))."""
     old_spec, old_keys = old[0], old[1]
     new_spec, new_keys = new[0], new[1]
     if old_spec != new_spec:
-        from tracer.pytree import static_values
-        a, b = static_values(old_spec), static_values(new_spec)
-        if len(a) == len(b):
-            for i, (x, y) in enumerate(zip(a, b)):
+        from tracer.pytree import static_keys
+        a, b = static_keys(old_spec), static_keys(new_spec)
+        if len(a) == len(b) and _same_skeleton(old_spec, new_spec):
+            for i, ((ta, x), (tb, y)) in enumerate(zip(a, b)):
+                if ta is not tb:
+                    return (f"static argument {i} changed from {x!r} ({ta.__name__}) "
+                            f"to {y!r} ({tb.__name__})")
                 if x != y:
                     return f"static argument {i} changed from {x!r} to {y!r}"
         return "the structure of the arguments changed (a different nesting or number of tensors)"

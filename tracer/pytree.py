@@ -1,6 +1,9 @@
 """Tracer stage: flatten nested tuples, lists and dicts of tensors into leaves and a hashable spec.
 
-Non-tensor values stay in the spec (they are static: part of the cache key, compared by value).
+Non-tensor values stay in the spec: they are static, part of the cache key, compared by type and
+value (so `f(x, 1)`, `f(x, 1.0)` and `f(x, True)` are three specializations: they trace
+differently, `int_tensor * 1.0` is float32). An unhashable static value is keyed by its type and
+repr and passed to the function as the object itself.
 """
 from __future__ import annotations
 
@@ -13,22 +16,48 @@ from tritonflow.tensor_class import Tensor
 TENSOR = "T"
 
 
+class Opaque:
+    """An unhashable static value: keyed by (type, repr), carrying the object itself."""
+
+    __slots__ = ("value", "key")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.key = (type(value).__qualname__, repr(value))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Opaque) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return self.key[1]
+
+
 def flatten(obj: Any, leaves: list) -> Any:
     """Append the tensors of `obj` to `leaves`; return the structure spec (hashable)."""
-    if isinstance(obj, Tensor):
+    kind = type(obj)
+    if kind is Tensor or isinstance(obj, Tensor):
         leaves.append(obj)
         return TENSOR
+    if kind is tuple:
+        return ("tuple", tuple([flatten(o, leaves) for o in obj]))
+    if kind is list:
+        return ("list", tuple([flatten(o, leaves) for o in obj]))
+    if kind is dict:
+        keys = tuple(obj)
+        return ("dict", keys, tuple([flatten(obj[k], leaves) for k in keys]))
     if isinstance(obj, tuple):
-        kind = type(obj)
-        if kind is not tuple and hasattr(obj, "_fields"):
-            return ("namedtuple", kind, tuple(flatten(o, leaves) for o in obj))
-        return ("tuple", tuple(flatten(o, leaves) for o in obj))
+        if hasattr(obj, "_fields"):
+            return ("namedtuple", kind, tuple([flatten(o, leaves) for o in obj]))
+        return ("tuple", tuple([flatten(o, leaves) for o in obj]))
     if isinstance(obj, list):
-        return ("list", tuple(flatten(o, leaves) for o in obj))
+        return ("list", tuple([flatten(o, leaves) for o in obj]))
     if isinstance(obj, dict):
-        keys = tuple(obj.keys())
-        return ("dict", keys, tuple(flatten(obj[k], leaves) for k in keys))
-    return ("static", _static_key(obj))
+        keys = tuple(obj)
+        return ("dict", keys, tuple([flatten(obj[k], leaves) for k in keys]))
+    return ("static", kind, _static_key(obj))
 
 
 def _static_key(value: Any) -> Any:
@@ -40,10 +69,11 @@ def _static_key(value: Any) -> Any:
         hash(value)
         return value
     except TypeError:
-        return ("unhashable", type(value).__name__, repr(value))
+        return Opaque(value)
 
 
 def unflatten(spec: Any, leaves: list, position: list | None = None) -> Any:
+    """Rebuild the structure of `spec`, taking tensors from `leaves` in order."""
     if position is None:
         position = [0]
     if spec == TENSOR:
@@ -52,19 +82,15 @@ def unflatten(spec: Any, leaves: list, position: list | None = None) -> Any:
         return value
     tag = spec[0]
     if tag == "tuple":
-        return tuple(unflatten(s, leaves, position) for s in spec[1])
+        return tuple([unflatten(s, leaves, position) for s in spec[1]])
     if tag == "namedtuple":
         return spec[1](*[unflatten(s, leaves, position) for s in spec[2]])
     if tag == "list":
         return [unflatten(s, leaves, position) for s in spec[1]]
     if tag == "dict":
         return {k: unflatten(s, leaves, position) for k, s in zip(spec[1], spec[2])}
-    value = spec[1]
-    if isinstance(value, tuple) and value[:1] == ("unhashable",):
-        from tritonflow.errors import TraceError
-        raise TraceError(f"jit: a non-tensor value of type {value[1]} (unhashable) cannot pass through a "
-                         f"jitted function's arguments or results; use tensors or hashable values")
-    return value
+    value = spec[2]
+    return value.value if isinstance(value, Opaque) else value
 
 
 def static_values(spec: Any) -> list:
@@ -72,9 +98,22 @@ def static_values(spec: Any) -> list:
     if spec == TENSOR:
         return []
     if spec[0] == "static":
-        return [spec[1]]
+        value = spec[2]
+        return [value.value if isinstance(value, Opaque) else value]
     children = spec[-1]
     out = []
     for child in children:
         out.extend(static_values(child))
+    return out
+
+
+def static_keys(spec: Any) -> list:
+    """(type, key) of each static leaf, in order: what the cache compares."""
+    if spec == TENSOR:
+        return []
+    if spec[0] == "static":
+        return [(spec[1], spec[2])]
+    out = []
+    for child in spec[-1]:
+        out.extend(static_keys(child))
     return out
