@@ -15,7 +15,8 @@ from kernels.schedule import KernelPlan, Schedule, make_pointwise_context
 def store_text(v: Val, buffer, shape_text: str) -> str:
     storage = KD.storage_type(buffer.dtype)
     if v.literal:
-        return f"tl.full({shape_text}, {v.text}, {storage})"
+        text = f"tl.full({shape_text}, {v.text}, {v.ctype})"
+        return text if v.ctype == storage else f"{text}.to({storage})"
     text = v.text
     if not v.shaped:
         text = f"tl.broadcast_to({text}, {shape_text})"
@@ -37,6 +38,7 @@ def generate_pointwise(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
     ctx, index = make_pointwise_context(sched, plan.shape, layout, wide)
     space = ctx.spaces[0]
     em = Emitter(ctx)
+    ctx.defining |= {id(value) for _, value in plan.outputs}
     for buffer, value in plan.outputs:
         v = em.value(value, index)
         offset = ctx.rewrite_offset(ix.linearize(index, buffer.shape))

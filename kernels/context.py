@@ -86,6 +86,7 @@ class KernelContext:
         self.stride_args: dict = {}       # symbol name -> (node, dim)
         self.ir_lines: list = []
         self._described: set = set()
+        self.defining: set = set()        # ids of nodes this kernel computes (never read back)
 
     # ------------------------------------------------------------ names and spaces
 
@@ -160,7 +161,8 @@ class KernelContext:
             return Val(name, KD.compute_type(node.dtype), shaped=True)
         if node.op == "input":
             return self.load_buffer(emitter, node, index, conds)
-        if node.op == "constant" or (is_inlined(node) and not self.schedule.is_forced_anchor(node)):
+        forced = self.schedule.is_forced_anchor(node) and id(node) not in self.defining
+        if node.op == "constant" or (is_inlined(node) and not forced):
             return None
         self.deps[id(node)] = node
         return self.load_buffer(emitter, node, index, conds)

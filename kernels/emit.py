@@ -97,6 +97,9 @@ class Emitter:
         offset = self.ctx.rewrite_offset(offset)
         mask = self.mask_for(offset, conds)
         text = f"tl.load({ptr} + {self.index_text(offset)}"
+        if not sympy.sympify(offset).free_symbols:
+            # A one-element block, not a 0-d scalar: scalars trip the interpreter's bitwise ops.
+            text += " + tl.zeros([1], tl.int32)"
         text += f", mask={mask}, other=0)" if mask else ")"
         if KD.compute_type(dtype) != KD.storage_type(dtype):
             text += f".to({KD.compute_type(dtype)})"
@@ -203,6 +206,8 @@ class Emitter:
         shaped = any(a.shaped for a in args)
         if node.op == "cast":
             return self._cast(node, args[0], comment)
+        if node.op in ("floor", "ceil", "round") and not node.dtype.is_floating_point:
+            return args[0]  # rounding an integer is the identity (the float intrinsics reject ints)
         template = op.triton
         if template in CUSTOM_SPELLINGS:
             floating = node.inputs[0].dtype.is_floating_point

@@ -17,6 +17,7 @@ import triton.language as tl
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 _INF = tl.constexpr(float("inf"))
+_NAN = tl.constexpr(float("nan"))
 
 if not INTERPRETED:
     from triton.language.extra import libdevice
@@ -115,7 +116,8 @@ def floor_divide_float(a, b):
 
 @triton.jit
 def pow_int(a, b):
-    # Square-and-multiply over the exponent's bits; negative exponents count as 0 (op table).
+    # Square-and-multiply over the exponent's bits. A negative exponent truncates 1 / a**|b|
+    # toward zero (PyTorch, and the op table): 1 for a == 1, +-1 for a == -1, else 0.
     e = tl.maximum(b, 0)
     result = a * 0 + 1
     base = a
@@ -123,18 +125,20 @@ def pow_int(a, b):
         result = tl.where((e & 1) != 0, result * base, result)
         base = base * base
         e = e >> 1
-    return result
+    odd = (b % 2) != 0
+    negative = tl.where(a == 1, 1, tl.where(a == -1, tl.where(odd, -1, 1), 0))
+    return tl.where(b < 0, negative.to(result.dtype), result)
 
 
 @triton.jit
 def pow_float(a, b):
     magnitude = tl.exp2(b.to(tl.float64) * tl.log2(tl.abs(a).to(tl.float64))).to(a.dtype)
     integral = tl.floor(b) == b
-    odd = integral & (tl.abs(b % 2.0) == 1.0)
-    result = tl.where((a < 0) & odd, -magnitude, magnitude)
-    result = tl.where((a < 0) & ~integral, float("nan"), result)
-    result = tl.where(b == 0, 1.0, result)
-    return result
+    half = b * 0.5
+    odd = tl.where(integral, tl.floor(half) != half, False)
+    signed = tl.where(odd, -magnitude, magnitude)
+    result = tl.where(a < 0, tl.where(integral, signed, _NAN), magnitude)
+    return tl.where(b == 0, 1.0, result)
 
 
 # ---------------------------------------------------------------- Philox uniforms

@@ -14,6 +14,7 @@ from tritonflow.api import *  # noqa: F401,F403
 from tritonflow.api import softmax, log_softmax  # noqa: F401
 from tritonflow.tensor_class import Tensor  # noqa: F401
 from tritonflow.jit_function import compile, jit  # noqa: F401,A004
+from tritonflow.matmul_precision import get_matmul_precision, set_matmul_precision  # noqa: F401
 from tritonflow.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 
 bool = bool_  # noqa: A001  (tritonflow.bool, as torch.bool)
