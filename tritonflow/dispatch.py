@@ -47,10 +47,16 @@ def apply(op: OpDef, inputs: list, attrs: dict):
 
 def run_numpy(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.ndarray:
     """The op's meaning on NumPy arrays, with the result in exactly the inferred dtype and shape."""
+    # IEEE special values (NaN compares, 0/0, overflow) are results, not errors: no NumPy warnings.
+    with np.errstate(all="ignore"):
+        return run_numpy_quiet(op, arrays, attrs, out_type)
+
+
+def run_numpy_quiet(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.ndarray:
+    """`run_numpy` for a caller that already holds `np.errstate(all="ignore")` (a whole graph run:
+    entering errstate costs about as much as a small op)."""
     try:
-        # IEEE special values (NaN compares, 0/0, overflow) are results, not errors: no NumPy warnings.
-        with np.errstate(all="ignore"):
-            result = op.numpy(*arrays, **attrs)
+        result = op.numpy(*arrays, **attrs)
     except TritonflowError:
         raise
     except Exception as exc:  # a NumPy failure the type rule did not foresee is our bug
@@ -58,8 +64,7 @@ def run_numpy(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.
                                f"{[tuple(a.shape) for a in arrays]}: {exc}") from exc
     result = np.asarray(result)
     if result.dtype != out_type.dtype.np:
-        with np.errstate(all="ignore"):
-            result = result.astype(out_type.dtype.np)
+        result = result.astype(out_type.dtype.np)
     return result
 
 
