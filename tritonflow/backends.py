@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from tritonflow.dispatch import run_numpy
+import numpy as np
+
+from tritonflow.dispatch import run_numpy_quiet
 from tritonflow.errors import UnsupportedError
 from tritonflow.interpreter import _resolve, _symbolic_attrs, bind_symbols, run_graph
 from tritonflow.ir.graph import Graph
@@ -89,12 +91,14 @@ class NumpyRunner:
         bindings = bind_symbols(self.graph, arrays) if self.symbolic else None
         env = self.template.copy()
         env[:self.n_inputs] = arrays
-        for op, inputs, attrs, out_type, out, frees, symbolic in self.steps:
-            if symbolic:
-                attrs = {k: _resolve(v, bindings) for k, v in attrs.items()}
-            env[out] = run_numpy(op, [env[i] for i in inputs], attrs, out_type)
-            for slot in frees:
-                env[slot] = None
+        # IEEE special values are results, not warnings (as in run_numpy), set once for the graph.
+        with np.errstate(all="ignore"):
+            for op, inputs, attrs, out_type, out, frees, symbolic in self.steps:
+                if symbolic:
+                    attrs = {k: _resolve(v, bindings) for k, v in attrs.items()}
+                env[out] = run_numpy_quiet(op, [env[i] for i in inputs], attrs, out_type)
+                for slot in frees:
+                    env[slot] = None
         return [env[i] for i in self.outputs]
 
 

@@ -20,6 +20,7 @@ from tritonflow.errors import DeviceError, UnsupportedError
 from tritonflow.passes.pipeline import log_enabled, run_passes
 from tritonflow.philox import default_generator
 from tritonflow.tensor_class import Tensor
+from tracer import guards, pytree
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries"])
 RECOMPILE_LIMIT = 8
@@ -77,7 +78,6 @@ class JitFunction:
     # ---------------------------------------------------------------- the hot path
 
     def key_of(self, args: tuple, kwargs: dict):
-        from tracer import guards, pytree
         leaves: list = []
         spec = pytree.flatten((args, kwargs), leaves)
         keys = guards.tensor_keys(leaves, self.dynamic)
@@ -95,7 +95,6 @@ class JitFunction:
         return self._run(entry, leaves)
 
     def _run(self, entry: CompiledEntry, leaves: list):
-        from tracer import pytree
         traced = entry.traced
         arrays = [t._data for t in leaves]
         for t in traced.captured:
