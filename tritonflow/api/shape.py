@@ -154,6 +154,8 @@ def flip(x, dims):
     x = _tensor_arg(x, "flip")
     dims = dims if isinstance(dims, (tuple, list)) else (dims,)
     dims = {normalize_dim("flip", d, x.ndim) for d in dims}
+    if x.ndim == 0:  # flipping a 0-d tensor (dim 0 or -1) leaves it as it is, as in PyTorch
+        return x
     start = [x.shape[i] - 1 if i in dims and x.shape[i] else 0 for i in range(x.ndim)]
     step = [-1 if i in dims else 1 for i in range(x.ndim)]
     if builtins.any(x.shape[i] == 0 for i in dims):
@@ -274,11 +276,24 @@ def take_along_dim(x, indices, dim):
     return gather(expand(x, tuple(x_shape)), d, expand(indices, tuple(index_shape)))
 
 
+def _check_index_range(op: str, index, dim: int, size) -> None:
+    """Eager integer indices are checked here so the error names the function the user called;
+    traced ones are checked when the graph runs."""
+    if index._node is not None or not isinstance(size, int) or index.numel() == 0:
+        return
+    values = index.detach().numpy()
+    bad = values[(values < -size) | (values >= size)]
+    if bad.size:
+        raise TritonflowIndexError(f"{op}: index {int(bad.reshape(-1)[0])} is out of range for dim {dim} "
+                                   f"of size {size}")
+
+
 def index_select(x, dim, index):
     x = _tensor_arg(x, "index_select")
     if not is_tensor(index) or not index.dtype.is_integer or index.ndim > 1:
         raise DTypeError("index_select: index must be a 0-d or 1-d integer tensor")
     d = normalize_dim("index_select", dim, x.ndim)
+    _check_index_range("index_select", index, d, x.shape[d])
     index = reshape(index, (-1,))
     view_shape = [1] * x.ndim
     view_shape[d] = index.shape[0]
