@@ -194,6 +194,9 @@ def cat(tensors, dim=0, *, axis=None):
     from tritonflow.api.convert import promote_operands
     if len(tensors) > 1:
         tensors, _ = promote_operands("cat", *tensors)
+    for t in tensors:
+        if t.ndim == 0:
+            raise ShapeError("cat: zero-dimensional tensors cannot be concatenated (use stack)")
     d = normalize_dim("cat", dim, tensors[0].ndim)
     if len(tensors) == 1:
         return tensors[0]
