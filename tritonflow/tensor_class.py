@@ -193,6 +193,7 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
+        self._concrete("converting a tensor to a NumPy array (np.asarray, or a NumPy function called on it)")
         array = self.detach().numpy()
         return array.astype(dtype) if dtype is not None else array
 

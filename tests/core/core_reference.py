@@ -166,8 +166,16 @@ def _gather(x, index, dim):
 
 
 def _scatter_add(base, index, src, dim):
-    index = np.where(index < 0, index + base.shape[dim], index)
-    return _n(torch.scatter_add(_t(base), dim, _t(index), _t(src)))
+    # out[..., index[i], ...] += src[i] along `dim`, one element at a time (bool: logical or).
+    out = base.copy()
+    for pos in np.ndindex(*index.shape):
+        target = list(pos)
+        target[dim] = int(index[pos]) % base.shape[dim]
+        if out.dtype == np.bool_:
+            out[tuple(target)] = out[tuple(target)] or src[pos]
+        else:
+            out[tuple(target)] += src[pos]
+    return out
 
 
 def _matmul(a, b):
