@@ -144,7 +144,9 @@ def generate_reduction(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
     return GeneratedKernel(
         name=name, kind="reduction", source=source, node_lines=list(ctx.ir_lines), args=args,
         constexprs={}, grid=None, numel=symbol_evaluator(outer.numel),
-        config={"rnumel": symbol_evaluator(inner.numel), "persistent": persistent},
+        config={"rnumel": symbol_evaluator(inner.numel), "persistent": persistent,
+                # Column reductions (innermost dim kept) want many columns per program.
+                "rows_contiguous": (len(plan.shape) - 1) in plan.rdims},
         reads=list(ctx.deps.values()), writes=writes,
     )
 

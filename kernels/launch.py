@@ -64,6 +64,9 @@ def _run(kernel, grid: tuple, args: list, config: dict) -> None:
 
 def launch(kernel, env: dict, symbols: dict, mode: str = "default") -> None:
     g = kernel.generated
+    if g.config.get("template"):
+        from kernels.templates import launch_template  # matmul/attention templates
+        return launch_template(kernel, env, symbols, mode)
     if g.numel(symbols) == 0:
         return
     args = bind_args(kernel, env, symbols)

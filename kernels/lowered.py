@@ -119,8 +119,9 @@ class LoweredGraph:
                                                heuristics.use_persistent(rnumel))
             elif plan.kind == "scan":
                 generated = generate_scan(self.schedule, plan, layout_map, wide, name)
-            elif plan.kind == "matmul":
-                generated = generate_matmul(self.schedule, plan, layout_map, wide, name)
+            elif getattr(plan, "template", None) is not None:
+                from kernels.templates import generate_template  # matmul/attention templates
+                generated = generate_template(self.schedule, plan, layout_map, wide, name)
             else:
                 generated = generate_scatter(self.schedule, plan, layout_map, wide, name)
         except LoweringError:

@@ -236,7 +236,8 @@ def schedule_graph(graph: Graph) -> Schedule:
         elif kind is Kind.SCAN:
             _place_single(sched, node, "scan", node.inputs[0].shape, (node.attrs["dim"],))
         elif kind is Kind.MATMUL:
-            _place_single(sched, node, "matmul", node.shape)
+            from kernels.templates import place_template  # matmul/attention templates
+            place_template(sched, node)
         elif node.op == "scatter_add":
             _place_scatter(sched, node)
         elif kind is Kind.OPAQUE:
@@ -337,6 +338,9 @@ def _place_scatter(sched: Schedule, node: Node) -> None:
 def _place_pointwise_output(sched: Schedule, buffer: Node, value: Node, new: bool = False) -> None:
     sched.store(buffer)
     if not new:
+        from kernels.templates import try_epilogue  # a matmul/attention epilogue, if it fits
+        if try_epilogue(sched, buffer, value):
+            return
         # An epilogue of the latest reduction group it reads, if it fits there.
         for plan in reversed(sched.kernels):
             if plan.kind != "reduction":

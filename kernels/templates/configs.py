@@ -1,0 +1,124 @@
+"""Lowering stage: tile configurations for the template kernels — heuristics and autotuning memory.
+
+Heuristic choices follow DESIGN.md's measured table (H200, Triton 3.6, plain tiled matmul):
+float16/bfloat16 at 128x256x32, 8 warps, 4 stages reached 84-100% of cuBLAS at 4096^3 and
+8192^3; 64x128 or 128x64 tiles lost 35-45%. Smaller problems take smaller tiles so the grid
+still fills the GPU. float32 (tf32 or IEEE) has not been measured well yet; autotuning
+(mode="max-autotune") tries the candidates below and remembers the winner on disk, keyed by
+the template, dtype, a shape class (each size rounded up to a power of two) and the device.
+
+Under Triton's interpreter every program instance costs about a millisecond, so tiles there
+are small enough to exercise the masks and grouping logic yet few enough to stay quick.
+"""
+from __future__ import annotations
+
+import json
+
+from kernels import heuristics
+
+FIELDS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages")
+
+
+def _tile(bm: int, bn: int, bk: int, warps: int, stages: int) -> dict:
+    return dict(zip(FIELDS, (bm, bn, bk, warps, stages)))
+
+
+def _pow2(n: int) -> int:
+    return heuristics.next_pow2(max(int(n), 1))
+
+
+def matmul_config(m: int, n: int, k: int, batch: int, dtype: str) -> dict:
+    """The heuristic tile for one matmul call."""
+    if heuristics.interpreted():
+        # Small tiles: several programs per test problem, so tails and grouping are exercised.
+        return dict(_tile(32, 32, 32, 4, 1), GROUP_M=2)
+    if dtype in ("float64", "int8", "int32", "int64"):
+        return dict(_tile(32, 32, 8, 4, 2), GROUP_M=8)
+    big = dtype in ("float16", "bfloat16")
+    tiles_big = -(-m // 128) * -(-n // 256) * batch
+    if big and m >= 128 and n >= 256 and tiles_big >= 96:
+        return dict(_tile(128, 256, 32, 8, 4), GROUP_M=8)
+    if m >= 128 and n >= 128 and -(-m // 128) * -(-n // 128) * batch >= 96:
+        return dict(_tile(128, 128, 32, 8, 3) if big else _tile(128, 128, 32, 8, 3), GROUP_M=8)
+    if m <= 32:
+        return dict(_tile(16 if m <= 16 else 32, 64, 64 if big else 32, 4, 4), GROUP_M=8)
+    return dict(_tile(64, 64, 32, 4, 4), GROUP_M=8)
+
+
+def matmul_candidates(m: int, n: int, k: int, batch: int, dtype: str) -> list:
+    """A handful of tiles around the heuristic, for mode="max-autotune"."""
+    base = matmul_config(m, n, k, batch, dtype)
+    if dtype in ("float64", "int8", "int32", "int64"):
+        return [base, dict(_tile(64, 64, 8, 4, 2), GROUP_M=8), dict(_tile(16, 16, 16, 4, 2), GROUP_M=8)]
+    tiles = [
+        _tile(128, 256, 32, 8, 4), _tile(128, 256, 64, 8, 3), _tile(256, 128, 32, 8, 4),
+        _tile(128, 128, 32, 4, 4), _tile(128, 128, 64, 8, 3), _tile(128, 64, 32, 4, 4),
+        _tile(64, 128, 32, 4, 4), _tile(64, 64, 32, 4, 4),
+    ]
+    if dtype == "float32":
+        # tf32 operands are twice as wide in shared memory: fewer stages, shallower K.
+        tiles = [_tile(128, 256, 32, 8, 3), _tile(256, 128, 32, 8, 3), _tile(128, 128, 32, 8, 3),
+                 _tile(128, 128, 32, 4, 3), _tile(128, 128, 16, 8, 4), _tile(128, 64, 32, 4, 4),
+                 _tile(64, 128, 32, 4, 4), _tile(64, 64, 32, 4, 4)]
+    out = [base]
+    for tile in tiles:
+        if tile["BLOCK_M"] > 2 * _pow2(m) or tile["BLOCK_N"] > 2 * _pow2(n):
+            continue  # a tile much larger than the problem only adds masked work
+        for group in (8,):
+            cand = dict(tile, GROUP_M=group)
+            if cand not in out:
+                out.append(cand)
+    return out
+
+
+def attention_config(q_len: int, k_len: int, head_dim: int, dtype: str, backward: bool = False) -> dict:
+    """Tiles for the fused attention kernels (head_dim is the padded power of two)."""
+    if heuristics.interpreted():
+        return {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
+    if backward:
+        if head_dim <= 64:
+            return {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
+        return {"BLOCK_M": 64, "BLOCK_N": 32 if head_dim > 128 else 64, "num_warps": 8, "num_stages": 1}
+    if head_dim <= 64:
+        return {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}
+    if head_dim <= 128:
+        return {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2}
+    return {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 1}
+
+
+def attention_candidates(q_len: int, k_len: int, head_dim: int, dtype: str, backward: bool = False) -> list:
+    base = attention_config(q_len, k_len, head_dim, dtype, backward)
+    out = [base]
+    if backward:
+        tiles = [(32, 64, 4, 2), (64, 64, 4, 2), (64, 64, 8, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 32, 4, 1)]
+    else:
+        tiles = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4), (64, 32, 4, 2)]
+    for bm, bn, warps, stages in tiles:
+        if head_dim >= 256 and bm * bn > 64 * 64:
+            continue  # does not fit shared memory
+        cand = {"BLOCK_M": bm, "BLOCK_N": bn, "num_warps": warps, "num_stages": stages}
+        if cand not in out:
+            out.append(cand)
+    return out
+
+
+def shape_class(*sizes: int) -> tuple:
+    """Sizes rounded up to powers of two: problems of one class share a tuned configuration."""
+    return tuple(_pow2(s) for s in sizes)
+
+
+def device_name() -> str:
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name().replace(" ", "_")
+    except Exception:
+        pass
+    return "cpu"
+
+
+def tuning_key(template: str, dtype: str, layout: str, *sizes: int) -> str:
+    from kernels import cache
+    text = json.dumps({"template": template, "dtype": dtype, "layout": layout,
+                       "class": shape_class(*sizes), "device": device_name()}, sort_keys=True)
+    return cache.make_key(text)
