@@ -57,6 +57,10 @@ def flatten(obj: Any, leaves: list) -> Any:
     if isinstance(obj, dict):
         keys = tuple(obj)
         return ("dict", keys, tuple([flatten(obj[k], leaves) for k in keys]))
+    if hasattr(kind, "__tritonflow_flatten__"):
+        # Framework objects (nn.Module, optim.Optimizer) passed to jit: their tensors are leaves.
+        children, aux = obj.__tritonflow_flatten__()
+        return ("node", kind, aux, (flatten(children, leaves),))
     return ("static", kind, _static_key(obj))
 
 
@@ -89,6 +93,8 @@ def unflatten(spec: Any, leaves: list, position: list | None = None) -> Any:
         return [unflatten(s, leaves, position) for s in spec[1]]
     if tag == "dict":
         return {k: unflatten(s, leaves, position) for k, s in zip(spec[1], spec[2])}
+    if tag == "node":
+        return spec[1].__tritonflow_unflatten__(spec[2], unflatten(spec[3][0], leaves, position))
     value = spec[2]
     return value.value if isinstance(value, Opaque) else value
 

@@ -38,13 +38,20 @@ def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name:
     graph = Graph(name)
     ctx = trace_state.TraceContext(graph)
     proxies = []
+    first_proxy: dict = {}
     for i, (tensor, key) in enumerate(zip(leaves, tensor_keys)):
         node = graph.add_input(f"a{i}", TensorType(symbolic_shape(key[0]), tensor.dtype))
+        if id(tensor) in first_proxy:
+            # The same tensor passed twice (a model and its optimizer): one proxy, so a gradient
+            # or an in-place write seen through one reference is seen through the other.
+            proxies.append(first_proxy[id(tensor)])
+            continue
         proxy = Tensor._proxy(node, ctx)
         proxy.device = tensor.device
         if tensor.requires_grad:
             proxy.requires_grad = True
         proxies.append(proxy)
+        first_proxy[id(tensor)] = proxy
         ctx.input_tensors[id(proxy)] = proxy
     ctx.device = leaves[0].device if leaves else "cpu"
     in_spec_leaves: list = []

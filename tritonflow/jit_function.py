@@ -81,7 +81,7 @@ class JitFunction:
         leaves: list = []
         spec = pytree.flatten((args, kwargs), leaves)
         keys = guards.tensor_keys(leaves, self.dynamic)
-        return (spec, keys, autograd.is_grad_enabled()), leaves
+        return (spec, keys, autograd.is_grad_enabled(), _alias_pattern(leaves)), leaves
 
     def __call__(self, *args, **kwargs):
         if trace_state.current() is not None:
@@ -198,6 +198,13 @@ def gc_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _alias_pattern(leaves: list) -> tuple:
+    """() when all tensor arguments are distinct, else each one's first position (the trace shares them)."""
+    first: dict = {}
+    pattern = tuple(first.setdefault(id(t), i) for i, t in enumerate(leaves))
+    return pattern if len(first) < len(leaves) else ()
 
 
 def _device_of(leaves: list) -> str:
