@@ -156,6 +156,7 @@ class FunctionNode(GradNode):
         return self.vjp(grads[0]) if self.n_outputs == 1 else self.vjp(grads)
 
     def release(self) -> None:
+        self.vjp = None  # drops the closure, and with it the saved activations
         self.freed = True
 
     def __repr__(self) -> str:

@@ -9,23 +9,7 @@ forward runs on `functional_clone(module, proxies)`. Training flags are static a
 from __future__ import annotations
 
 from tritonflow.jit_function import JitFunction
-from tritonflow.nn.modules import Module, functional_clone
-
-
-def _tensors_of(module: Module):
-    """Unique tensors (parameters, then buffers) and, per dotted name, the index of its tensor."""
-    tensors, index_of, names = [], {}, []
-    for kind in ("_parameters", "_buffers"):
-        for prefix, m in module.named_modules():
-            dotted = f"{prefix}." if prefix else ""
-            for name, t in getattr(m, kind).items():
-                if t is None:
-                    continue
-                if id(t) not in index_of:
-                    index_of[id(t)] = len(tensors)
-                    tensors.append(t)
-                names.append((dotted + name, index_of[id(t)]))
-    return tensors, tuple(names)
+from tritonflow.nn.modules import Module, functional_clone, tensors_of
 
 
 class CompiledModule:
@@ -46,7 +30,7 @@ class CompiledModule:
         return clone(*args, **kwargs)
 
     def __call__(self, *args, **kwargs):
-        tensors, names = _tensors_of(self.module)
+        tensors, names = tensors_of(self.module)
         training = tuple(m.training for m in self.module.modules())
         return self._jit(tensors, names, training, args, kwargs)
 

@@ -324,6 +324,19 @@ class Module:
             return head + ")"
         return head + "\n" + "\n".join(lines) + "\n)"
 
+    # ---------------------------------------------------------------- jit arguments
+
+    def __tritonflow_flatten__(self):
+        """A module passed to a jitted function: its tensors are arguments, its training flags static."""
+        tensors, names = tensors_of(self)
+        training = tuple(m.training for m in self.modules())
+        return tensors, (self, names, training)
+
+    @classmethod
+    def __tritonflow_unflatten__(cls, aux, tensors):
+        module, names, _ = aux
+        return functional_clone(module, {name: tensors[i] for name, i in names})
+
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
 
@@ -351,3 +364,19 @@ def functional_clone(module: Module, tensors: dict) -> Module:
             (k, None if v is None else clone(v, dotted + k)) for k, v in m._modules.items()))
         return c
     return clone(module, "")
+
+
+def tensors_of(module: Module):
+    """Unique tensors (parameters, then buffers) and, per dotted name, the index of its tensor."""
+    tensors, index_of, names = [], {}, []
+    for kind in ("_parameters", "_buffers"):
+        for prefix, m in module.named_modules():
+            dotted = f"{prefix}." if prefix else ""
+            for name, t in getattr(m, kind).items():
+                if t is None:
+                    continue
+                if id(t) not in index_of:
+                    index_of[id(t)] = len(tensors)
+                    tensors.append(t)
+                names.append((dotted + name, index_of[id(t)]))
+    return tensors, tuple(names)

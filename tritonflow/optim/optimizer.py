@@ -207,6 +207,28 @@ class Optimizer:
                     group[key] = tuple(value) if isinstance(value, list) else value
         self._sync_hyper()
 
+    # ---------------------------------------------------------------- jit arguments
+
+    def __tritonflow_flatten__(self):
+        """An optimizer passed to a jitted step: parameters, state and hyperparameter tensors are
+        arguments (read and written back at each call); the graph-shaping flags are static."""
+        self._sync_hyper()
+        groups = [{"params": list(g["params"]),
+                   "state": [self.state[p] for p in g["params"]],
+                   "hyper": dict(h)} for g, h in zip(self.param_groups, self._hyper)]
+        static = tuple(self._static(g) for g in self.param_groups)
+        return groups, (self, static)
+
+    @classmethod
+    def __tritonflow_unflatten__(cls, aux, groups):
+        original = aux[0]
+        clone = object.__new__(type(original))
+        clone.__dict__.update(original.__dict__)
+        clone.param_groups = [dict(g, params=list(t["params"])) for g, t in zip(original.param_groups, groups)]
+        clone.state = {p: s for t in groups for p, s in zip(t["params"], t["state"])}
+        clone._hyper = [t["hyper"] for t in groups]
+        return clone
+
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):

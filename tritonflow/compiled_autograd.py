@@ -1,0 +1,238 @@
+"""Compiled backward: a joint forward+backward trace, partitioned into a forward and a backward graph.
+
+Framework stage (the autodiff pass). When a jitted function's tensor arguments require grad:
+
+1. Joint trace: the user function is traced again on proxies that require grad; then one
+   cotangent input per differentiable output is added and reverse mode runs on the proxies
+   (`autograd.backward_many`). The vjp rules are tritonflow ops, so the backward is recorded into
+   the same graph, with the gradients of the inputs as extra outputs.
+2. Partition: nodes that do not depend on a cotangent are the forward; the rest the backward.
+   The forward values the backward reads are the boundary. Cheap values (elementwise, views,
+   constants) are recomputed in the backward from their inputs rather than saved; what is left
+   (matmul and reduction results, random numbers) becomes extra outputs of the forward graph:
+   the saved activations. Graph inputs the backward reads are passed through by reference.
+3. Both graphs run the pass pipeline and get a runner from the selected backend.
+
+At run time the forward runner's outputs are wrapped as tensors and attached to one
+`autograd.FunctionNode`, so `loss.backward()` runs the backward runner and sends the gradients
+on to the arguments (and to captured tensors that require grad).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from tritonflow import autograd, trace_state
+from tritonflow.backends import make_runner
+from tritonflow.errors import UnsupportedError
+from tritonflow.ir.graph import Graph, Node
+from tritonflow.ir.types import TensorType
+from tritonflow.ops.registry import OPS, Kind
+from tritonflow.passes.pipeline import run_passes
+from tritonflow.tensor_class import Tensor
+
+_RECOMPUTE_KINDS = (Kind.ELEMENTWISE, Kind.MOVEMENT)
+
+
+@dataclasses.dataclass
+class JointTrace:
+    traced: object                 # tracer.trace.Traced of the joint graph (inputs: args, captured, rng)
+    cotangents: list               # graph input nodes, one per differentiable output
+    diff_outputs: list             # index (among the function's tensor outputs) of each differentiable one
+    targets: list                  # ("arg", leaf index) or ("captured", index) per gradient output
+    grad_nodes: list               # the gradient of each target (a node of the joint graph)
+
+
+def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> JointTrace:
+    """Trace `fn` and its backward into one graph (see module docstring, step 1)."""
+    from tracer import pytree
+    from tracer.trace import trace
+
+    info: dict = {}
+
+    def joint(*a, **k):
+        result = fn(*a, **k)
+        ctx = trace_state.current()
+        outs: list = []
+        pytree.flatten(result, outs)
+        diff = [i for i, t in enumerate(outs) if t.requires_grad and t.dtype.is_floating_point]
+        cotangents, seeds = [], []
+        for i in diff:
+            node = ctx.graph.add_input(f"ct{i}", TensorType(outs[i].shape, outs[i].dtype))
+            node.attrs["cotangent"] = i
+            cotangents.append(node)
+            seeds.append(Tensor._proxy(node, ctx))
+        targets, target_tensors = [], []
+        for index, proxy in enumerate(ctx.input_tensors.values()):
+            if proxy.requires_grad and proxy._grad_fn is None:
+                targets.append(("arg", index))
+                target_tensors.append(proxy)
+        for index, tensor in enumerate(ctx.captured):
+            if tensor.requires_grad:
+                targets.append(("captured", index))
+                target_tensors.append(tensor)
+        grads = [None] * len(target_tensors)
+        if diff and target_tensors:
+            grads = autograd.backward_many([outs[i] for i in diff], seeds, inputs=target_tensors)
+        info.update(diff=diff, cotangents=cotangents, targets=targets,
+                    grad_nodes=[None if g is None else ctx.node_of(g) for g in grads])
+        return result
+
+    traced = trace(joint, args, kwargs, leaves, tensor_keys, name)
+    kept = [(t, g) for t, g in zip(info["targets"], info["grad_nodes"]) if g is not None]
+    return JointTrace(traced, info["cotangents"], info["diff"], [t for t, _ in kept], [g for _, g in kept])
+
+
+def _recomputable(node: Node) -> bool:
+    if node.op == "constant":
+        return True
+    if node.op == "input":
+        return False
+    op = OPS[node.op]
+    if op.kind is Kind.CREATION:
+        return not node.inputs       # full / iota; random numbers are saved, not redrawn
+    return op.kind in _RECOMPUTE_KINDS
+
+
+def partition(joint: JointTrace) -> tuple[Graph, Graph, list, int]:
+    """(forward graph, backward graph, forward-input positions the backward reads, number of saved values).
+
+    Forward outputs: the function's outputs, written-back arguments, then the saved values.
+    Backward inputs: the passed-through forward inputs, the saved values, then the cotangents.
+    Backward outputs: one gradient per target.
+    """
+    graph = joint.traced.graph
+    forward_inputs = list(graph.inputs)
+    cotangent_ids = {id(n) for n in joint.cotangents}
+    depends = set(cotangent_ids)
+    for node in graph.nodes:
+        if any(id(i) in depends for i in node.inputs):
+            depends.add(id(node))
+
+    # Walk back from what the backward reads, pulling cheap forward values into the backward.
+    position_of_input = {id(n): i for i, n in enumerate(forward_inputs)}
+    recompute: set[int] = set()
+    saved: list[Node] = []
+    passed: set[int] = set()
+    seen: set[int] = set()
+    boundary = [i for n in graph.nodes if id(n) in depends for i in n.inputs if id(i) not in depends]
+    boundary += [g for g in joint.grad_nodes if id(g) not in depends]
+    while boundary:
+        value = boundary.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if id(value) in position_of_input:
+            passed.add(id(value))
+        elif _recomputable(value):
+            recompute.add(id(value))
+            boundary.extend(value.inputs)
+        else:
+            saved.append(value)
+    order = {id(n): i for i, n in enumerate(graph.nodes)}
+    saved.sort(key=lambda n: order[id(n)])
+    passed_inputs = [n for n in forward_inputs if id(n) in passed]
+
+    forward = Graph(graph.name)
+    forward.inputs = forward_inputs
+    forward.nodes = [n for n in graph.nodes if id(n) not in depends]
+    forward.outputs = list(graph.outputs) + saved
+
+    backward = Graph(f"{graph.name}_backward")
+    remap: dict[int, Node] = {}
+    for index, node in enumerate(passed_inputs):
+        remap[id(node)] = backward.add_input(f"in{position_of_input[id(node)]}", node.type)
+    for index, node in enumerate(saved):
+        remap[id(node)] = backward.add_input(f"saved{index}", node.type)
+    for node in joint.cotangents:
+        remap[id(node)] = node
+        backward.inputs.append(node)
+    for node in graph.nodes:
+        if id(node) in depends or id(node) in recompute:
+            new = Node(node.op, tuple(remap[id(i)] for i in node.inputs), node.attrs, node.type, node.loc)
+            remap[id(node)] = new
+            backward.nodes.append(new)
+    backward.outputs = [remap[id(g)] for g in joint.grad_nodes]
+    return forward, backward, [position_of_input[id(n)] for n in passed_inputs], len(saved)
+
+
+class DifferentiableRunner:
+    """`entry.backward`: run the forward graph and hook its outputs into the autograd tape."""
+
+    def __init__(self, name: str, traced, joint: JointTrace, forward: Graph, backward: Graph,
+                 backward_runner, passed_positions: list, n_saved: int) -> None:
+        self.name = name
+        self.traced = traced
+        self.joint = joint
+        self.forward_graph = forward
+        self.backward_graph = backward
+        self.backward_runner = backward_runner
+        self.passed_positions = passed_positions
+        self.n_saved = n_saved
+
+    def __call__(self, entry, leaves: list, arrays: list):
+        from tracer import pytree
+        from tritonflow.jit_function import _write_back
+        traced = self.traced
+        outs = entry.runner(arrays, entry.device)
+        n = traced.n_outputs
+        results = [Tensor._wrap(o, node.type.dtype, entry.device) for o, node in zip(outs[:n], entry.graph.outputs)]
+        _write_back(traced, leaves, outs, entry)
+        first_saved = n + len(traced.mutated)
+        saved = list(outs[first_saved:first_saved + self.n_saved])
+        passed = [arrays[i] for i in self.passed_positions]
+        targets = [leaves[i] if kind == "arg" else traced.captured[i] for kind, i in self.joint.targets]
+        diff_results = [results[i] for i in self.joint.diff_outputs]
+        if targets and diff_results:
+            self._attach(entry, diff_results, targets, passed + saved)
+        return pytree.unflatten(traced.out_spec, results)
+
+    def _attach(self, entry, diff_results: list, targets: list, saved: list) -> None:
+        import tritonflow.api as T
+        runner, device = self.backward_runner, entry.device
+        shapes = [(tuple(r.shape), r.dtype) for r in diff_results]
+
+        def backward(grads: list) -> tuple:
+            cotangents = []
+            for g, (shape, dtype) in zip(grads, shapes):
+                if g is None:
+                    g = T.zeros(shape, dtype=dtype, device=device)
+                cotangents.append(g._data)
+            outs = runner(saved + cotangents, device)
+            return tuple(Tensor._wrap(o, t.dtype, device) for o, t in zip(outs, targets))
+
+        vjp = (lambda g: backward([g])) if len(diff_results) == 1 else backward
+        node = autograd.FunctionNode(self.name, vjp, targets, diff_results)
+        node.attach(diff_results)
+
+
+def build_differentiable_entry(jitfn, key, traced, graph, record, backend: str, device: str, guards, leaves):
+    """The CompiledEntry for a call whose inputs require grad (see module docstring)."""
+    from tracer import pytree
+    from tritonflow.jit_function import CompiledEntry
+
+    name = getattr(jitfn.fn, "__name__", "fn").replace("<", "").replace(">", "")
+    try:
+        args, kwargs = pytree.unflatten(key[0], list(leaves))
+    except TypeError as exc:
+        raise UnsupportedError(f"jit: cannot differentiate {name}: an argument is an unhashable static value "
+                               f"({exc})") from exc
+    joint = trace_joint(jitfn.fn, args, kwargs, leaves, key[1], name)
+    if not joint.diff_outputs or not joint.targets:
+        # Nothing to differentiate (integer outputs, or outputs that do not depend on the inputs).
+        runner = make_runner(graph, backend, device, jitfn.mode)
+        return CompiledEntry(key, traced, graph, record, runner, backend, device, guards)
+    forward, backward, passed_positions, n_saved = partition(joint)
+    record.append(("autodiff: joint", str(joint.traced.graph)))
+    forward = run_passes(forward, record=record)
+    backward_record: list = []
+    backward = run_passes(backward, record=backward_record)
+    record.extend((f"backward {step}", text) for step, text in backward_record)
+    forward_runner = make_runner(forward, backend, device, jitfn.mode)
+    backward_runner = make_runner(backward, backend, device, jitfn.mode)
+    fwd_traced = dataclasses.replace(joint.traced, graph=forward, grads=[])
+    entry = CompiledEntry(key, fwd_traced, forward, record, forward_runner, backend, device, guards)
+    entry.backward = DifferentiableRunner(name, fwd_traced, joint, forward, backward, backward_runner,
+                                          passed_positions, n_saved)
+    entry.backward_graph = backward
+    entry.backward_runner = backward_runner
+    return entry
