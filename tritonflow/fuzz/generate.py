@@ -1,0 +1,207 @@
+"""Fuzzer stage: generate random valid programs from the op vocabulary.
+
+Each candidate line is evaluated eagerly on the upcast inputs as it is chosen, so every program
+type-checks by construction, and a line whose float64 value overflows the program's dtype (or
+turns non-finite) is rejected and another drawn — "programs whose reference overflows are
+regenerated", one line at a time. Only continuous functions of computed values are used (a
+comparison of two computed values could flip on rounding alone); comparisons read inputs only.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+import tritonflow as tf
+from tritonflow import dtypes as D
+from tritonflow.errors import TritonflowError
+from tritonflow.fuzz.program import ONE, Node, Program, reference_dtype
+
+FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
+INT_DTYPES = ("int32", "int64", "int8")
+SIZES = (1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31)
+MAX_INPUT_NUMEL = 1024
+
+FLOAT_UNARY = [
+    "tf.exp({a})", "tf.tanh({a})", "tf.sigmoid({a})", "tf.sin({a})", "tf.cos({a})", "tf.relu({a})", "-{a}",
+    "tf.abs({a})", "tf.erf({a})", "tf.log(tf.abs({a}) + 1.0)", "tf.sqrt(tf.abs({a}) + 0.25)",
+    "tf.rsqrt(tf.abs({a}) + 0.25)", "F.gelu({a})", "F.gelu({a}, approximate='tanh')", "F.silu({a})",
+    "{a} * 0.5", "{a} + 1.5", "{a} * {a}", "tf.clamp({a}, -1.0, 1.0)", "tf.log1p(tf.abs({a}))",
+    "tf.expm1(tf.clamp({a}, -3.0, 3.0))", "F.leaky_relu({a}, 0.1)", "tf.reciprocal(tf.abs({a}) + 1.0)",
+]
+INT_UNARY = ["-{a}", "tf.abs({a})", "tf.relu({a})", "{a} * 2", "{a} + 3", "{a} * {a}", "{a} // 2", "{a} % 3",
+             "tf.clamp({a}, -2, 2)"]
+FLOAT_BINARY = ["{a} + {b}", "{a} - {b}", "{a} * {b}", "tf.maximum({a}, {b})", "tf.minimum({a}, {b})",
+                "{a} / (tf.abs({b}) + 1.0)", "tf.where({c} > 0, {a}, {b})"]
+INT_BINARY = ["{a} + {b}", "{a} - {b}", "{a} * {b}", "tf.maximum({a}, {b})", "tf.minimum({a}, {b})",
+              "tf.where({c} > 0, {a}, {b})"]
+FLOAT_REDUCE = ["tf.sum({a}, dim={dims}, keepdim={k})", "tf.mean({a}, dim={dims}, keepdim={k})",
+                "tf.amax({a}, dim={dims}, keepdim={k})", "tf.amin({a}, dim={dims}, keepdim={k})",
+                "tf.logsumexp({a}, dim={dims}, keepdim={k})"]
+INT_REDUCE = ["tf.sum({a}, dim={dims}, keepdim={k})", "tf.amax({a}, dim={dims}, keepdim={k})",
+              "tf.amin({a}, dim={dims}, keepdim={k})"]
+NORMS = ["F.softmax({a}, {d})", "F.log_softmax({a}, {d})", "F.layer_norm({a}, ({a}.shape[-1],))",
+         "F.rms_norm({a}, ({a}.shape[-1],), eps=1e-5)", "tf.cumsum({a}, {d})"]
+VIEWS = ["{a}.permute({perm})", "{a}.transpose(-1, -2)", "{a}.unsqueeze({d1})", "{a}.squeeze()", "{a}.flatten()",
+         "{a}.reshape({a}.shape[0], -1)", "{a}[..., ::2]", "{a}[1:]", "tf.flip({a}, ({d},))",
+         "tf.cat([{a}, {a} * 2], {d})", "{a}.unsqueeze(0).expand(3, *{a}.shape)", "{a}.T.contiguous()"]
+MATMULS = ["{a} @ {a}.transpose(-1, -2)", "{a}.transpose(-1, -2) @ {a}", "tf.matmul({a}, {b}.transpose(-1, -2))",
+           "{a} @ {b}"]
+
+CATEGORY_WEIGHTS = {"unary": 4, "binary": 4, "reduce": 2, "norm": 1.5, "view": 3, "matmul": 1.2}
+
+
+class Generator:
+    """Draws one program from `seed` (see module docstring)."""
+
+    def __init__(self, seed: int, dtypes: tuple | None = None, max_nodes: int = 8) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.dtypes = dtypes or FLOAT_DTYPES + INT_DTYPES
+        self.max_nodes = max_nodes
+        self.rejected = 0   # candidate lines dropped because their reference overflowed
+        self.crashes: list = []  # (program so far, line, exception): eager code raised a non-tritonflow error
+
+    # ---------------------------------------------------------------- shapes
+
+    def _input_dims(self, sizes: list) -> list:
+        rank = int(self.rng.choice([0, 1, 2, 2, 3, 3, 4], p=[0.05, 0.2, 0.25, 0.15, 0.15, 0.1, 0.1]))
+        for _ in range(20):
+            dims = [ONE if self.rng.random() < 0.15 else int(self.rng.integers(len(sizes))) for _ in range(rank)]
+            numel = int(np.prod([1 if d == ONE else sizes[d] for d in dims]))
+            if numel <= MAX_INPUT_NUMEL:
+                return dims
+        return [ONE] * rank
+
+    # ---------------------------------------------------------------- one program
+
+    def program(self) -> Program:
+        dtype = str(self.rng.choice(self.dtypes))
+        sizes = [int(self.rng.choice(SIZES)) for _ in range(4)]
+        n_inputs = int(self.rng.integers(1, 4))
+        inputs = [(f"x{i}", self._input_dims(sizes)) for i in range(n_inputs)]
+        prog = Program(dtype, sizes, inputs, [], [], input_seed=int(self.rng.integers(2**31)))
+        env = self._reference_env(prog)
+        limit = _range_limit(dtype)
+        n_nodes = int(self.rng.integers(1, self.max_nodes + 1))
+        for index in range(n_nodes):
+            for _attempt in range(12):
+                expr = self._candidate(env, prog, dtype)
+                if expr is None:
+                    continue
+                try:
+                    value = _evaluate(expr, env)
+                except Exception as exc:  # a raw Python/NumPy error from eager code is a bug to report
+                    if not _raised_by_the_line_itself(exc):
+                        self.crashes.append((prog.source(), expr, f"{type(exc).__name__}: {exc}"))
+                    continue
+                if value is None:
+                    continue
+                if not _in_range(value, limit):
+                    self.rejected += 1
+                    continue
+                name = f"v{index}"
+                prog.nodes.append(Node(name, expr))
+                env[name] = value
+                break
+        if not prog.nodes:  # every draw failed: the identity program still exercises the backend
+            prog.nodes.append(Node("v0", "x0 + x0"))
+        # Every line nothing else reads is returned, so no line is dead code for the compiler to drop
+        # (and programs with several results exercise multi-output kernels).
+        read = {name for node in prog.nodes for name in _names_in(node.expr)}
+        prog.outputs = [n.name for n in prog.nodes if n.name not in read]
+        return prog
+
+    def _reference_env(self, prog: Program) -> dict:
+        ref = reference_dtype(prog.dtype)
+        env = {"tf": tf, "F": tf.nn.functional, "FLOAT": tf.float64}
+        for (name, _), array in zip(prog.inputs, prog.make_inputs()):
+            env[name] = tf.from_numpy(array.astype(D.as_dtype(ref).np))
+        return env
+
+    def _values(self, env: dict) -> list:
+        return [k for k, v in env.items() if isinstance(v, tf.Tensor)]
+
+    def _pick(self, names: list) -> str:
+        # Prefer recent values so programs grow chains, not only fans of the inputs.
+        weights = np.arange(1, len(names) + 1, dtype=np.float64) ** 1.5
+        return names[int(self.rng.choice(len(names), p=weights / weights.sum()))]
+
+    def _candidate(self, env: dict, prog: Program, dtype: str) -> str | None:
+        is_float = D.as_dtype(dtype).is_floating_point
+        names = self._values(env)
+        a = self._pick(names)
+        x = env[a]
+        cats = list(CATEGORY_WEIGHTS)
+        weights = np.array([CATEGORY_WEIGHTS[c] for c in cats])
+        cat = cats[int(self.rng.choice(len(cats), p=weights / weights.sum()))]
+        choice = self.rng.choice
+        if cat == "unary":
+            template = str(choice(FLOAT_UNARY if is_float else INT_UNARY))
+        elif cat == "binary":
+            template = str(choice(FLOAT_BINARY if is_float else INT_BINARY))
+        elif cat == "reduce":
+            template = str(choice(FLOAT_REDUCE if is_float else INT_REDUCE))
+        elif cat == "norm":
+            if not is_float or x.ndim == 0:
+                return None
+            template = str(choice(NORMS))
+        elif cat == "view":
+            template = str(choice(VIEWS))
+        else:
+            template = str(choice(MATMULS))
+        b = self._pick(names)
+        c = str(choice([n for n, _ in prog.inputs]))
+        ndim = max(x.ndim, 1)
+        dims = "None"
+        if x.ndim and self.rng.random() < 0.8:
+            count = int(self.rng.integers(1, x.ndim + 1))
+            dims = str(tuple(sorted(int(d) for d in self.rng.choice(x.ndim, size=count, replace=False))))
+        perm = tuple(int(p) for p in self.rng.permutation(x.ndim))
+        return template.format(a=a, b=b, c=c, dims=dims, k=bool(self.rng.random() < 0.4),
+                               d=int(self.rng.integers(-ndim, ndim)), d1=int(self.rng.integers(0, x.ndim + 1)),
+                               perm=perm)
+
+
+def _raised_by_the_line_itself(exc: BaseException) -> bool:
+    """True when the template's own Python (`v.shape[0]` of a 0-d value) failed, not tritonflow."""
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename == "<string>"
+
+
+def _names_in(expr: str) -> set:
+    return set(re.findall(r"\b[xv]\d+\b", expr))
+
+
+def _evaluate(expr: str, env: dict):
+    try:
+        value = eval(expr, env)  # noqa: S307 - the fuzzer's own generated text
+    except TritonflowError:
+        return None
+    if not isinstance(value, tf.Tensor) or value.numel() > 8192:
+        return None
+    return value
+
+
+def _range_limit(dtype: str) -> float:
+    dt = D.as_dtype(dtype)
+    if dt.is_floating_point:
+        return float(D.finfo(dt).max) / 16  # headroom: the backend's own rounding may not overflow either
+    return float(D.iinfo(dt).max)
+
+
+def _in_range(value, limit: float) -> bool:
+    array = np.asarray(value.numpy())
+    if array.dtype == np.bool_ or array.size == 0:
+        return True
+    array = array.astype(np.float64)
+    return bool(np.all(np.isfinite(array)) and np.max(np.abs(array)) <= limit)
+
+
+def generate(seed: int, dtypes: tuple | None = None, max_nodes: int = 8) -> tuple[Program, int, list]:
+    """A valid program from `seed`, how many candidate lines were regenerated for overflow, and
+    the eager crashes met on the way (program text, line, error)."""
+    gen = Generator(seed, dtypes, max_nodes)
+    prog = gen.program()
+    return prog, gen.rejected, gen.crashes
