@@ -47,6 +47,18 @@ def _count(x, dims):
     return n
 
 
+def _divisor(x, dims, minus: int = 0):
+    """The element count over `dims` (less `minus`) as a number, or, when a dim is symbolic
+    (jit(dynamic=True)), as a 0-d tensor counted at run time: a Symbol is not an operand."""
+    n = _count(x, dims)
+    if isinstance(n, int):
+        return n - minus
+    from tritonflow.api.creation import full
+    count_dtype = D.float64 if x.dtype is D.float64 else D.float32
+    ones = full(tuple(x.shape[d] for d in dims), 1, dtype=count_dtype)
+    return cast(reduce_sum(ones, tuple(range(len(dims))), False) - minus, x.dtype)
+
+
 def mean(x, dim=None, keepdim=False, *, dtype=None, axis=_MISSING, keepdims=_MISSING):
     x = _tensor_arg(x, "mean")
     dims, keepdim = _dims("mean", x, dim, axis, keepdim, keepdims)
@@ -55,7 +67,7 @@ def mean(x, dim=None, keepdim=False, *, dtype=None, axis=_MISSING, keepdims=_MIS
     if not x.dtype.is_floating_point:
         raise DTypeError(f"mean: could not infer output dtype; input dtype {x.dtype.name} must be "
                          f"floating point (pass dtype=)")
-    return reduce_sum(x, dims, keepdim) / _count(x, dims)
+    return reduce_sum(x, dims, keepdim) / _divisor(x, dims)
 
 
 def amax(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
@@ -143,8 +155,7 @@ def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=_MISSIN
     if not x.dtype.is_floating_point:
         x = cast(x, D.DEFAULT_FLOAT)
     centered = x - mean(x, dims, True)
-    n = _count(x, dims)
-    denom = n - correction
+    denom = _divisor(x, dims, correction)
     total = reduce_sum(centered * centered, dims, keepdim)
     if isinstance(denom, int) and denom <= 0:
         return total / 0.0 if denom == 0 else total * float("nan")
