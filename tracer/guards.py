@@ -12,13 +12,19 @@ import sympy
 def tensor_keys(leaves: list, dynamic: bool) -> tuple:
     """Per tensor: (shape key, dtype name, device, requires_grad)."""
     if not dynamic:
-        return tuple((t._shape, t.dtype.name, t.device, t.requires_grad) for t in leaves)
-    # Duck sizing: equal leading sizes share one symbol; 0 and 1 stay static (broadcast semantics).
+        return tuple([(t._shape, t.dtype.name, t.device, t.requires_grad) for t in leaves])
+    # Duck sizing: equal leading sizes share one symbol. 0 and 1 stay static (broadcast
+    # semantics), and so does a leading size that also appears at a non-leading position of any
+    # argument: a weight's (in, out) or a batch equal to a feature size must match static dims
+    # exactly (x @ w needs x's last dim == w's first), so making it a symbol would break the trace.
+    inner_sizes = set()
+    for t in leaves:
+        inner_sizes.update(t._shape[1:])
     symbol_of: dict[int, int] = {}
     keys = []
     for t in leaves:
         shape = t._shape
-        if shape and shape[0] not in (0, 1):
+        if shape and shape[0] not in (0, 1) and shape[0] not in inner_sizes:
             sym = symbol_of.setdefault(shape[0], len(symbol_of))
             shape_key = (("sym", sym),) + tuple(shape[1:])
         else:
