@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 import sys
 import threading
 import warnings
@@ -22,6 +23,7 @@ from tritonflow.philox import default_generator
 from tritonflow.tensor_class import Tensor
 from tracer import guards, pytree
 
+_VERIFY = os.environ.get("TRITONFLOW_VERIFY", "").strip().lower() not in ("", "0", "false", "no", "off")
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries"])
 RECOMPILE_LIMIT = 8
 MODES = ("default", "max-autotune")
@@ -105,6 +107,9 @@ class JitFunction:
         if entry.backward is not None:
             return entry.backward(entry, leaves, arrays)
         outs = entry.runner(arrays, entry.device)
+        if _VERIFY:  # TRITONFLOW_VERIFY=1: check each kernel against the interpreter on first use
+            from tritonflow.debug import maybe_verify
+            maybe_verify(self, entry, arrays, outs)
         n = traced.n_outputs
         results = [Tensor._wrap(o, node.type.dtype, entry.device) for o, node in zip(outs[:n], entry.graph.outputs)]
         _write_back(traced, leaves, outs, entry)
