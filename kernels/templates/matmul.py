@@ -25,6 +25,7 @@ from __future__ import annotations
 import sympy
 
 from kernels import dtypes as KD
+from kernels import heuristics
 from kernels import indexing as ix
 from kernels.codegen_pointwise import store_text
 from kernels.context import GeneratedKernel, symbol_evaluator
@@ -201,7 +202,10 @@ def generate_matmul(sched, plan, layout: dict, wide: bool, name: str) -> Generat
             loop.lines += ctx.index_prologue(space, loop.printer, loop.printer.used, "        ")
         loop.lines += body.lines
     describe = ctx.describe(node)
-    if dtype in ("float16", "bfloat16"):
+    if dtype == "bfloat16" and heuristics.interpreted():
+        # Triton 3.6's interpreter returns garbage for bfloat16 tl.dot; widening is exact.
+        loop.line(f"acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision=\"ieee\")  # {describe}")
+    elif dtype in ("float16", "bfloat16"):
         loop.line(f"acc = tl.dot(a, b, acc)  # {describe}")
     elif dtype == "float32":
         loop.line(f"acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)  # {describe}")
