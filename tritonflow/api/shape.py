@@ -270,8 +270,16 @@ def gather(x, dim, index):
 
 
 def take_along_dim(x, indices, dim):
-    shape = list(broadcast_shapes("take_along_dim", x.shape, indices.shape))
+    """NumPy's take_along_axis: every dim but `dim` broadcasts between x and indices."""
+    x = _tensor_arg(x, "take_along_dim")
+    if not is_tensor(indices) or not indices.dtype.is_integer:
+        raise DTypeError("take_along_dim: indices must be an integer tensor")
+    if indices.ndim != x.ndim:
+        raise ShapeError(f"take_along_dim: indices {fmt(indices.shape)} and input {fmt(x.shape)} need the "
+                         f"same number of dims")
     d = normalize_dim("take_along_dim", dim, x.ndim)
+    outside = [tuple(1 if i == d else n for i, n in enumerate(s)) for s in (x.shape, indices.shape)]
+    shape = list(broadcast_shapes("take_along_dim", *outside))
     index_shape = list(shape)
     index_shape[d] = indices.shape[d]
     x_shape = list(shape)

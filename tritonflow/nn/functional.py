@@ -69,6 +69,11 @@ def log_softmax(x, dim=-1, dtype=None):
     return T.cast(shifted - T.log(T.where(s == 0, 1.0, s)), out_dtype)
 
 
+def pad(x, pad, mode: str = "constant", value: float = 0.0):
+    """F.pad: (low, high) pairs from the last dim backwards; negative amounts crop (constant mode only)."""
+    return T.pad(x, pad, mode=mode, value=value)
+
+
 def relu(x):
     return T.relu(x)
 
