@@ -84,16 +84,23 @@ def leaky_relu(x, negative_slope=0.01):
 
 def gelu(x, approximate: str = "none"):
     x = _float(x, "gelu")
+    if approximate not in ("none", "tanh"):
+        raise ShapeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    # Half inputs compute in float32 and round once (as the fused kernel and PyTorch do).
+    out_dtype = x.dtype
+    x = T.cast(x, _compute_dtype(x))
     if approximate == "tanh":
         inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
-        return x * 0.5 * (T.tanh(inner) + 1.0)
-    if approximate != "none":
-        raise ShapeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return x * 0.5 * (T.erf(x * (1.0 / math.sqrt(2.0))) + 1.0)
+        y = x * 0.5 * (T.tanh(inner) + 1.0)
+    else:
+        y = x * 0.5 * (T.erf(x * (1.0 / math.sqrt(2.0))) + 1.0)
+    return T.cast(y, out_dtype)
 
 
 def silu(x):
-    return x * T.sigmoid(_float(x, "silu"))
+    x = _float(x, "silu")
+    xf = T.cast(x, _compute_dtype(x))
+    return T.cast(xf * T.sigmoid(xf), x.dtype)
 
 
 def sigmoid(x):
