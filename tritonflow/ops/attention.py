@@ -1,0 +1,319 @@
+"""Op table: fused attention — `attention` and the primitives of its fused backward.
+
+Framework stage. `attention(q, k, v[, mask][, seed, offset])` is
+softmax(q @ k^T * scale + mask) @ v over the last two dims, with dropout on the probabilities,
+lowered to one flash-style kernel (kernels/templates/attention.py) that never writes the
+L x S scores to memory. Attributes:
+
+- scale (float), is_causal (bool: key j is visible from query i when j <= i, PyTorch's top-left
+  alignment), mask ("none" | "bool" | "additive": whether a mask input follows v; a bool mask is
+  True where attention is allowed, as in F.scaled_dot_product_attention),
+- dropout_p (float): when > 0, two 0-d int64 inputs (seed, offset) follow; score element
+  (batch..., i, j) is kept when Philox uniform number `offset + flat index` (lane 0) is >= p,
+  exactly the numbers F.dropout would draw for the written-out probabilities.
+
+A fully masked row gives zeros (F.softmax's rule), never NaN.
+
+The backward is fused the same way (scores recomputed blockwise, never stored):
+  lse   = attention_lse(q, k[, mask])            log-sum-exp of each scaled, masked score row
+  delta = sum(g * out, -1)                       ordinary ops (one reduction kernel)
+  dq    = attention_dq(q, k, v, g, lse, delta[, mask][, seed, offset])
+  dkv   = attention_dkv(q, k, v, g, lse, delta[, mask][, seed, offset])  -> [..., S, E + Ev]
+Every primitive has a NumPy reference (the interpreter runs the same IR). The mask gets no
+gradient (it is treated as a constant, like a causal mask).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tritonflow import dtypes as D
+from tritonflow import philox
+from tritonflow.errors import DTypeError, ShapeError
+from tritonflow.ir.types import TensorType
+from tritonflow.ops.lazy_api import T
+from tritonflow.ops.registry import Kind, OpDef, register
+from tritonflow.ops.shapes import broadcast_shapes, dims_equal, fmt
+
+MAX_HEAD_DIM = 256
+MASK_KINDS = ("none", "bool", "additive")
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+# ---------------------------------------------------------------- inputs and types
+
+def split_inputs(items: list, attrs: dict, leading: int) -> tuple:
+    """(the first `leading` inputs, mask or None, (seed, offset) or None)."""
+    head = list(items[:leading])
+    rest = list(items[leading:])
+    mask = rest.pop(0) if attrs.get("mask", "none") != "none" else None
+    rng = (rest[0], rest[1]) if attrs.get("dropout_p", 0.0) > 0 else None
+    return head, mask, rng
+
+
+def _check_attrs(op: str, attrs: dict) -> None:
+    if attrs.get("mask", "none") not in MASK_KINDS:
+        raise ShapeError(f"{op}: mask kind must be one of {MASK_KINDS}, got {attrs.get('mask')!r}")
+    p = attrs.get("dropout_p", 0.0)
+    if not 0.0 <= p < 1.0:
+        raise ShapeError(f"{op}: dropout_p must be in [0, 1), got {p}")
+    if attrs.get("is_causal") and attrs.get("mask", "none") != "none":
+        raise ShapeError(f"{op}: pass either a mask or is_causal, not both")
+
+
+def check_qkv(op: str, q, k, v) -> tuple:
+    """Validate query, key and value types; returns (batch shape, L, S, E, Ev)."""
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        if t.dtype.name not in FLOAT_DTYPES:
+            raise DTypeError(f"{op}: {name} must be a floating point tensor, got {t.dtype.name}")
+        if t.ndim < 2:
+            raise ShapeError(f"{op}: {name} needs at least 2 dims (length, head_dim), got {fmt(t.shape)}")
+    if not (q.dtype is k.dtype is v.dtype):
+        raise DTypeError(f"{op}: query, key and value dtypes differ ({q.dtype.name}, {k.dtype.name}, {v.dtype.name})")
+    if not dims_equal(q.shape[-1], k.shape[-1]):
+        raise ShapeError(f"{op}: query head dim differs from key head dim: query {fmt(q.shape)}, key {fmt(k.shape)}")
+    if not dims_equal(k.shape[-2], v.shape[-2]):
+        raise ShapeError(f"{op}: key length differs from value length: key {fmt(k.shape)}, value {fmt(v.shape)}")
+    for name, d in (("query/key", q.shape[-1]), ("value", v.shape[-1])):
+        if isinstance(d, int) and not 1 <= d <= MAX_HEAD_DIM:
+            raise ShapeError(f"{op}: unsupported {name} head dim {d} (the fused kernel takes 1..{MAX_HEAD_DIM}): "
+                             f"query {fmt(q.shape)}, key {fmt(k.shape)}, value {fmt(v.shape)}")
+    batch = broadcast_shapes(op, q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    return batch, q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
+
+
+def check_mask(op: str, mask, kind: str, dtype, scores_shape: tuple) -> None:
+    if kind == "bool" and not mask.dtype.is_bool:
+        raise DTypeError(f"{op}: a bool mask was declared but the mask is {mask.dtype.name}")
+    if kind == "additive" and not mask.dtype.is_floating_point:
+        raise DTypeError(f"{op}: attn_mask must be bool or floating point, got {mask.dtype.name}")
+    try:
+        full = broadcast_shapes(op, scores_shape, mask.shape)
+    except ShapeError:
+        full = None
+    if full is None or len(full) != len(scores_shape) or not all(dims_equal(a, b) for a, b in zip(full, scores_shape)):
+        raise ShapeError(f"{op}: attn_mask {fmt(mask.shape)} does not broadcast to the scores {fmt(scores_shape)}")
+
+
+def _check_rng(op: str, rng) -> None:
+    if rng is None:
+        return
+    for t in rng:
+        if t.dtype is not D.int64 or t.ndim != 0:
+            raise DTypeError(f"{op}: dropout seed and offset must be 0-d int64 tensors")
+
+
+def _infer_attention(types, attrs):
+    _check_attrs("attention", attrs)
+    (q, k, v), mask, rng = split_inputs(types, attrs, 3)
+    batch, L, S, _, Ev = check_qkv("attention", q, k, v)
+    if mask is not None:
+        check_mask("attention", mask, attrs["mask"], q.dtype, batch + (L, S))
+    _check_rng("attention", rng)
+    return TensorType(batch + (L, Ev), q.dtype)
+
+
+def _infer_lse(types, attrs):
+    _check_attrs("attention_lse", attrs)
+    (q, k), mask, _ = split_inputs(types, attrs, 2)
+    batch, L, S, _, _ = check_qkv("attention_lse", q, k, k)
+    if mask is not None:
+        check_mask("attention_lse", mask, attrs["mask"], q.dtype, batch + (L, S))
+    return TensorType(batch + (L,), D.float32 if q.dtype is not D.float64 else D.float64)
+
+
+def _infer_dq(types, attrs):
+    (q, k, v, g, lse, delta), mask, rng = split_inputs(types, attrs, 6)
+    batch, L, S, E, Ev = check_qkv("attention_dq", q, k, v)
+    return TensorType(batch + (L, E), q.dtype)
+
+
+def _infer_dkv(types, attrs):
+    (q, k, v, g, lse, delta), mask, rng = split_inputs(types, attrs, 6)
+    batch, L, S, E, Ev = check_qkv("attention_dkv", q, k, v)
+    return TensorType(batch + (S, E + Ev), q.dtype)
+
+
+# ---------------------------------------------------------------- NumPy references
+
+def _compute(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float64 if a.dtype == np.float64 else np.float32)
+
+
+def _scores(q, k, mask, scale, is_causal, kind):
+    q, k = _compute(q), _compute(k)
+    s = np.matmul(q, np.swapaxes(k, -1, -2)) * np.asarray(scale, q.dtype)
+    L, S = s.shape[-2:]
+    if is_causal:
+        allowed = np.arange(S)[None, :] <= np.arange(L)[:, None]
+        s = np.where(allowed, s, -np.inf)
+    if kind == "bool":
+        s = np.where(mask, s, -np.inf)
+    elif kind == "additive":
+        s = s + _compute(mask)
+    return s
+
+
+def _softmax_rows(s):
+    m = s.max(-1, keepdims=True)
+    m = np.where(np.isinf(m), 0, m)
+    e = np.exp(s - m)
+    total = e.sum(-1, keepdims=True)
+    return e / np.where(total == 0, 1, total)
+
+
+def _keep(rng, shape, p):
+    seed, offset = int(rng[0]), int(rng[1])
+    return philox.uniform(seed, offset, tuple(shape)) >= np.float32(p)
+
+
+def _np_attention(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
+    (q, k, v), m, rng = split_inputs(arrays, {"mask": mask, "dropout_p": dropout_p}, 3)
+    probs = _softmax_rows(_scores(q, k, m, scale, is_causal, mask))
+    if dropout_p > 0:
+        probs = np.where(_keep(rng, probs.shape, dropout_p), probs * (1.0 / (1.0 - dropout_p)), 0)
+    return np.matmul(probs.astype(probs.dtype), _compute(v))
+
+
+def _np_lse(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
+    (q, k), m, _ = split_inputs(arrays, {"mask": mask}, 2)
+    s = _scores(q, k, m, scale, is_causal, mask)
+    top = s.max(-1, keepdims=True)
+    safe = np.where(np.isinf(top), 0, top)
+    return (np.log(np.exp(s - safe).sum(-1, keepdims=True)) + safe)[..., 0]
+
+
+def _backward_parts(arrays, scale, is_causal, mask, dropout_p):
+    (q, k, v, g, lse, delta), m, rng = split_inputs(arrays, {"mask": mask, "dropout_p": dropout_p}, 6)
+    s = _scores(q, k, m, scale, is_causal, mask)
+    lse = _compute(lse)[..., None]
+    p = np.where(np.isneginf(lse), 0, np.exp(s - np.where(np.isneginf(lse), 0, lse)))
+    dp = np.matmul(_compute(g), np.swapaxes(_compute(v), -1, -2))
+    pd = p
+    if dropout_p > 0:
+        keep = _keep(rng, s.shape, dropout_p)
+        dp = np.where(keep, dp * (1.0 / (1.0 - dropout_p)), 0)
+        pd = np.where(keep, p * (1.0 / (1.0 - dropout_p)), 0)
+    ds = p * (dp - _compute(delta)[..., None])
+    return q, k, v, g, pd, ds
+
+
+def _np_dq(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
+    q, k, v, g, pd, ds = _backward_parts(arrays, scale, is_causal, mask, dropout_p)
+    dq = np.matmul(ds, _compute(k)) * scale
+    return dq
+
+
+def _sum_to(a: np.ndarray, shape: tuple) -> np.ndarray:
+    lead = a.ndim - len(shape)
+    a = a.sum(tuple(range(lead))) if lead else a
+    dims = tuple(d for d, n in enumerate(shape) if n == 1 and a.shape[d] != 1)
+    return a.sum(dims, keepdims=True) if dims else a
+
+
+def _np_dkv(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
+    q, k, v, g, pd, ds = _backward_parts(arrays, scale, is_causal, mask, dropout_p)
+    dk = np.matmul(np.swapaxes(ds, -1, -2), _compute(q)) * scale
+    dv = np.matmul(np.swapaxes(pd, -1, -2), _compute(g))
+    return np.concatenate([dk, dv], -1)
+
+
+# ---------------------------------------------------------------- the vjp
+
+def _attention_vjp(g, out, *inputs, scale, is_causal=False, mask="none", dropout_p=0.0):
+    """Fused backward: three kernels that recompute scores blockwise, plus one reduction (delta)."""
+    from tritonflow.dispatch import apply
+    from tritonflow.ops.movement import sum_to_shape
+    (q, k, v), m, rng = split_inputs(list(inputs), {"mask": mask, "dropout_p": dropout_p}, 3)
+    attrs = {"scale": scale, "is_causal": is_causal, "mask": mask, "dropout_p": dropout_p}
+    extra = ([m] if m is not None else [])
+    lse = apply(ATTENTION_LSE, [q, k] + extra, dict(attrs, dropout_p=0.0))
+    acc = lse.dtype
+    delta = T.sum(T.cast(g, acc) * T.cast(out, acc), -1)
+    extra += list(rng) if rng is not None else []
+    dq = apply(ATTENTION_DQ, [q, k, v, g, lse, delta] + extra, attrs)
+    dkv = apply(ATTENTION_DKV, [q, k, v, g, lse, delta] + extra, attrs)
+    e = q.shape[-1]
+    dk = T.narrow(dkv, -1, 0, e)
+    dv = T.narrow(dkv, -1, e, dkv.shape[-1] - e)
+    grads = [sum_to_shape(dq, q.shape), sum_to_shape(dk, k.shape), sum_to_shape(dv, v.shape)]
+    grads += [None] * (len(inputs) - 3)
+    return tuple(grads)
+
+
+def _samples(dt):
+    if dt.name not in FLOAT_DTYPES:
+        return []
+    r = np.random.default_rng(11)
+
+    def a(*shape):
+        return r.uniform(-1, 1, shape).astype(dt.np)
+    causal = {"scale": 0.5, "is_causal": True, "mask": "none", "dropout_p": 0.0}
+    plain = {"scale": 0.3, "is_causal": False, "mask": "none", "dropout_p": 0.0}
+    additive = {"scale": 0.4, "is_causal": False, "mask": "additive", "dropout_p": 0.0}
+    return [([a(2, 5, 8), a(2, 7, 8), a(2, 7, 4)], causal),
+            ([a(3, 8), a(6, 8), a(6, 8)], plain),
+            ([a(2, 4, 8), a(2, 5, 8), a(2, 5, 8), a(4, 5)], additive)]
+
+
+ATTENTION = register(OpDef(
+    "attention", Kind.MATMUL, _infer_attention, _np_attention, _attention_vjp, triton="attention",
+    samples=_samples, dtypes=FLOAT_DTYPES,
+    doc="softmax(q @ k^T * scale + mask) @ v with dropout, fused (never stores the scores)"))
+
+ATTENTION_LSE = register(OpDef(
+    "attention_lse", Kind.MATMUL, _infer_lse, _np_lse, None, triton="attention_lse", differentiable=False,
+    dtypes=FLOAT_DTYPES, doc="log-sum-exp of each scaled, masked score row (attention backward)"))
+
+ATTENTION_DQ = register(OpDef(
+    "attention_dq", Kind.MATMUL, _infer_dq, _np_dq, None, triton="attention_dq", differentiable=False,
+    dtypes=FLOAT_DTYPES, doc="gradient of attention with respect to the query"))
+
+ATTENTION_DKV = register(OpDef(
+    "attention_dkv", Kind.MATMUL, _infer_dkv, _np_dkv, None, triton="attention_dkv", differentiable=False,
+    dtypes=FLOAT_DTYPES, doc="gradients of attention with respect to key and value, packed on the last dim"))
+
+
+def attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None,
+              generator=None):
+    """The fused attention primitive as a function (F.scaled_dot_product_attention's meaning).
+
+    attn_mask: bool (True = attend) or float (added to the scores), broadcastable to
+    (batch..., L, S). Raises ShapeError/DTypeError at the call (or trace) for bad shapes and dtypes.
+    """
+    import math
+    from tritonflow.dispatch import apply
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
+    kind = "none" if attn_mask is None else ("bool" if attn_mask.dtype.is_bool else "additive")
+    inputs = [q, k, v] + ([attn_mask] if attn_mask is not None else [])
+    attrs = {"scale": float(scale), "is_causal": bool(is_causal), "mask": kind, "dropout_p": float(dropout_p)}
+    if dropout_p > 0:
+        batch = broadcast_shapes("attention", tuple(q.shape[:-2]), tuple(k.shape[:-2]), tuple(v.shape[:-2]))
+        inputs += _dropout_rng(tuple(batch) + (q.shape[-2], k.shape[-2]), generator)
+    return apply(ATTENTION, inputs, attrs)
+
+
+def _dropout_rng(shape: tuple, generator=None) -> list:
+    """(seed, offset) 0-d int64 tensors reserving one Philox counter per score element.
+
+    The same reservation `tritonflow.rand(shape)` makes (api/creation.py), so a fused dropout
+    draws exactly the numbers F.dropout would draw for the written-out probabilities.
+    """
+    from tritonflow import trace_state
+    from tritonflow.api.creation import scalar_tensor
+    n = 1
+    for d in shape:
+        n = n * d
+    ctx = trace_state.current()
+    if ctx is not None:
+        from tritonflow.errors import UnsupportedError
+        from tritonflow.tensor_class import Tensor
+        if not isinstance(n, int):
+            raise UnsupportedError("attention: dropout with dynamic shapes is not supported under jit")
+        seed_node, base = ctx.rng_inputs()
+        offset_t = Tensor._proxy(base, ctx) + scalar_tensor(ctx.rng_count, D.int64)
+        ctx.rng_count += n
+        return [Tensor._proxy(seed_node, ctx), offset_t]
+    gen = generator or philox.default_generator
+    seed, offset = gen.take(n)
+    return [scalar_tensor(seed, D.int64), scalar_tensor(offset, D.int64)]
