@@ -13,17 +13,10 @@ PassFn = Callable[[Graph], Graph]
 
 
 def default_passes() -> list[tuple[str, PassFn]]:
-    passes: list[tuple[str, PassFn]] = []
-    try:
-        from tritonflow.passes.simplify import simplify
-        passes.append(("simplify", simplify))
-    except ImportError:
-        pass
-    try:
-        from tritonflow.passes.fold import fold_constants
-        passes.append(("fold", fold_constants))
-    except ImportError:
-        pass
+    # fold first: the constants it makes are the identities simplify looks for.
+    from tritonflow.passes.fold import fold_constants
+    from tritonflow.passes.simplify import simplify
+    passes: list[tuple[str, PassFn]] = [("fold", fold_constants), ("simplify", simplify)]
     passes += [("cse", cse), ("dce", dce)]
     return passes
 
