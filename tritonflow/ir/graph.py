@@ -98,10 +98,11 @@ def format_attr(value: Any) -> str:
 
 def format_constant(value: np.ndarray) -> str:
     if value.ndim == 0:
-        item = value.item()
-        if isinstance(item, float):
-            return repr(float(item))
-        return repr(item)
+        if value.dtype.kind in "fV":
+            # The shortest text that reads back to the same value in the constant's own dtype:
+            # a float32 0.044715 prints as 0.044715, not as its float64 expansion.
+            return str(value[()])
+        return repr(value.item())
     if value.size <= 8:
         return np.array2string(np.asarray(value, dtype=np.float64 if value.dtype.kind == "V" else None),
                                separator=",").replace("\n", "")

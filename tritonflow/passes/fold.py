@@ -1,0 +1,55 @@
+"""Pass: constant folding — evaluate small nodes whose inputs are all constants, at compile time.
+
+The value comes from the interpreter's own `run_numpy`, so a folded graph gives the same bits as
+the unfolded one. Not folded: random ops (their value depends on the seed inputs of each call),
+symbolic shapes, and anything larger than FOLD_LIMIT elements (a big constant would be baked
+into every kernel instead of computed on the fly).
+"""
+from __future__ import annotations
+
+from tritonflow.dispatch import run_numpy
+from tritonflow.ir.graph import Graph, Node
+from tritonflow.ir.types import is_static
+from tritonflow.ops.registry import OPS
+
+FOLD_LIMIT = 64
+NEVER_FOLDED = frozenset({"philox_uniform"})
+
+
+def _small(node: Node) -> bool:
+    shape = node.type.shape
+    if not is_static(shape):
+        return False
+    size = 1
+    for d in shape:
+        size *= d
+    return size <= FOLD_LIMIT
+
+
+def _foldable(node: Node) -> bool:
+    if node.op == "constant" or node.op in NEVER_FOLDED or node.op not in OPS:
+        return False
+    if OPS[node.op].extra.get("random"):
+        return False
+    return all(i.op == "constant" and _small(i) for i in node.inputs) and _small(node)
+
+
+def fold_constants(graph: Graph) -> Graph:
+    replace: dict[int, Node] = {}
+    nodes: list[Node] = []
+    for original in graph.nodes:
+        node = original
+        if any(id(i) in replace for i in node.inputs):
+            node = Node(node.op, tuple(replace.get(id(i), i) for i in node.inputs), node.attrs, node.type,
+                        node.loc, node.name)
+        if _foldable(node):
+            value = run_numpy(OPS[node.op], [i.attrs["value"] for i in node.inputs], node.attrs, node.type)
+            value.flags.writeable = False  # shared by every call of the compiled graph
+            node = Node("constant", (), {"value": value}, node.type, node.loc, node.name)
+        if node is not original:
+            replace[id(original)] = node
+        nodes.append(node)
+    out = graph.copy()
+    out.nodes = nodes
+    out.outputs = [replace.get(id(n), n) for n in graph.outputs]
+    return out
