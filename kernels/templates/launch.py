@@ -45,7 +45,7 @@ def _attention_setup(g, symbols: dict):
     over = g.config["grid_over"]        # "q": one program per query block; "k": per key block
 
     def finish(config: dict) -> dict:
-        return dict(config, INPUT_PRECISION=precision)
+        return dict(config, BLOCK_D=g.config["block_d"], BLOCK_DV=g.config["block_dv"], INPUT_PRECISION=precision)
 
     def grid(config: dict) -> tuple:
         rows = q_len if over == "q" else k_len
@@ -59,8 +59,8 @@ def _attention_setup(g, symbols: dict):
     return base, candidates, key, finish, grid
 
 
-SETUPS = {"matmul": _matmul_setup, "attention": _attention_setup, "attention_dq": _attention_setup,
-          "attention_dkv": _attention_setup}
+SETUPS = {"matmul": _matmul_setup, "attention": _attention_setup, "attention_lse": _attention_setup,
+          "attention_dq": _attention_setup, "attention_dkv": _attention_setup}
 
 
 def launch_template(kernel, env: dict, symbols: dict, mode: str = "default") -> None:

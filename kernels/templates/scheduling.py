@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import sympy
+
 from kernels.context import KernelContext
 from kernels.emit import Emitter, NotFusable
 from tritonflow.ir.graph import Node
 from tritonflow.ops.registry import OPS, Kind
 
 VIEW_OPS = ("reshape", "permute", "expand", "slice")
-EPILOGUE_TEMPLATES = ("matmul", "attention")
+EPILOGUE_TEMPLATES = ("matmul",)
 
 
 @dataclass
@@ -99,18 +101,128 @@ def materialize(sched, node: Node) -> Node:
 def place_template(sched, node: Node) -> None:
     """Schedule a template node: materialize computed operands, then one kernel of its own."""
     info = TemplateInfo(template_name(node))
-    for inp in node.inputs:
-        base = view_base(inp)
-        if _needs_materializing(base):
-            info.sources[id(base)] = materialize(sched, base)
+    if info.template == "matmul":
+        for inp in node.inputs:
+            base = view_base(inp)
+            if _needs_materializing(base):
+                info.sources[id(base)] = materialize(sched, base)
+    else:
+        _prepare_attention_operands(sched, node, info)
     plan = sched.new_kernel(info.template, node.shape)
     plan.template = info
     plan.members.append(node)
     for inp in node.inputs:
         sched.accept_deps(_operand_deps(sched, inp, info.sources))
     # The result is stored only if something outside this kernel reads it (a dependency or a
-    # graph output); an epilogue reads the accumulator in registers.
+    # graph output); a matmul epilogue reads the accumulator in registers.
     sched.owner[id(node)] = plan.index
+    if info.template != "matmul":
+        sched.store(node)
+
+
+# ---------------------------------------------------------------- attention operands
+
+ATTENTION_LEADING = {"attention": ("q", "k", "v"), "attention_lse": ("q", "k"),
+                     "attention_dq": ("q", "k", "v", "g", "lse", "delta"),
+                     "attention_dkv": ("q", "k", "v", "g", "lse", "delta")}
+
+
+def attention_roles(node: Node) -> dict:
+    """The inputs of an attention-family node by role: q, k, v, g, lse, delta, mask, seed, offset."""
+    names = ATTENTION_LEADING[template_name(node)]
+    roles = dict(zip(names, node.inputs[:len(names)]))
+    rest = list(node.inputs[len(names):])
+    if node.attrs.get("mask", "none") != "none":
+        roles["mask"] = rest.pop(0)
+    if node.attrs.get("dropout_p", 0.0) > 0 and rest:
+        roles["seed"], roles["offset"] = rest[0], rest[1]
+    return roles
+
+
+ROW = sympy.Symbol("ROW", integer=True, nonnegative=True)
+COL = sympy.Symbol("COL", integer=True, nonnegative=True)
+
+
+def operand_index(node: Node, role: str, batch_index: tuple, rows, cols) -> tuple:
+    """The index of an operand in terms of the batch variables, ROW and COL (None: 1-D rows)."""
+    from kernels import indexing as ix
+    if cols is None:
+        return ix.expand_index(batch_index + (ROW,), node.shape)
+    return ix.expand_index(batch_index + (ROW, COL), node.shape)
+
+
+def strided_form(ctx, node: Node, index: tuple, row_size, col_size):
+    """(buffer, batch offset, row stride, column stride) if `node` at `index` is a strided view."""
+    from kernels import indexing as ix
+    from kernels.templates.matmul import buffer_of
+    ctx.ranges.add(ROW, row_size)
+    if col_size is not None:
+        ctx.ranges.add(COL, col_size)
+    while id(node) not in ctx.sources and node.op in VIEW_OPS:
+        x = node.inputs[0]
+        a = node.attrs
+        if node.op == "reshape":
+            index = ix.reshape_index(index, node.shape, x.shape, ctx.ranges)
+        elif node.op == "permute":
+            index = ix.permute_index(index, a["perm"])
+        elif node.op == "expand":
+            index = ix.expand_index(index, x.shape)
+        else:
+            index = ix.slice_index(index, a["start"], a["step"])
+        node = x
+    buffer = buffer_of(ctx, node)
+    if buffer is None:
+        return None
+    offset = sympy.expand(sum((i * s for i, s in zip(index, ctx.strides(buffer)) if i != 0), sympy.Integer(0)))
+    found = ix.linear_coeffs(offset, [ROW, COL])
+    if found is None:
+        return None
+    coeffs, rest = found
+    if {ROW, COL} & sympy.sympify(rest).free_symbols:
+        return None
+    for stride in (coeffs[ROW], coeffs[COL]):
+        if not all(s.name in ctx.external_symbols for s in stride.free_symbols):
+            return None
+    if buffer.op not in ("input", "constant"):
+        ctx.deps[id(buffer)] = buffer
+    return buffer, rest, coeffs[ROW], coeffs[COL]
+
+
+def attention_batch(node: Node) -> tuple:
+    return node.shape[:-1] if template_name(node) == "attention_lse" else node.shape[:-2]
+
+
+def operand_bounds(node: Node, role: str, operand: Node) -> tuple:
+    """(row size, column size or None) of an operand's ROW/COL variables."""
+    roles = attention_roles(node)
+    q, k = roles["q"], roles["k"]
+    if role in ("q", "g"):
+        return q.shape[-2], operand.shape[-1]
+    if role in ("k", "v"):
+        return k.shape[-2], operand.shape[-1]
+    if role == "mask":
+        return q.shape[-2], k.shape[-2]
+    return q.shape[-2], None
+
+
+def _prepare_attention_operands(sched, node: Node, info: TemplateInfo) -> None:
+    """Materialize computed producers, then any operand that is still not a strided view."""
+    from kernels import indexing as ix
+    for role, operand in attention_roles(node).items():
+        if role in ("seed", "offset"):
+            continue  # 0-d scalars: computed inline
+        base = view_base(operand)
+        if _needs_materializing(base):
+            info.sources[id(base)] = materialize(sched, base)
+        batch = attention_batch(node)
+        ctx = TemplateContext(sched, {}, False, info.sources)
+        space = ctx.add_space(ix.Space("b", [d for d in batch if not ix.is_one(d)], "bindex", ""))
+        it = iter(space.variables)
+        batch_index = tuple(sympy.Integer(0) if ix.is_one(d) else next(it) for d in batch)
+        rows, cols = operand_bounds(node, role, operand)
+        index = operand_index(operand, role, batch_index, rows, cols)
+        if strided_form(ctx, operand, index, rows, cols) is None:
+            info.sources[id(operand)] = materialize(sched, operand)
 
 
 def _operand_deps(sched, operand: Node, sources: dict) -> dict:

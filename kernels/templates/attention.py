@@ -1,0 +1,366 @@
+"""Lowering stage: fused attention kernels — flash-style forward, log-sum-exp, and the fused backward.
+
+Every kernel walks the L x S score matrix in BLOCK_M x BLOCK_N tiles held in registers and never
+writes it to memory (the ops are in tritonflow/ops/attention.py):
+
+- attention (forward): one program per BLOCK_M query rows of one batch entry. For each key
+  block: s = q @ k^T * scale (+ mask), the running row max m and normalizer l are updated
+  (online softmax: earlier partial sums are rescaled by exp(m_old - m_new)), dropout drops
+  probabilities with the Philox stream, and acc += p @ v. Exponentials are base 2, with the scale
+  folded in (log2(e) * scale), as in FlashAttention-2. A fully masked row stays at max -inf and
+  yields zeros, never NaN.
+- attention_lse: the same pass without v, storing the natural log-sum-exp of each row.
+- attention_dq: per query block, recompute p = exp(s - lse), dp = dO @ v^T, ds = p * (dp - delta)
+  and dq += ds @ k.
+- attention_dkv: per key block, loop over query blocks: dv += p^T @ dO, dk += ds^T @ q; stores
+  dk and dv side by side ([..., S, E + Ev]).
+Causal masking skips the key blocks above the diagonal (forward, dq) or query blocks before it
+(dkv). Operands are read through their views as strided blocks: the scheduler materializes
+anything that is not a strided view of a buffer (scheduling.py).
+"""
+from __future__ import annotations
+
+import math
+
+import sympy
+
+from kernels import dtypes as KD
+from kernels import heuristics
+from kernels import indexing as ix
+from kernels.context import GeneratedKernel, symbol_evaluator
+from kernels.emit import Emitter
+from kernels.templates.scheduling import (TemplateContext, attention_batch, attention_roles, operand_bounds,
+                                          operand_index, strided_form)
+from tritonflow.errors import LoweringError
+
+LOG2E = 1.4426950408889634
+NEG_INF = "float(\"-inf\")"
+
+
+def _dot(a: str, b: str, dtype: str) -> str:
+    if dtype == "float64":
+        return f"tl.sum({a}[:, :, None] * {b}[None, :, :], 1)"
+    if dtype == "float32":
+        return f"tl.dot({a}, {b}, input_precision=INPUT_PRECISION)"
+    if dtype == "bfloat16" and heuristics.interpreted():
+        # Triton 3.6's interpreter returns garbage for bfloat16 tl.dot; widening is exact.
+        return f"tl.dot({a}.to(tl.float32), {b}.to(tl.float32), input_precision=\"ieee\")"
+    return f"tl.dot({a}, {b})"
+
+
+def _static(d, what: str, node) -> int:
+    expr = ix.as_expr(d)
+    if not expr.is_number:
+        raise LoweringError(f"attention: the {what} must be static to pick the kernel's block size, got {d} "
+                            f"for {node.op}")
+    return int(expr)
+
+
+class Operand:
+    """One strided operand: pointer, the batch part of its offset, row and column strides."""
+
+    def __init__(self, ctx, printer, plan_node, role: str, batch_index: tuple) -> None:
+        node = attention_roles(plan_node)[role]
+        rows, cols = operand_bounds(plan_node, role, node)
+        index = operand_index(node, role, batch_index, rows, cols)
+        found = strided_form(ctx, node, index, rows, cols)
+        if found is None:
+            raise LoweringError(f"attention: operand {ctx.schedule.node_line(node)} is not a strided view "
+                                "(the scheduler should have materialized it)")
+        buffer, rest, row_stride, col_stride = found
+        self.ptr = ctx.pointer(buffer)
+        self.rest = printer(rest)
+        self.row = printer(row_stride)
+        self.col = printer(col_stride)
+        ctx.describe(node)
+
+    def at(self, rows: str, cols: str = None) -> str:
+        """Address text of rows x cols (each a broadcastable index expression)."""
+        text = f"{self.ptr} + {self.rest} + {rows} * {self.row}"
+        if cols is not None:
+            text += f" + {cols} * {self.col}"
+        return text
+
+
+def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> GeneratedKernel:
+    node = plan.members[0]
+    template = plan.template.template
+    attrs = node.attrs
+    roles = attention_roles(node)
+    q, k = roles["q"], roles["k"]
+    v = roles.get("v", k)
+    dtype = q.dtype.name
+    storage = KD.storage_type(q.dtype)
+    batch_shape = attention_batch(node)
+    ctx = TemplateContext(sched, layout, wide, plan.template.sources)
+    batch = ctx.add_space(ix.Space("b", [d for d in batch_shape if not ix.is_one(d)], "bindex", ""))
+    it = iter(batch.variables)
+    batch_index = tuple(sympy.Integer(0) if ix.is_one(d) else next(it) for d in batch_shape)
+    printer = ix.TritonPrinter()
+    head_dim = _static(q.shape[-1], "query head dim", node)
+    value_dim = _static(v.shape[-1], "value head dim", node)
+    block_d = max(16, heuristics.next_pow2(head_dim))
+    block_dv = max(16, heuristics.next_pow2(value_dim))
+    ops = {role: Operand(ctx, printer, node, role, batch_index)
+           for role in ("q", "k", "v", "g", "lse", "delta") if role in roles}
+    mask_kind = attrs.get("mask", "none")
+    if mask_kind != "none":
+        ops["mask"] = Operand(ctx, printer, node, "mask", batch_index)
+    dropout = attrs.get("dropout_p", 0.0) if template != "attention_lse" else 0.0
+    rng_lines = []
+    if dropout > 0:
+        em = Emitter(ctx, "    ")
+        seed = em.value(roles["seed"], ())
+        offset = em.value(roles["offset"], ())
+        rng_lines = em.lines + [f"    seed = tl.sum({seed.text} + tl.zeros([1], tl.int64), 0)",
+                                f"    rng_offset = tl.sum({offset.text} + tl.zeros([1], tl.int64), 0)"]
+        printer.used |= em.printer.used
+    scale_log2 = float(attrs["scale"]) * LOG2E
+    state = dict(dtype=dtype, storage=storage, mask=mask_kind, causal=bool(attrs.get("is_causal")),
+                 dropout=dropout, scale_log2=scale_log2, scale=float(attrs["scale"]))
+    body = {"attention": _forward_body, "attention_lse": _forward_body,
+            "attention_dq": _dq_body, "attention_dkv": _dkv_body}[template](ops, node, template, state, printer, ctx)
+
+    head_printer = ix.TritonPrinter()
+    program = "tl.program_id(1).to(tl.int64)" if wide else "tl.program_id(1)"
+    head = [
+        f"    size_l = {head_printer(q.shape[-2])}",
+        f"    size_s = {head_printer(k.shape[-2])}",
+        "    pid = tl.program_id(0)",
+        f"    bindex = {program}",
+        "    offs_d = tl.arange(0, BLOCK_D)",
+        f"    dmask = offs_d < {head_dim}",
+        "    offs_dv = tl.arange(0, BLOCK_DV)",
+        f"    dvmask = offs_dv < {value_dim}",
+    ]
+    used = printer.used | head_printer.used
+    head += ctx.index_prologue(batch, head_printer, used, "    ")
+    head += rng_lines
+    constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_D", "BLOCK_DV", "INPUT_PRECISION"]
+    args, params = ctx.signature([printer, head_printer], constexprs)
+    what = {"attention": "flash attention forward", "attention_lse": "attention row log-sum-exp",
+            "attention_dq": "attention backward (dq)", "attention_dkv": "attention backward (dk, dv)"}[template]
+    summary = f"{what}, q {q.shape}, k {k.shape}, mask {mask_kind}, causal {state['causal']}, dropout {dropout}"
+    source = ctx.render(name, summary, params, head + body)
+    sizes = (symbol_evaluator(q.shape[-2]), symbol_evaluator(k.shape[-2]), symbol_evaluator(ix.product(batch_shape)))
+    over = "k" if template == "attention_dkv" else "q"
+    config = {"template": template, "sizes": sizes, "head_block": max(block_d, block_dv), "dtype": dtype,
+              "grid_over": over, "variant": f"{mask_kind}-{state['causal']}-{dropout > 0}",
+              "block_d": block_d, "block_dv": block_dv}
+    return GeneratedKernel(name=name, kind=template, source=source, node_lines=list(ctx.ir_lines), args=args,
+                           constexprs={}, grid=None, numel=symbol_evaluator(ix.product(node.shape)),
+                           config=config, reads=list(ctx.deps.values()), writes=[node])
+
+
+# ---------------------------------------------------------------- shared pieces
+
+def _score_mask_lines(ops, state, indent: str, transposed: bool) -> list:
+    """Mask the score tile `s` (or `st`, transposed: key rows x query columns)."""
+    s = "st" if transposed else "s"
+    m_idx, n_idx = ("offs_m[None, :]", "offs_n[:, None]") if transposed else ("offs_m[:, None]", "offs_n[None, :]")
+    both = f"(mmask[None, :] & nmask[:, None])" if transposed else "(mmask[:, None] & nmask[None, :])"
+    lines = []
+    if state["mask"] != "none":
+        mask = ops["mask"]
+        load = f"tl.load({mask.at(m_idx, n_idx)}, mask={both}, other=0)"
+        if state["mask"] == "additive":
+            lines.append(f"{s} += {load}.to(tl.float32) * {LOG2E!r}")
+        else:
+            lines.append(f"{s} = tl.where({load} != 0, {s}, {NEG_INF})")
+    if state["causal"]:
+        lines.append(f"{s} = tl.where({n_idx} <= {m_idx}, {s}, {NEG_INF})  # causal: key j visible from query i >= j")
+    lines.append(f"{s} = tl.where({both}, {s}, {NEG_INF})")
+    return [indent + line for line in lines]
+
+
+def _keep_lines(state, indent: str, transposed: bool) -> list:
+    if state["dropout"] <= 0:
+        return []
+    m_idx, n_idx = ("offs_m[None, :]", "offs_n[:, None]") if transposed else ("offs_m[:, None]", "offs_n[None, :]")
+    return [indent + f"counter = rng_offset + (bindex.to(tl.int64) * size_l + {m_idx}) * size_s + {n_idx}",
+            indent + f"keep = th.philox_uniform(seed, counter, 0) >= {state['dropout']!r}"]
+
+
+def _store_rows(ptr: str, base: str, rows: str, width: str, cols: str, value: str, storage: str, mask: str) -> str:
+    return f"    tl.store({ptr} + {base} + {rows} * {width} + {cols}, {value}.to({storage}), mask={mask})"
+
+
+def _out_base(ctx, node) -> tuple:
+    """(pointer, batch base text) of the node's contiguous output buffer."""
+    rows_and_cols = ix.product(node.shape[-2:]) if node.op != "attention_lse" else ix.as_expr(node.shape[-1])
+    return ctx.pointer(node), f"bindex * {ix.TritonPrinter()(rows_and_cols)}"
+
+
+# ---------------------------------------------------------------- forward and lse
+
+def _forward_body(ops, node, template, state, printer, ctx) -> list:
+    dtype, storage = state["dtype"], state["storage"]
+    q, k = ops["q"], ops["k"]
+    lines = [
+        "    offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)",
+        "    mmask = offs_m < size_l",
+        f"    q = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], other=0)",
+        f"    m_i = tl.full([BLOCK_M], {NEG_INF}, tl.float32)",
+        "    l_i = tl.zeros([BLOCK_M], tl.float32)",
+    ]
+    if template == "attention":
+        lines.append("    acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)")
+    if state["causal"]:
+        lines.append("    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)  # later key blocks are all masked")
+    else:
+        lines.append("    hi = size_s")
+    lines += [
+        "    for start_n in range(0, hi, BLOCK_N):",
+        "        offs_n = start_n + tl.arange(0, BLOCK_N)",
+        "        nmask = offs_n < size_s",
+        f"        kt = tl.load({k.at('offs_n[None, :]', 'offs_d[:, None]')}, mask=nmask[None, :] & dmask[:, None], "
+        "other=0)",
+        f"        s = {_dot('q', 'kt', dtype)}.to(tl.float32) * {state['scale_log2']!r}  # {ctx.describe(node)}",
+    ]
+    lines += _score_mask_lines(ops, state, "        ", False)
+    lines += [
+        "        m_new = tl.maximum(m_i, tl.max(s, 1))",
+        f"        m_use = tl.where(m_new == {NEG_INF}, 0.0, m_new)  # a fully masked row so far: no NaN",
+        "        alpha = tl.math.exp2(m_i - m_use)",
+        "        p = tl.math.exp2(s - m_use[:, None])",
+        "        l_i = l_i * alpha + tl.sum(p, 1)",
+    ]
+    if template == "attention":
+        v = ops["v"]
+        keep = _keep_lines(state, "        ", False)
+        if keep:
+            lines += keep
+            lines.append(f"        p = tl.where(keep, p * {1.0 / (1.0 - state['dropout'])!r}, 0.0)")
+        lines += [
+            f"        v = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
+            "other=0)",
+            f"        acc = acc * alpha[:, None] + {_dot(f'p.to({storage})', 'v', dtype)}.to(tl.float32)",
+        ]
+    lines.append("        m_i = m_new")
+    ptr, base = _out_base(ctx, node)
+    if template == "attention":
+        width = _width(node.shape[-1])
+        lines.append("    out = acc / tl.where(l_i == 0, 1.0, l_i)[:, None]")
+        lines.append(_store_rows(ptr, base, "offs_m[:, None]", width, "offs_dv[None, :]", "out", storage,
+                                 "mmask[:, None] & dvmask[None, :]"))
+    else:
+        out_storage = KD.storage_type(node.dtype)
+        lines.append(f"    lse = tl.where(l_i == 0, {NEG_INF}, (m_i + tl.math.log2(tl.where(l_i == 0, 1.0, l_i))) "
+                     f"* {math.log(2.0)!r})")
+        lines.append(f"    tl.store({ptr} + {base} + offs_m, lse.to({out_storage}), mask=mmask)")
+    return lines
+
+
+def _width(d) -> str:
+    return ix.TritonPrinter()(ix.as_expr(d))
+
+
+# ---------------------------------------------------------------- backward
+
+def _row_stats_lines(ops, indent: str, index: str) -> list:
+    lse, delta = ops["lse"], ops["delta"]
+    return [
+        indent + f"lse = tl.load({lse.at(index)}, mask=mmask, other=0).to(tl.float32)",
+        indent + f"lse2 = tl.where(lse == {NEG_INF}, float(\"inf\"), lse * {LOG2E!r})  # masked rows: p = 0",
+        indent + f"delta = tl.load({delta.at(index)}, mask=mmask, other=0).to(tl.float32)",
+    ]
+
+
+def _dq_body(ops, node, template, state, printer, ctx) -> list:
+    dtype, storage = state["dtype"], state["storage"]
+    q, k, v, g = ops["q"], ops["k"], ops["v"], ops["g"]
+    lines = [
+        "    offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)",
+        "    mmask = offs_m < size_l",
+        f"    q = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], other=0)",
+        f"    do = tl.load({g.at('offs_m[:, None]', 'offs_dv[None, :]')}, mask=mmask[:, None] & dvmask[None, :], "
+        "other=0)",
+    ]
+    lines += _row_stats_lines(ops, "    ", "offs_m")
+    lines.append("    dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)")
+    lines.append("    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)" if state["causal"] else "    hi = size_s")
+    lines += [
+        "    for start_n in range(0, hi, BLOCK_N):",
+        "        offs_n = start_n + tl.arange(0, BLOCK_N)",
+        "        nmask = offs_n < size_s",
+        f"        kb = tl.load({k.at('offs_n[:, None]', 'offs_d[None, :]')}, mask=nmask[:, None] & dmask[None, :], "
+        "other=0)",
+        f"        s = {_dot('q', 'tl.trans(kb)', dtype)}.to(tl.float32) * {state['scale_log2']!r}  # {ctx.describe(node)}",
+    ]
+    lines += _score_mask_lines(ops, state, "        ", False)
+    lines += [
+        "        p = tl.math.exp2(s - lse2[:, None])",
+        f"        vt = tl.load({v.at('offs_n[None, :]', 'offs_dv[:, None]')}, mask=nmask[None, :] & dvmask[:, None], "
+        "other=0)",
+        f"        dp = {_dot('do', 'vt', dtype)}.to(tl.float32)",
+    ]
+    keep = _keep_lines(state, "        ", False)
+    if keep:
+        lines += keep
+        lines.append(f"        dp = tl.where(keep, dp * {1.0 / (1.0 - state['dropout'])!r}, 0.0)")
+    lines += [
+        "        ds = p * (dp - delta[:, None])",
+        f"        dq += {_dot(f'ds.to({storage})', 'kb', dtype)}.to(tl.float32)",
+    ]
+    ptr, base = _out_base(ctx, node)
+    lines.append(f"    dq = dq * {state['scale']!r}")
+    lines.append(_store_rows(ptr, base, "offs_m[:, None]", _width(node.shape[-1]), "offs_d[None, :]", "dq", storage,
+                             "mmask[:, None] & dmask[None, :]"))
+    return lines
+
+
+def _dkv_body(ops, node, template, state, printer, ctx) -> list:
+    dtype, storage = state["dtype"], state["storage"]
+    q, k, v, g = ops["q"], ops["k"], ops["v"], ops["g"]
+    lines = [
+        "    offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)",
+        "    nmask = offs_n < size_s",
+        f"    kb = tl.load({k.at('offs_n[:, None]', 'offs_d[None, :]')}, mask=nmask[:, None] & dmask[None, :], other=0)",
+        f"    vb = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
+        "other=0)",
+        "    dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)",
+        "    dv = tl.zeros([BLOCK_N, BLOCK_DV], tl.float32)",
+    ]
+    if state["causal"]:
+        lines.append("    lo = (pid * BLOCK_N // BLOCK_M) * BLOCK_M  # earlier query blocks see none of these keys")
+    else:
+        lines.append("    lo = 0")
+    lines += [
+        "    for start_m in range(lo, size_l, BLOCK_M):",
+        "        offs_m = start_m + tl.arange(0, BLOCK_M)",
+        "        mmask = offs_m < size_l",
+        f"        qb = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], "
+        "other=0)",
+        f"        st = {_dot('kb', 'tl.trans(qb)', dtype)}.to(tl.float32) * {state['scale_log2']!r}  "
+        f"# {ctx.describe(node)}",
+    ]
+    lines += _score_mask_lines(ops, state, "        ", True)
+    lines += _row_stats_lines(ops, "        ", "offs_m")
+    lines += [
+        "        pt = tl.math.exp2(st - lse2[None, :])",
+        f"        do = tl.load({g.at('offs_m[:, None]', 'offs_dv[None, :]')}, mask=mmask[:, None] & dvmask[None, :], "
+        "other=0)",
+        f"        dpt = {_dot('vb', 'tl.trans(do)', dtype)}.to(tl.float32)",
+    ]
+    keep = _keep_lines(state, "        ", True)
+    if keep:
+        factor = repr(1.0 / (1.0 - state["dropout"]))
+        lines += keep
+        lines.append(f"        pdt = tl.where(keep, pt * {factor}, 0.0)")
+        lines.append(f"        dpt = tl.where(keep, dpt * {factor}, 0.0)")
+    else:
+        lines.append("        pdt = pt")
+    lines += [
+        f"        dv += {_dot(f'pdt.to({storage})', 'do', dtype)}.to(tl.float32)",
+        "        dst = pt * (dpt - delta[None, :])",
+        f"        dk += {_dot(f'dst.to({storage})', 'qb', dtype)}.to(tl.float32)",
+    ]
+    ptr, base = _out_base(ctx, node)
+    width = _width(node.shape[-1])
+    head_dim = _width(attention_roles(node)["k"].shape[-1])
+    lines.append(f"    dk = dk * {state['scale']!r}")
+    lines.append(_store_rows(ptr, base, "offs_n[:, None]", width, "offs_d[None, :]", "dk", storage,
+                             "nmask[:, None] & dmask[None, :]"))
+    lines.append(_store_rows(ptr, base, "offs_n[:, None]", width, f"{head_dim} + offs_dv[None, :]", "dv", storage,
+                             "nmask[:, None] & dvmask[None, :]"))
+    return lines
