@@ -243,8 +243,10 @@ def _check_kernels(lowered, arrays: list, device: str, symbols: dict) -> list:
             if id(node) in reference and id(node) in env and node.op not in ("input", "constant"):
                 _fill(env[id(node)], reference[id(node)], numpy_to_torch)
         lowered._launch(kernel, env, symbols)
-        members = [nodes_by_id[i] for i in nodes_by_id if sched.node_line(nodes_by_id[i]) in gen.node_lines]
-        check = KernelCheck(index, gen.name, list(gen.node_lines), _user_lines(members), kernel.path)
+        members = _kernel_nodes(gen, sched, nodes_by_id)
+        ir_lines = list(gen.node_lines) + [sched.node_line(n) for n in members
+                                           if sched.node_line(n) not in gen.node_lines]
+        check = KernelCheck(index, gen.name, ir_lines, _user_lines(members), kernel.path)
         ops = max(len(gen.node_lines), 1)
         for node in gen.writes:
             if id(node) not in reference:
@@ -259,6 +261,24 @@ def _check_kernels(lowered, arrays: list, device: str, symbols: dict) -> list:
                 break
         checks.append(check)
     return checks
+
+
+def _kernel_nodes(gen, sched, nodes_by_id: dict) -> list:
+    """The IR nodes a kernel computes: those its source names, and everything between what it
+    reads and what it writes (views fold into index math and may not be named in the source)."""
+    found = [n for n in nodes_by_id.values() if sched.node_line(n) in gen.node_lines and n.op != "input"]
+    boundary = {id(n) for n in gen.reads}
+    pending = [n for n in gen.writes if n.op not in ("input", "constant")]
+    seen = {id(n) for n in found}
+    while pending:
+        node = pending.pop()
+        if id(node) in seen or id(node) in boundary or node.op in ("input", "constant"):
+            continue
+        seen.add(id(node))
+        found.append(node)
+        pending.extend(node.inputs)
+    order = {id(n): i for i, n in enumerate(sched.graph.nodes)}
+    return sorted(found, key=lambda n: order.get(id(n), -1))
 
 
 def _fill(buffer, value: np.ndarray, numpy_to_torch) -> None:
