@@ -9,9 +9,16 @@ from tritonflow.errors import DeviceError, DTypeError
 from tritonflow.ir.types import TensorType
 
 
+_TENSOR_CLASS: type | None = None  # bound on first use: tensor_class imports this module
+
+
 def is_tensor(x) -> bool:
-    from tritonflow.tensor_class import Tensor
-    return isinstance(x, Tensor)
+    # Called for every operand of every op: a function-level import here cost ~10% of tracing.
+    global _TENSOR_CLASS
+    if _TENSOR_CLASS is None:
+        from tritonflow.tensor_class import Tensor
+        _TENSOR_CLASS = Tensor
+    return isinstance(x, _TENSOR_CLASS)
 
 
 def scalar_tensor(value, dtype: D.DType, device: str = "cpu"):
