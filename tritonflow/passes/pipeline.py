@@ -17,6 +17,8 @@ def default_passes() -> list[tuple[str, PassFn]]:
     from tritonflow.passes.fold import fold_constants
     from tritonflow.passes.simplify import simplify
     passes: list[tuple[str, PassFn]] = [("fold", fold_constants), ("simplify", simplify)]
+    from tritonflow.passes.attention_pattern import attention_pattern  # written-out attention -> fused
+    passes.append(("attention", attention_pattern))
     passes += [("cse", cse), ("dce", dce)]
     return passes
 
