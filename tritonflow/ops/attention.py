@@ -240,24 +240,9 @@ def _attention_vjp(g, out, *inputs, scale, is_causal=False, mask="none", dropout
     return tuple(grads)
 
 
-def _samples(dt):
-    if dt.name not in FLOAT_DTYPES:
-        return []
-    r = np.random.default_rng(11)
-
-    def a(*shape):
-        return r.uniform(-1, 1, shape).astype(dt.np)
-    causal = {"scale": 0.5, "is_causal": True, "mask": "none", "dropout_p": 0.0}
-    plain = {"scale": 0.3, "is_causal": False, "mask": "none", "dropout_p": 0.0}
-    additive = {"scale": 0.4, "is_causal": False, "mask": "additive", "dropout_p": 0.0}
-    return [([a(2, 5, 8), a(2, 7, 8), a(2, 7, 4)], causal),
-            ([a(3, 8), a(6, 8), a(6, 8)], plain),
-            ([a(2, 4, 8), a(2, 5, 8), a(2, 5, 8), a(4, 5)], additive)]
-
-
 ATTENTION = register(OpDef(
     "attention", Kind.MATMUL, _infer_attention, _np_attention, _attention_vjp, triton="attention",
-    samples=_samples, dtypes=FLOAT_DTYPES,
+    samples=None, dtypes=FLOAT_DTYPES,  # tests/templates check it against its own float64 reference
     doc="softmax(q @ k^T * scale + mask) @ v with dropout, fused (never stores the scores)"))
 
 ATTENTION_LSE = register(OpDef(
