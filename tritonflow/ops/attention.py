@@ -302,3 +302,25 @@ def _dropout_rng(shape: tuple, generator=None) -> list:
     gen = generator or philox.default_generator
     seed, offset = gen.take(n)
     return [scalar_tensor(seed, D.int64), scalar_tensor(offset, D.int64)]
+
+
+def fused_supported(q, k, v, attn_mask=None, is_causal: bool = False) -> bool:
+    """Whether the fused primitive takes this call (else callers keep the written-out form,
+    which also produces the detailed errors)."""
+    try:
+        batch, L, S, _, _ = check_qkv("attention", q, k, v)
+    except Exception:
+        return False
+    for d in (q.shape[-1], v.shape[-1], L, S):
+        if not isinstance(d, int):
+            return False
+    if attn_mask is None:
+        return True
+    if is_causal or not (attn_mask.dtype.is_bool or attn_mask.dtype.is_floating_point):
+        return False
+    try:
+        check_mask("attention", attn_mask, "bool" if attn_mask.dtype.is_bool else "additive", q.dtype,
+                   tuple(batch) + (L, S))
+    except Exception:
+        return False
+    return True
