@@ -257,6 +257,9 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
                          f"length {v.shape[-2]}")
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
+    from tritonflow.ops.attention import attention, fused_supported  # one fused kernel, forward and backward
+    if fused_supported(q, k, v, attn_mask, is_causal):
+        return attention(q, k, v, attn_mask, dropout_p, is_causal, scale)
     scores = T.matmul(q, T.transpose(k, -2, -1)) * scale
     L, S = q.shape[-2], k.shape[-2]
     if is_causal:
