@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 SUITES = ("compiler_cost", "call_overhead", "interpreter_large")
+# Suites other issues add: run when their file exists; a failure in one is reported, not fatal.
+EXTRA_SUITES = ("train_step_cpu",)
 
 
 def repo_root() -> Path:
@@ -81,16 +83,40 @@ def _cuda_available() -> bool:
         return False
 
 
+def _generic_markdown(name: str, result: dict) -> str:
+    """A table of a suite's numbers, for a suite module without its own `markdown`."""
+    lines = [f"### {name}", "", "| measure | value |", "| --- | ---: |"]
+    for key, value in result.items():
+        if isinstance(value, dict):
+            for inner, number in value.items():
+                if isinstance(number, (int, float)):
+                    lines.append(f"| {key}: {inner} | {number:.4g} |")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "suite_seconds":
+            lines.append(f"| {key} | {value:.4g} |")
+    return "\n".join(lines)
+
+
 def run_cpu_suites(quick: bool) -> dict:
     import importlib
+    root = repo_root()
+    names = list(SUITES) + [n for n in EXTRA_SUITES if (root / "benchmarks" / f"{n}.py").exists()]
     results = {}
-    for name in SUITES:
-        module = importlib.import_module(f"benchmarks.{name}")
-        start = time.perf_counter()
+    for name in names:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        result = module.run(quick=quick)
+        start = time.perf_counter()
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+            result = module.run(quick=quick)
+        except Exception as exc:  # noqa: BLE001 - one broken suite must not hide the others' numbers
+            if name in SUITES:
+                raise
+            result = {"name": name, "error": f"{type(exc).__name__}: {exc}"}
+            result["markdown"] = f"### {name}\n\nfailed: {result['error']}"
+        else:
+            result.setdefault("name", name)
+            render_fn = getattr(module, "markdown", None)
+            result["markdown"] = render_fn(result) if render_fn else _generic_markdown(name, result)
         result["suite_seconds"] = time.perf_counter() - start
-        result["markdown"] = module.markdown(result)
         results[name] = result
     return results
 
@@ -106,7 +132,13 @@ def render(info: dict, results: dict, quick: bool) -> str:
     lines.append("| target | result |")
     lines.append("| --- | --- |")
     for result in results.values():
-        lines.append(f"| {result['name']} | {'PASS' if result['pass'] else 'FAIL'} |")
+        if "error" in result:
+            verdict = "ERROR"
+        elif "pass" in result:
+            verdict = "PASS" if result["pass"] else "FAIL"
+        else:
+            verdict = "(no target)"
+        lines.append(f"| {result['name']} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +167,8 @@ def bench(quick: bool, out_dir: Path | None, save: bool) -> int:
     gpu_script = root / "benchmarks" / "gpu_bench.py"
     if _cuda_available() and gpu_script.exists():
         print("[bench] CUDA present: running the GPU suite", file=sys.stderr, flush=True)
-        command = [sys.executable, str(gpu_script)] + (["--quick"] if quick else [])
+        takes_quick = "--quick" in gpu_script.read_text()
+        command = [sys.executable, str(gpu_script)] + (["--quick"] if quick and takes_quick else [])
         status = subprocess.run(command, cwd=root).returncode
     elif gpu_script.exists():
         print("[bench] no CUDA GPU here: skipping the GPU suite (benchmarks/gpu_bench.py)", file=sys.stderr)
