@@ -204,8 +204,7 @@ def _upcast(array: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- triton backend: kernel by kernel
 
 def _check_kernels(lowered, arrays: list, device: str, symbols: dict) -> list:
-    import torch
-    from kernels.lowered import _evaluate, _is_contiguous, torch_dtype
+    from kernels.lowered import _is_contiguous
     from tritonflow.storage import numpy_to_torch, torch_to_numpy
 
     graph, sched = lowered.graph, lowered.schedule
@@ -216,24 +215,7 @@ def _check_kernels(lowered, arrays: list, device: str, symbols: dict) -> list:
     wide = lowered._static_wide() or lowered._dynamic_wide(symbols)
     compiled = lowered._variant(layout, wide)
 
-    # The buffers, set up as LoweredGraph.__call__ does.
-    env = {id(node): tensor for node, tensor in zip(graph.inputs, inputs)}
-    for node in graph.nodes:
-        if node.op == "constant":
-            env[id(node)] = lowered._constant(node, inputs[0].device if inputs else to_device)
-    for node in sched.stored.values():
-        target = sched.aliases.get(id(node), node)
-        if id(target) in env and target is not node:
-            env[id(node)] = env[id(target)]
-            continue
-        shape = tuple(_evaluate(d, symbols) for d in node.shape)
-        env[id(node)] = torch.empty(shape, dtype=torch_dtype(node.dtype), device=inputs[0].device if inputs
-                                    else to_device)
-    for node_id in list(sched.stored):
-        target = sched.aliases.get(node_id)
-        if target is not None:
-            env[node_id] = env[id(target)]
-
+    env = _buffers(lowered, inputs, symbols, to_device)
     nodes_by_id = {id(n): n for n in list(graph.inputs) + list(graph.nodes)}
     checks = []
     for index, kernel in enumerate(compiled):
@@ -260,7 +242,67 @@ def _check_kernels(lowered, arrays: list, device: str, symbols: dict) -> list:
                 check.detail = f"buffer of {sched.node_line(node).split('=')[0].strip()}: {check.detail}"
                 break
         checks.append(check)
+
+    # Chained: the kernels as the compiled function runs them, each reading what the earlier ones
+    # wrote. A kernel that agrees in isolation but not here reads a buffer the schedule did not fill
+    # the way the IR says (a plumbing bug between kernels, not in any one kernel's code).
+    env = _buffers(lowered, inputs, symbols, to_device)
+    for index, kernel in enumerate(compiled):
+        lowered._launch(kernel, env, symbols)
+        if not checks[index].ok:
+            break
+        gen = kernel.generated
+        chained = KernelCheck(index, f"{gen.name} (run after the kernels before it)", checks[index].ir_nodes,
+                              checks[index].user_lines, kernel.path)
+        for node in gen.writes:
+            if id(node) in reference:
+                got = torch_to_numpy(env[id(node)].detach().to("cpu"))
+                want = reference[id(node)]
+                if got.shape != want.shape and got.size == want.size:
+                    got = got.reshape(want.shape)
+                _compare(got, want, node.dtype, max(len(gen.node_lines), 1) * (index + 1), chained)
+        if not chained.ok:
+            chained.detail = ("agrees with the interpreter on the interpreter's inputs but not on what the "
+                              "earlier kernels left in its input buffers: " + chained.detail)
+            checks.append(chained)
+            break
+    else:
+        final = KernelCheck(len(compiled), "graph outputs", [sched.node_line(n) for n in graph.outputs],
+                            _user_lines(graph.outputs), None)
+        for node in graph.outputs:
+            got = torch_to_numpy(lowered._output(node, env).detach().to("cpu"))
+            _compare(got, reference[id(node)], node.dtype, max(len(graph.nodes), 1), final)
+        if not final.ok:
+            final.detail = "every kernel agrees, but the returned buffers do not: " + final.detail
+        checks.append(final)
     return checks
+
+
+def _buffers(lowered, inputs: list, symbols: dict, to_device: str) -> dict:
+    """id(node) -> torch tensor for every input, constant and stored buffer, as LoweredGraph.__call__ sets them up."""
+    import torch
+    from kernels.lowered import _evaluate, torch_dtype
+    graph, sched = lowered.graph, lowered.schedule
+    env = {id(node): tensor for node, tensor in zip(graph.inputs, inputs)}
+    for node in graph.nodes:
+        if node.op == "constant":
+            env[id(node)] = lowered._constant(node, inputs[0].device if inputs else to_device)
+    for node in sched.stored.values():
+        target = sched.aliases.get(id(node), node)
+        if id(target) in env and target is not node:
+            env[id(node)] = env[id(target)]
+            continue
+        shape = tuple(_evaluate(d, symbols) for d in node.shape)
+        # Poisoned, not empty: an element no kernel writes shows up as NaN (or -123), instead of
+        # whatever an earlier run happened to leave in recycled memory.
+        buffer = torch.empty(shape, dtype=torch_dtype(node.dtype), device=inputs[0].device if inputs else to_device)
+        buffer.fill_(float("nan") if node.dtype.is_floating_point else (True if node.dtype.is_bool else -123))
+        env[id(node)] = buffer
+    for node_id in list(sched.stored):
+        target = sched.aliases.get(node_id)
+        if target is not None:
+            env[node_id] = env[id(target)]
+    return env
 
 
 def _kernel_nodes(gen, sched, nodes_by_id: dict) -> list:
