@@ -498,3 +498,26 @@ def test_random_numbers_follow_the_seed_under_jit():
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
     assert first.min() >= 0.0 and first.max() < 1.0
+
+
+# ---------------------------------------------------------------- tritonflow.compile
+
+
+def test_compile_reads_module_parameters_at_each_call():
+    import tritonflow.nn as nn
+
+    model = nn.Linear(4, 3)
+    compiled = tflow.compile(model)
+    a = randf(2, 4)
+
+    def reference():
+        w = f64(model.weight.detach().numpy())
+        b = f64(model.bias.detach().numpy())
+        return f64(a) @ w.T + b
+
+    with tflow.no_grad():
+        assert_close(compiled(t(a)), reference(), tflow.float32, rtol_scale=4)
+        model.weight.mul_(2.0)  # an optimizer-style in-place update between calls
+        model.bias.add_(1.0)
+        assert_close(compiled(t(a)), reference(), tflow.float32, rtol_scale=4)
+    assert compiled.cache_info().misses == 1  # the update needed no recompile
