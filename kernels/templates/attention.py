@@ -137,6 +137,8 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
     head += ctx.index_prologue(batch, head_printer, used, "    ")
     head += rng_lines
     constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_D", "BLOCK_DV", "INPUT_PRECISION"]
+    acc_type = "tl.float64" if dtype == "float64" else "tl.float32"
+    body = [line.replace("ACC", acc_type) for line in body]
     args, params = ctx.signature([printer, head_printer], constexprs)
     what = {"attention": "flash attention forward", "attention_lse": "attention row log-sum-exp",
             "attention_dq": "attention backward (dq)", "attention_dkv": "attention backward (dk, dv)"}[template]
@@ -164,7 +166,7 @@ def _score_mask_lines(ops, state, indent: str, transposed: bool) -> list:
         mask = ops["mask"]
         load = f"tl.load({mask.at(m_idx, n_idx)}, mask={both}, other=0)"
         if state["mask"] == "additive":
-            lines.append(f"{s} += {load}.to(tl.float32) * {LOG2E!r}")
+            lines.append(f"{s} += {load}.to(ACC) * {LOG2E!r}")
         else:
             lines.append(f"{s} = tl.where({load} != 0, {s}, {NEG_INF})")
     if state["causal"]:
@@ -200,11 +202,11 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
         "    offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)",
         "    mmask = offs_m < size_l",
         f"    q = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], other=0)",
-        f"    m_i = tl.full([BLOCK_M], {NEG_INF}, tl.float32)",
-        "    l_i = tl.zeros([BLOCK_M], tl.float32)",
+        f"    m_i = tl.full([BLOCK_M], {NEG_INF}, ACC)",
+        "    l_i = tl.zeros([BLOCK_M], ACC)",
     ]
     if template == "attention":
-        lines.append("    acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)")
+        lines.append("    acc = tl.zeros([BLOCK_M, BLOCK_DV], ACC)")
     if state["causal"]:
         lines.append("    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)  # later key blocks are all masked")
     else:
@@ -215,7 +217,7 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
         "        nmask = offs_n < size_s",
         f"        kt = tl.load({k.at('offs_n[None, :]', 'offs_d[:, None]')}, mask=nmask[None, :] & dmask[:, None], "
         "other=0)",
-        f"        s = {_dot('q', 'kt', dtype)}.to(tl.float32) * {state['scale_log2']!r}  # {ctx.describe(node)}",
+        f"        s = {_dot('q', 'kt', dtype)}.to(ACC) * {state['scale_log2']!r}  # {ctx.describe(node)}",
     ]
     lines += _score_mask_lines(ops, state, "        ", False)
     lines += [
@@ -234,7 +236,7 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
         lines += [
             f"        v = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
             "other=0)",
-            f"        acc = acc * alpha[:, None] + {_dot(f'p.to({storage})', 'v', dtype)}.to(tl.float32)",
+            f"        acc = acc * alpha[:, None] + {_dot(f'p.to({storage})', 'v', dtype)}.to(ACC)",
         ]
     lines.append("        m_i = m_new")
     ptr, base = _out_base(ctx, node)
@@ -260,9 +262,9 @@ def _width(d) -> str:
 def _row_stats_lines(ops, indent: str, index: str) -> list:
     lse, delta = ops["lse"], ops["delta"]
     return [
-        indent + f"lse = tl.load({lse.at(index)}, mask=mmask, other=0).to(tl.float32)",
+        indent + f"lse = tl.load({lse.at(index)}, mask=mmask, other=0).to(ACC)",
         indent + f"lse2 = tl.where(lse == {NEG_INF}, float(\"inf\"), lse * {LOG2E!r})  # masked rows: p = 0",
-        indent + f"delta = tl.load({delta.at(index)}, mask=mmask, other=0).to(tl.float32)",
+        indent + f"delta = tl.load({delta.at(index)}, mask=mmask, other=0).to(ACC)",
     ]
 
 
@@ -277,7 +279,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
         "other=0)",
     ]
     lines += _row_stats_lines(ops, "    ", "offs_m")
-    lines.append("    dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)")
+    lines.append("    dq = tl.zeros([BLOCK_M, BLOCK_D], ACC)")
     lines.append("    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)" if state["causal"] else "    hi = size_s")
     lines += [
         "    for start_n in range(0, hi, BLOCK_N):",
@@ -285,14 +287,14 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
         "        nmask = offs_n < size_s",
         f"        kb = tl.load({k.at('offs_n[:, None]', 'offs_d[None, :]')}, mask=nmask[:, None] & dmask[None, :], "
         "other=0)",
-        f"        s = {_dot('q', 'tl.trans(kb)', dtype)}.to(tl.float32) * {state['scale_log2']!r}  # {ctx.describe(node)}",
+        f"        s = {_dot('q', 'tl.trans(kb)', dtype)}.to(ACC) * {state['scale_log2']!r}  # {ctx.describe(node)}",
     ]
     lines += _score_mask_lines(ops, state, "        ", False)
     lines += [
         "        p = tl.math.exp2(s - lse2[:, None])",
         f"        vt = tl.load({v.at('offs_n[None, :]', 'offs_dv[:, None]')}, mask=nmask[None, :] & dvmask[:, None], "
         "other=0)",
-        f"        dp = {_dot('do', 'vt', dtype)}.to(tl.float32)",
+        f"        dp = {_dot('do', 'vt', dtype)}.to(ACC)",
     ]
     keep = _keep_lines(state, "        ", False)
     if keep:
@@ -300,7 +302,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
         lines.append(f"        dp = tl.where(keep, dp * {1.0 / (1.0 - state['dropout'])!r}, 0.0)")
     lines += [
         "        ds = p * (dp - delta[:, None])",
-        f"        dq += {_dot(f'ds.to({storage})', 'kb', dtype)}.to(tl.float32)",
+        f"        dq += {_dot(f'ds.to({storage})', 'kb', dtype)}.to(ACC)",
     ]
     ptr, base = _out_base(ctx, node)
     lines.append(f"    dq = dq * {state['scale']!r}")
@@ -318,8 +320,8 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
         f"    kb = tl.load({k.at('offs_n[:, None]', 'offs_d[None, :]')}, mask=nmask[:, None] & dmask[None, :], other=0)",
         f"    vb = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
         "other=0)",
-        "    dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)",
-        "    dv = tl.zeros([BLOCK_N, BLOCK_DV], tl.float32)",
+        "    dk = tl.zeros([BLOCK_N, BLOCK_D], ACC)",
+        "    dv = tl.zeros([BLOCK_N, BLOCK_DV], ACC)",
     ]
     if state["causal"]:
         lines.append("    lo = (pid * BLOCK_N // BLOCK_M) * BLOCK_M  # earlier query blocks see none of these keys")
@@ -331,7 +333,7 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
         "        mmask = offs_m < size_l",
         f"        qb = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], "
         "other=0)",
-        f"        st = {_dot('kb', 'tl.trans(qb)', dtype)}.to(tl.float32) * {state['scale_log2']!r}  "
+        f"        st = {_dot('kb', 'tl.trans(qb)', dtype)}.to(ACC) * {state['scale_log2']!r}  "
         f"# {ctx.describe(node)}",
     ]
     lines += _score_mask_lines(ops, state, "        ", True)
@@ -340,7 +342,7 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
         "        pt = tl.math.exp2(st - lse2[None, :])",
         f"        do = tl.load({g.at('offs_m[:, None]', 'offs_dv[None, :]')}, mask=mmask[:, None] & dvmask[None, :], "
         "other=0)",
-        f"        dpt = {_dot('vb', 'tl.trans(do)', dtype)}.to(tl.float32)",
+        f"        dpt = {_dot('vb', 'tl.trans(do)', dtype)}.to(ACC)",
     ]
     keep = _keep_lines(state, "        ", True)
     if keep:
@@ -351,9 +353,9 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     else:
         lines.append("        pdt = pt")
     lines += [
-        f"        dv += {_dot(f'pdt.to({storage})', 'do', dtype)}.to(tl.float32)",
+        f"        dv += {_dot(f'pdt.to({storage})', 'do', dtype)}.to(ACC)",
         "        dst = pt * (dpt - delta[None, :])",
-        f"        dk += {_dot(f'dst.to({storage})', 'qb', dtype)}.to(tl.float32)",
+        f"        dk += {_dot(f'dst.to({storage})', 'qb', dtype)}.to(ACC)",
     ]
     ptr, base = _out_base(ctx, node)
     width = _width(node.shape[-1])

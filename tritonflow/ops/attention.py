@@ -240,21 +240,64 @@ def _attention_vjp(g, out, *inputs, scale, is_causal=False, mask="none", dropout
     return tuple(grads)
 
 
+def _samples(template: str):
+    """Small cases for the generated op-table tests (plain, causal, additive mask, broadcast batch)."""
+    def make(dt):
+        if dt.name not in FLOAT_DTYPES:
+            return []
+        if dt.is_low_precision and template != "attention_lse":
+            # Half-precision results carry the rounding of p before the p @ v (and dS @ k) products,
+            # beyond the table's generic tolerance; tests/templates checks them with their own.
+            return []
+        r = np.random.default_rng(11)
+
+        def a(*shape):
+            return r.uniform(-1, 1, shape).astype(dt.np)
+        cases = [
+            ([a(2, 5, 8), a(2, 7, 8), a(2, 7, 4)], {"scale": 0.5, "is_causal": True}),
+            ([a(3, 8), a(6, 8), a(6, 8)], {"scale": 0.3, "is_causal": False}),
+            ([a(2, 4, 8), a(1, 5, 8), a(2, 5, 8), a(4, 5)], {"scale": 0.4, "is_causal": False, "mask": "additive"}),
+        ]
+        out = []
+        for arrays, attrs in cases:
+            attrs = {"mask": "none", "dropout_p": 0.0, **attrs}
+            q, k, v = arrays[:3]
+            mask = arrays[3:]
+            if template == "attention":
+                out.append((arrays, attrs))
+            elif template == "attention_lse":
+                out.append(([q, k] + mask, attrs))
+            else:
+                wide = [x.astype(np.float64) for x in arrays]
+                o = _np_attention(*wide, **attrs)
+                g = a(*o.shape)
+                lse = _np_lse(wide[0], wide[1], *wide[3:], **attrs).astype(np.float32)
+                delta = (g.astype(np.float64) * o).sum(-1).astype(np.float32)
+                if dt.name == "float64":
+                    lse, delta = lse.astype(np.float64), delta.astype(np.float64)
+                out.append(([q, k, v, g, lse, delta] + mask, attrs))
+        return out
+    return make
+
+
 ATTENTION = register(OpDef(
     "attention", Kind.MATMUL, _infer_attention, _np_attention, _attention_vjp, triton="attention",
-    samples=None, dtypes=FLOAT_DTYPES,  # tests/templates check it against its own float64 reference
+    samples=_samples("attention"), dtypes=FLOAT_DTYPES,
     doc="softmax(q @ k^T * scale + mask) @ v with dropout, fused (never stores the scores)"))
 
 ATTENTION_LSE = register(OpDef(
     "attention_lse", Kind.MATMUL, _infer_lse, _np_lse, None, triton="attention_lse", differentiable=False,
+    samples=_samples("attention_lse"),
     dtypes=FLOAT_DTYPES, doc="log-sum-exp of each scaled, masked score row (attention backward)"))
 
 ATTENTION_DQ = register(OpDef(
     "attention_dq", Kind.MATMUL, _infer_dq, _np_dq, None, triton="attention_dq", differentiable=False,
+    samples=_samples("attention_dq"),
     dtypes=FLOAT_DTYPES, doc="gradient of attention with respect to the query"))
 
 ATTENTION_DKV = register(OpDef(
     "attention_dkv", Kind.MATMUL, _infer_dkv, _np_dkv, None, triton="attention_dkv", differentiable=False,
+    samples=_samples("attention_dkv"),
     dtypes=FLOAT_DTYPES, doc="gradients of attention with respect to key and value, packed on the last dim"))
 
 
