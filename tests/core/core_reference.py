@@ -253,6 +253,9 @@ OTHER = {
     "philox_uniform": _philox_uniform,
 }
 
+from tests.templates.attention_reference import REFERENCES as _ATTENTION_REFERENCES  # noqa: E402
+OTHER.update(_ATTENTION_REFERENCES)  # the fused attention primitives (tritonflow/ops/attention.py)
+
 
 def reference(name: str, arrays: list, attrs: dict) -> np.ndarray:
     """The meaning of op `name` on upcast copies of `arrays`."""
