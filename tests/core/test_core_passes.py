@@ -230,7 +230,7 @@ def test_pipeline_verifies_and_records(monkeypatch):
     g = traced(f, tf.from_numpy(X))
     record = []
     out = run_passes(g, record=record, verify=True)
-    assert [name for name, _ in record] == ["trace", "fold", "simplify", "cse", "dce"]
+    assert [name for name, _ in record] == ["trace", "fold", "simplify", "attention", "cse", "dce"]
     assert ops(out) == ["exp", "add", "add"]
     same_values(g, out, X)
 
