@@ -7,6 +7,8 @@ the runtime writes back.
 """
 from __future__ import annotations
 
+import inspect
+import re
 from dataclasses import dataclass, field
 
 from tritonflow import trace_state
@@ -31,6 +33,55 @@ class Traced:
     grads: list = field(default_factory=list)     # arg leaf index for each gradient output
 
 
+RESERVED_NAMES = ("rng_seed", "rng_offset")
+
+
+def input_names(fn, args: tuple, kwargs: dict, count: int) -> list[str]:
+    """A graph input name per tensor leaf of (args, kwargs), in flatten order, from fn's parameters:
+    `x` for a tensor parameter, `x_0, x_1, ...` for the tensors nested in one, the key for a keyword
+    argument, `args_0, ...` for *args. Falls back to a0, a1, ... when the signature cannot say."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    varargs = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
+    names: list[str] = []
+    labelled = [(positional[i].name if i < len(positional) else f"{varargs or 'arg'}_{i - len(positional)}", value)
+                for i, value in enumerate(args)]
+    labelled += list(kwargs.items())
+    for label, value in labelled:
+        found: list = []
+        pytree.flatten(value, found)
+        if len(found) == 1 and isinstance(value, Tensor):
+            names.append(str(label))
+        else:
+            names.extend(f"{label}_{k}" for k in range(len(found)))
+    if len(names) != count:
+        return [f"a{i}" for i in range(count)]
+    return _unique([n if n.isidentifier() else f"a{i}" for i, n in enumerate(names)])
+
+
+# Names other parts give values: captured inputs (c0, ...) and the buffers of generated kernels.
+_NUMBERED = re.compile(r"(c|out|buf|const|tmp)[0-9]+")
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Distinct names, none of them a captured, rng or kernel buffer name."""
+    taken: set = set(RESERVED_NAMES)
+    out = []
+    for name in names:
+        candidate = name
+        if _NUMBERED.fullmatch(candidate) or candidate in taken:
+            suffix = 1
+            while f"{name}_{suffix}" in taken:
+                suffix += 1
+            candidate = f"{name}_{suffix}"
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
 def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> Traced:
     """Trace `fn(*args, **kwargs)`; `leaves` are the tensors in the arguments, keyed by `tensor_keys`."""
     from tracer.guards import symbolic_shape
@@ -38,9 +89,10 @@ def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name:
     graph = Graph(name)
     ctx = trace_state.TraceContext(graph)
     proxies = []
+    names = input_names(fn, args, kwargs, len(leaves))
     first_proxy: dict = {}
     for i, (tensor, key) in enumerate(zip(leaves, tensor_keys)):
-        node = graph.add_input(f"a{i}", TensorType(symbolic_shape(key[0]), tensor.dtype))
+        node = graph.add_input(names[i], TensorType(symbolic_shape(key[0]), tensor.dtype))
         if id(tensor) in first_proxy:
             # The same tensor passed twice (a model and its optimizer): one proxy, so a gradient
             # or an in-place write seen through one reference is seen through the other.
