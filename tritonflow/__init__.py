@@ -31,6 +31,8 @@ def __getattr__(name):
     # Heavier pieces load on first use so `import tritonflow` stays light.
     if name == "explain":
         from tritonflow.explain import explain
+        # Importing the submodule bound `tritonflow.explain` to the module; the function wins.
+        globals()["explain"] = explain
         return explain
     if name in ("grad", "value_and_grad"):
         from tritonflow import functional_transforms as _ft
