@@ -63,6 +63,8 @@ def _finish(em: Emitter, node, result: str, acc_type: str) -> str:
 def generate_reduction(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, name: str,
                        persistent: bool) -> GeneratedKernel:
     ctx, full = make_group_context(sched, plan, layout, wide)
+    # Outputs this kernel computes (a materialized matmul operand is a forced anchor elsewhere).
+    ctx.defining |= {id(value) for _, value in plan.outputs + plan.row_outputs}
     outer, inner = ctx.spaces
     head_printer = ix.TritonPrinter()
     program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"

@@ -220,7 +220,13 @@ class Emitter:
             return self.assign(f"th.{helper}({', '.join(self._tensor_args(args))})", ctype, comment, shaped)
         if template is None:
             raise NotFusable(f"elementwise op {node.op} has no Triton spelling")
+        if node.op == "neg" and node.dtype.is_floating_point:
+            # Triton spells `-x` as `0 - x`, which gives +0.0 for x == 0.0; NumPy gives -0.0.
+            template = "{0} * -1.0"
         template = template.replace("libdevice.", "th.")
+        if ctype == "tl.float64":
+            # tl.sqrt_rn takes float32 only; float64 tl.sqrt is already correctly rounded.
+            template = template.replace("tl.sqrt_rn(", "tl.sqrt(")
         if template.startswith("th.") or template.startswith("tl."):
             # Function calls need a tensor, not a bare Python number.
             texts = self._tensor_args(args)

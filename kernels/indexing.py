@@ -339,10 +339,11 @@ class TritonPrinter:
         if isinstance(e, sympy.Symbol):
             self.used.add(e.name)
             return e.name
+        # Operands are parenthesized when they are sums: `(r2 - 1) // 2`, never `r2 - 1 // 2`.
         if isinstance(e, FloorDiv):
-            return f"({self.print(e.args[0])} // {self.print(e.args[1])})"
+            return f"({self.print_operand(e.args[0])} // {self.print_operand(e.args[1])})"
         if isinstance(e, ModIdx):
-            return f"({self.print(e.args[0])} % {self.print(e.args[1])})"
+            return f"({self.print_operand(e.args[0])} % {self.print_operand(e.args[1])})"
         if isinstance(e, sympy.Add):
             terms = sorted(sympy.Add.make_args(e), key=sympy.default_sort_key)
             pos = [t for t in terms if not t.could_extract_minus_sign()]
@@ -366,3 +367,10 @@ class TritonPrinter:
     def print_factor(self, e) -> str:
         text = self.print(e)
         return f"({text})" if isinstance(e, sympy.Add) else text
+
+    def print_operand(self, e) -> str:
+        """An operand of `//` or `%`: anything but a name or a number is parenthesized."""
+        text = self.print(e)
+        if isinstance(e, (sympy.Symbol, sympy.Integer, FloorDiv, ModIdx)) and not text.startswith("-"):
+            return text
+        return f"({text})"

@@ -79,13 +79,15 @@ class Schedule:
 
     def buffer_name(self, node: Node) -> str:
         node = self.aliases.get(id(node), node)
-        if id(node) in self._output_names:
-            return self._output_names[id(node)]
+        # Inputs and constants keep their own names even when they are graph outputs too:
+        # the output is then a copy (see schedule_graph) that carries the output's name.
         if node.op == "input":
             from kernels.context import safe_name
             return safe_name(node.name)
         if node.op == "constant":
             return f"const{self.number(node)}"
+        if id(node) in self._output_names:
+            return self._output_names[id(node)]
         return f"buf{self.number(node)}"
 
     def is_forced_anchor(self, node: Node) -> bool:

@@ -131,13 +131,22 @@ def pow_int(a, b):
 
 
 @triton.jit
-def pow_float(a, b):
-    magnitude = tl.exp2(b.to(tl.float64) * tl.log2(tl.abs(a).to(tl.float64))).to(a.dtype)
+def pow_float_portable(a, b):
+    # C99/NumPy pow, special cases included: x**0 == 1 and 1**y == 1 (even for NaN), a finite
+    # negative base with a finite non-integer exponent is NaN, (-0.0)**odd keeps the sign,
+    # (+-1)**(+-inf) == 1, (-inf)**y is +-inf or +-0 (never NaN).
+    abs_a = tl.abs(a)
+    magnitude = tl.exp2(b.to(tl.float64) * tl.log2(abs_a.to(tl.float64))).to(a.dtype)
+    finite_b = tl.abs(b) < _INF
     integral = tl.floor(b) == b
     half = b * 0.5
-    odd = tl.where(integral, tl.floor(half) != half, False)
-    signed = tl.where(odd, -magnitude, magnitude)
-    result = tl.where(a < 0, tl.where(integral, signed, _NAN), magnitude)
+    odd = integral & finite_b & (tl.floor(half) != half)
+    sign_bit = (a < 0) | ((a == 0) & ((1.0 / a) < 0))  # -0.0 counts as negative
+    result = tl.where(odd & sign_bit, magnitude * -1.0, magnitude)  # `-x` is `0 - x`: +0.0 at zero
+    no_real_power = (a < 0) & (abs_a < _INF) & finite_b & ~integral
+    result = tl.where(no_real_power, _NAN, result)
+    result = tl.where((abs_a == 1.0) & ~finite_b & (b == b), 1.0, result)
+    result = tl.where(a == 1.0, 1.0, result)
     return tl.where(b == 0, 1.0, result)
 
 
@@ -162,12 +171,16 @@ def philox_uniform(seed, counter, LANE: tl.constexpr):
 # ---------------------------------------------------------------- libdevice, or its stand-ins
 
 if INTERPRETED:
+    pow_float = pow_float_portable
+
     @triton.jit
     def log1p(x):
         # Goldberg: log(u) * x / (u - 1) keeps full relative accuracy near 0.
+        # u == inf (x == inf) would give inf / inf; log1p(inf) is inf.
         u = 1.0 + x
-        safe = tl.where(u == 1.0, 2.0, u)
-        return tl.where(u == 1.0, x, tl.log(safe) * x / (safe - 1.0))
+        safe = tl.where((u == 1.0) | (u == _INF), 2.0, u)
+        body = tl.where(u == 1.0, x, tl.log(safe) * x / (safe - 1.0))
+        return tl.where(u == _INF, u, body)
 
     @triton.jit
     def expm1(x):
@@ -187,6 +200,8 @@ if INTERPRETED:
 
     @triton.jit
     def rsqrt(x):
+        if x.dtype == tl.float64:
+            return 1.0 / tl.sqrt(x)  # sqrt_rn is float32-only; float64 sqrt is correctly rounded
         return 1.0 / tl.sqrt_rn(x)
 
     @triton.jit
@@ -206,6 +221,11 @@ if INTERPRETED:
         return tl.abs(x) < _INF
 
 else:
+    @triton.jit
+    def pow_float(a, b):
+        # libdevice's pow is C99's, special cases included (the meaning NumPy gives pow).
+        return libdevice.pow(a, b)
+
     @triton.jit
     def log1p(x):
         return libdevice.log1p(x)
