@@ -16,5 +16,6 @@ echo "== benchmark =="
 timeout 140 python benchmarks/gpu_bench.py
 bench_rc=$?
 timeout 150 python benchmarks/gpu_bench_matmul.py || bench_rc=1  # matmul/attention templates (issue 5)
+timeout 120 python benchmarks/gpu_bench_train.py || bench_rc=1  # GPT block fwd+bwd vs torch eager/compile (issue 4)
 echo "tests rc=$tests_rc bench rc=$bench_rc"
 exit $(( tests_rc != 0 || bench_rc != 0 ))
