@@ -199,14 +199,7 @@ NO_HUGE = {"sin", "cos"}
 
 # Kernel bugs this suite found, reported to the lowering's owner; each xfail names its bug and
 # turns into a pass (non-strict) once the kernel is fixed.
-KNOWN_TRITON_BUGS = {
-    ("log1p", "float32"): "interpreter stand-in for log1p gives NaN at +inf (inf * inf / inf)",
-    ("log1p", "float64"): "interpreter stand-in for log1p gives NaN at +inf (inf * inf / inf)",
-    ("sqrt", "float64"): "tl.sqrt_rn accepts only fp32: float64 sqrt fails to compile",
-    ("rsqrt", "float64"): "tl.sqrt_rn accepts only fp32: float64 rsqrt fails to compile",
-    ("pow", "float32"): "pow_float misses IEEE cases: pow(1, inf) = 1, pow(1, nan) = 1, pow(-inf, 0.5) = inf",
-    ("pow", "float64"): "pow_float misses IEEE cases: pow(1, inf) = 1, pow(1, nan) = 1, pow(-inf, 0.5) = inf",
-}
+KNOWN_TRITON_BUGS: dict = {}  # (op, dtype) -> reason; the kernel fixes of log1p/sqrt/rsqrt/pow landed
 
 
 def mark_known_bug(request, backend, op_name, dtype) -> None:
