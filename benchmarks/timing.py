@@ -34,9 +34,14 @@ def calls_per_sample(fn: Callable[[], object], target_s: float = 0.02) -> int:
     return max(1, int(target_s / once))
 
 
-def interleaved_medians(fns: dict, repeats: int, number: int = 1, warmup: int = 1) -> dict:
-    """Median seconds per call for each of `fns`, sampled in turn (a, b, c, a, b, c, ...), so
-    that load from elsewhere on a shared machine hits every contender alike."""
+def interleaved_samples(fns: dict, repeats: int, number: int = 1, warmup: int = 1,
+                        clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Seconds per call for each of `fns`, `repeats` samples each, taken in turn (a, b, c, a, b,
+    c, ...), so that load from elsewhere on a shared machine hits every contender alike.
+
+    `clock=time.process_time` counts only this process's CPU time: on a shared machine whose other
+    processes take the CPU away in millisecond slices, wall-clock samples of microsecond calls
+    come out bimodal (the slice lost or not), while CPU time measures the code itself."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -46,11 +51,23 @@ def interleaved_medians(fns: dict, repeats: int, number: int = 1, warmup: int = 
     try:
         for _ in range(repeats):
             for name, fn in fns.items():
-                start = time.perf_counter()
+                start = clock()
                 for _ in range(number):
                     fn()
-                samples[name].append((time.perf_counter() - start) / number)
+                samples[name].append((clock() - start) / number)
     finally:
         if gc_was_enabled:
             gc.enable()
+    return samples
+
+
+def interleaved_medians(fns: dict, repeats: int, number: int = 1, warmup: int = 1) -> dict:
+    """Median seconds per call for each of `fns`, sampled in turn (see interleaved_samples)."""
+    samples = interleaved_samples(fns, repeats, number, warmup)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def paired_ratio(a: list, b: list) -> float:
+    """Median over rounds of a[i] / b[i]: a burst of outside load that slows one round slows both
+    contenders in it, so the per-round ratio is steadier than a ratio of medians."""
+    return statistics.median(x / y for x, y in zip(a, b))
