@@ -22,12 +22,14 @@ def _mulhilo(a: np.uint64, b: np.ndarray):
 
 
 def philox4x32(seed: int, counter: np.ndarray) -> tuple:
-    """Four uint32 words per counter value (counter: uint32 array), Philox 4x32 with 10 rounds."""
+    """Four uint32 words per counter value, Philox 4x32 with 10 rounds. A 64-bit counter fills the
+    first two counter words (low, high), as Triton's randint4x does with an int64 offset."""
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
     k0 = np.uint32(seed & 0xFFFFFFFF)
     k1 = np.uint32(seed >> 32)
-    c0 = counter.astype(np.uint32)
-    c1 = np.zeros_like(c0)
+    wide = np.asarray(counter).astype(np.uint64)
+    c0 = (wide & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    c1 = (wide >> np.uint64(32)).astype(np.uint32)
     c2 = np.zeros_like(c0)
     c3 = np.zeros_like(c0)
     with np.errstate(over="ignore"):
@@ -50,7 +52,7 @@ def uint32_to_uniform(bits: np.ndarray) -> np.ndarray:
 def uniform(seed: int, offset: int, shape: tuple, lane: int = 0) -> np.ndarray:
     """Uniform float32 in [0, 1): element i uses counter offset + i and word `lane` of its block."""
     n = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    counter = (np.arange(n, dtype=np.uint64) + np.uint64(offset)).astype(np.uint32)
+    counter = np.arange(n, dtype=np.uint64) + np.uint64(offset)
     words = philox4x32(seed, counter)
     return uint32_to_uniform(words[lane]).reshape(shape)
 
