@@ -201,12 +201,12 @@ def _iota(shape, dim, dtype):
 
 def philox_4x32_10(seed: int, counter: int) -> tuple:
     """One block of Philox4x32-10 (Salmon et al., SC'11) on Python ints: key = (seed lo, seed hi),
-    counter = (counter, 0, 0, 0)."""
+    counter words = (counter lo, counter hi, 0, 0) for a 64-bit counter."""
     m0, m1 = 0xD2511F53, 0xCD9E8D57
     w0, w1 = 0x9E3779B9, 0xBB67AE85
     mask = 0xFFFFFFFF
     k0, k1 = seed & mask, (seed >> 32) & mask
-    c = [counter & mask, 0, 0, 0]
+    c = [counter & mask, (counter >> 32) & mask, 0, 0]
     for _ in range(10):
         p0, p1 = m0 * c[0], m1 * c[2]
         c = [((p1 >> 32) ^ c[1] ^ k0) & mask, p1 & mask, ((p0 >> 32) ^ c[3] ^ k1) & mask, p0 & mask]
