@@ -19,8 +19,8 @@ The backward is fused the same way (scores recomputed blockwise, never stored):
   delta = sum(g * out, -1)                       ordinary ops (one reduction kernel)
   dq    = attention_dq(q, k, v, g, lse, delta[, mask][, seed, offset])
   dkv   = attention_dkv(q, k, v, g, lse, delta[, mask][, seed, offset])  -> [..., S, E + Ev]
-Every primitive has a NumPy reference (the interpreter runs the same IR). The mask gets no
-gradient (it is treated as a constant, like a causal mask).
+Every primitive has a NumPy reference (the interpreter runs the same IR). An additive mask that
+requires grad gets dS summed to its shape (written out: that gradient is L x S by nature).
 """
 from __future__ import annotations
 
@@ -236,8 +236,34 @@ def _attention_vjp(g, out, *inputs, scale, is_causal=False, mask="none", dropout
     dk = T.narrow(dkv, -1, 0, e)
     dv = T.narrow(dkv, -1, e, dkv.shape[-1] - e)
     grads = [sum_to_shape(dq, q.shape), sum_to_shape(dk, k.shape), sum_to_shape(dv, v.shape)]
-    grads += [None] * (len(inputs) - 3)
+    if mask == "additive":
+        grads.append(_additive_mask_grad(q, k, v, g, m, lse, delta, rng, scale, dropout_p))
+    elif mask == "bool":
+        grads.append(None)
+    grads += [None] * (len(inputs) - len(grads))
     return tuple(grads)
+
+
+def _additive_mask_grad(q, k, v, g, m, lse, delta, rng, scale, dropout_p):
+    """d(loss)/d(additive mask) = dS summed to the mask's shape.
+
+    This is an L x S tensor by nature, so it is written out with ordinary ops; a compiled graph
+    whose mask does not require grad drops it (dead code).
+    """
+    from tritonflow.dispatch import apply
+    from tritonflow.ops.creation import PHILOX_UNIFORM
+    from tritonflow.ops.movement import sum_to_shape
+    acc = lse.dtype
+    s = T.matmul(T.cast(q, acc), T.transpose(T.cast(k, acc), -2, -1)) * scale + T.cast(m, acc)
+    lse_col = T.unsqueeze(lse, -1)
+    finite = T.logical_not(T.isinf(lse_col))  # a fully masked row has lse -inf and p = 0
+    p = T.where(finite, T.exp(s - T.where(finite, lse_col, 0.0)), 0.0)
+    dp = T.matmul(T.cast(g, acc), T.transpose(T.cast(v, acc), -2, -1))
+    if dropout_p > 0:
+        u = apply(PHILOX_UNIFORM, list(rng), {"shape": tuple(p.shape), "lane": 0})
+        dp = T.where(u >= dropout_p, dp * (1.0 / (1.0 - dropout_p)), 0.0)
+    ds = p * (dp - T.unsqueeze(delta, -1))
+    return T.cast(sum_to_shape(ds, m.shape), m.dtype)
 
 
 def _samples(template: str):
