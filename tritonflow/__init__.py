@@ -4,7 +4,7 @@ Eager tensors for debugging, `@tritonflow.jit` for speed, and a NumPy interprete
 every op means. Only NumPy, SymPy and ml_dtypes are needed to import it; triton and torch are
 imported lazily by the GPU path.
 """
-from tritonflow import dtypes
+from tritonflow import dtypes  # noqa: F401  (the public tritonflow.dtypes module)
 from tritonflow.dtypes import (bfloat16, bool_, float16, float32, float64, int8, int32, int64,  # noqa: F401
                                finfo, iinfo, promote_types)
 from tritonflow.errors import (AutogradError, DeviceError, DTypeError, LoweringError, ShapeError,  # noqa: F401

@@ -228,7 +228,6 @@ CAT = register(OpDef(
 
 def _infer_gather(types, attrs):
     x, index = types
-    dim = attrs["dim"]
     if not index.dtype.is_integer:
         raise DTypeError(f"gather: index must be an integer tensor, got {index.dtype.name}")
     if index.ndim != x.ndim:
