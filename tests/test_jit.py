@@ -81,7 +81,10 @@ def test_jit_on_a_method_binds_self():
             return x * self.k
 
     a = randf(4)
-    assert_close(Scaler(3.0).apply(t(a)), f64(a) * 3.0, tflow.float32)
+    scaler = Scaler(3.0)
+    assert_close(scaler.apply(t(a)), f64(a) * 3.0, tflow.float32)
+    assert_close(Scaler(5.0).apply(t(a)), f64(a) * 5.0, tflow.float32)  # self is static: by identity
+    assert scaler.apply.cache_info().misses == 2
 
 
 # ---------------------------------------------------------------- structures

@@ -12,6 +12,7 @@ import gc
 import os
 import sys
 import threading
+import types
 import warnings
 from collections import namedtuple
 
@@ -182,7 +183,8 @@ class JitFunction:
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
-        return functools.partial(self.__call__, obj)
+        # A bound method: calls pass `obj` first, and attribute reads (cache_info, entries) reach us.
+        return types.MethodType(self, obj)
 
     def __repr__(self) -> str:
         return f"<tritonflow.jit {getattr(self.fn, '__qualname__', self.fn)!r}>"
