@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from helpers import HAS_CUDA, lowering_available
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -35,8 +38,13 @@ def _assert_all_close(rows: dict, bound: float) -> None:
         assert row["vs_reference"] < bound, (name, row)
 
 
+def _device(backend: str) -> str:
+    # The triton backend runs CPU tensors only in Triton's interpreter (switched on when no GPU).
+    return "cuda" if backend == "triton" and HAS_CUDA else "cpu"
+
+
 def test_smoke_float32_agrees_with_float64_torch(backend):
-    result = bench.run_smoke(backend, "float32")
+    result = bench.run_smoke(backend, "float32", _device(backend))
     checks = result["checks"]
     assert set(checks) == {"tritonflow eager", f"tritonflow compiled ({backend})", "tritonflow compiled, 2nd call"}
     for rows in checks.values():
@@ -53,6 +61,37 @@ def test_smoke_bfloat16_numpy_within_torch_eager_error():
         _assert_all_close(rows, bench.ERROR_FLOOR["bfloat16"])
         for row in rows.values():
             assert row["torch_eager_vs_reference"] > 1e-4  # torch really ran in bf16: the gate is not vacuous
+
+
+def _round_to_nearest_even_in_interpreter(monkeypatch) -> None:
+    """Triton 3.6's interpreter casts float32 -> bfloat16 by truncation (its cast_impl passes no
+    rounding mode); GPUs round to nearest even. Truncation is biased, and through a block it doubles
+    or triples the bf16 error, so the interpreter is patched to round as the hardware does."""
+    import triton.language as tl
+    from triton.runtime import interpreter
+
+    original = interpreter.InterpreterBuilder.cast_impl
+
+    def cast_impl(self, src, dst_type):
+        if src.dtype.scalar == tl.float32 and dst_type.scalar == tl.bfloat16:
+            bits = np.ascontiguousarray(src.data).view(np.uint32).astype(np.uint64)
+            rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+            rounded = np.where(np.isnan(src.data), np.uint16(0x7FC0), rounded)
+            return interpreter.TensorHandle(rounded, dst_type.scalar)
+        return original(self, src, dst_type)
+
+    monkeypatch.setattr(interpreter.InterpreterBuilder, "cast_impl", cast_impl)
+
+
+@pytest.mark.xfail(not lowering_available(), reason="kernels.lower (the Triton lowering) does not exist yet",
+                   strict=False)
+def test_smoke_bfloat16_triton_within_torch_eager_error(monkeypatch):
+    # The GPU benchmark's gate, on the generated kernels in bf16 (tiny sizes).
+    if not HAS_CUDA:
+        _round_to_nearest_even_in_interpreter(monkeypatch)
+    result = bench.run_smoke("triton", "bfloat16", _device("triton"))
+    for rows in result["checks"].values():
+        _assert_all_close(rows, bench.ERROR_FLOOR["bfloat16"])
 
 
 def test_gradient_check_catches_erf_instead_of_tanh_gelu():
