@@ -14,7 +14,8 @@ before each step, so no contender pays for accumulation.
 Before timing, every gradient (weights and x) and the output of each contender is compared with
 a float32 reference (torch on the same bf16-rounded weights): tritonflow must be within
 max(2 x torch eager's error, 1.6e-2) relative (Frobenius) error on each; its error against torch
-eager itself is reported too. A failed check exits non-zero.
+eager itself is reported too. A failed check (or a tritonflow compile error) still lets the
+torch contenders and, where it ran, tritonflow be timed, then exits non-zero.
 
 Run on a CUDA machine from the repository root:
     PYTHONPATH=. python benchmarks/gpu_bench_train.py [--out DIR]
