@@ -65,4 +65,5 @@ def run_graph(graph: Graph, arrays: list, bindings: dict | None = None) -> list:
         if bindings and _symbolic_attrs(attrs):
             attrs = {k: _resolve(v, bindings) for k, v in attrs.items()}
         env[id(node)] = run_numpy(op, [env[id(i)] for i in node.inputs], attrs, node.type)
-    return [env[id(n)] for n in graph.outputs]
+    # A constant is shared by every run of the graph: hand out copies, never the graph's own array.
+    return [np.array(env[id(n)]) if n.op == "constant" else env[id(n)] for n in graph.outputs]
