@@ -117,7 +117,8 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
         printer.used |= em.printer.used
     scale_log2 = float(attrs["scale"]) * LOG2E
     state = dict(dtype=dtype, storage=storage, mask=mask_kind, causal=bool(attrs.get("is_causal")),
-                 dropout=dropout, scale_log2=scale_log2, scale=float(attrs["scale"]))
+                 dropout=dropout, scale_log2=scale_log2, scale=float(attrs["scale"]),
+                 lse_node=plan.members[1] if len(plan.members) > 1 else None)
     body = {"attention": _forward_body, "attention_lse": _forward_body,
             "attention_dq": _dq_body, "attention_dkv": _dkv_body}[template](ops, node, template, state, printer, ctx)
 
@@ -151,7 +152,7 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
               "block_d": block_d, "block_dv": block_dv}
     return GeneratedKernel(name=name, kind=template, source=source, node_lines=list(ctx.ir_lines), args=args,
                            constexprs={}, grid=None, numel=symbol_evaluator(ix.product(node.shape)),
-                           config=config, reads=list(ctx.deps.values()), writes=[node])
+                           config=config, reads=list(ctx.deps.values()), writes=list(plan.members))
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -187,10 +188,10 @@ def _store_rows(ptr: str, base: str, rows: str, width: str, cols: str, value: st
     return f"    tl.store({ptr} + {base} + {rows} * {width} + {cols}, {value}.to({storage}), mask={mask})"
 
 
-def _out_base(ctx, node) -> tuple:
+def _out_base(ctx, node, printer) -> tuple:
     """(pointer, batch base text) of the node's contiguous output buffer."""
     rows_and_cols = ix.product(node.shape[-2:]) if node.op != "attention_lse" else ix.as_expr(node.shape[-1])
-    return ctx.pointer(node), f"bindex * {ix.TritonPrinter()(rows_and_cols)}"
+    return ctx.pointer(node), f"bindex * ({printer(rows_and_cols)})"
 
 
 # ---------------------------------------------------------------- forward and lse
@@ -239,17 +240,20 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
             f"        acc = acc * alpha[:, None] + {_dot(f'p.to({storage})', 'v', dtype)}.to(ACC)",
         ]
     lines.append("        m_i = m_new")
-    ptr, base = _out_base(ctx, node)
+    ptr, base = _out_base(ctx, node, printer)
+    lse_node = node if template == "attention_lse" else state.get("lse_node")
     if template == "attention":
         width = _width(node.shape[-1])
         lines.append("    out = acc / tl.where(l_i == 0, 1.0, l_i)[:, None]")
         lines.append(_store_rows(ptr, base, "offs_m[:, None]", width, "offs_dv[None, :]", "out", storage,
                                  "mmask[:, None] & dvmask[None, :]"))
-    else:
-        out_storage = KD.storage_type(node.dtype)
+    if lse_node is not None:
+        lse_ptr, lse_base = _out_base(ctx, lse_node, printer)
+        ctx.describe(lse_node)
         lines.append(f"    lse = tl.where(l_i == 0, {NEG_INF}, (m_i + tl.math.log2(tl.where(l_i == 0, 1.0, l_i))) "
                      f"* {math.log(2.0)!r})")
-        lines.append(f"    tl.store({ptr} + {base} + offs_m, lse.to({out_storage}), mask=mmask)")
+        lines.append(f"    tl.store({lse_ptr} + {lse_base} + offs_m, lse.to({KD.storage_type(lse_node.dtype)}), "
+                     "mask=mmask)")
     return lines
 
 
@@ -304,7 +308,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
         "        ds = p * (dp - delta[:, None])",
         f"        dq += {_dot(f'ds.to({storage})', 'kb', dtype)}.to(ACC)",
     ]
-    ptr, base = _out_base(ctx, node)
+    ptr, base = _out_base(ctx, node, printer)
     lines.append(f"    dq = dq * {state['scale']!r}")
     lines.append(_store_rows(ptr, base, "offs_m[:, None]", _width(node.shape[-1]), "offs_d[None, :]", "dq", storage,
                              "mmask[:, None] & dmask[None, :]"))
@@ -357,7 +361,7 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
         "        dst = pt * (dpt - delta[None, :])",
         f"        dk += {_dot(f'dst.to({storage})', 'qb', dtype)}.to(ACC)",
     ]
-    ptr, base = _out_base(ctx, node)
+    ptr, base = _out_base(ctx, node, printer)
     width = _width(node.shape[-1])
     head_dim = _width(attention_roles(node)["k"].shape[-1])
     lines.append(f"    dk = dk * {state['scale']!r}")

@@ -101,6 +101,8 @@ def materialize(sched, node: Node) -> Node:
 def place_template(sched, node: Node) -> None:
     """Schedule a template node: materialize computed operands, then one kernel of its own."""
     info = TemplateInfo(template_name(node))
+    if info.template == "attention_lse" and _join_forward(sched, node):
+        return
     if info.template == "matmul":
         for inp in node.inputs:
             base = view_base(inp)
@@ -118,6 +120,29 @@ def place_template(sched, node: Node) -> None:
     sched.owner[id(node)] = plan.index
     if info.template != "matmul":
         sched.store(node)
+
+
+def _join_forward(sched, node: Node) -> bool:
+    """A row log-sum-exp over the same scores as an attention forward kernel is written by it.
+
+    A training step's forward graph holds both (the backward needs the log-sum-exp): this saves
+    a second pass over q @ k^T.
+    """
+    for plan in sched.kernels:
+        info = getattr(plan, "template", None)
+        if info is None or info.template != "attention" or len(plan.members) != 1:
+            continue
+        fwd = plan.members[0]
+        roles = attention_roles(fwd)
+        mine = attention_roles(node)
+        same_inputs = roles["q"] is mine["q"] and roles["k"] is mine["k"] and roles.get("mask") is mine.get("mask")
+        same_attrs = all(fwd.attrs.get(a) == node.attrs.get(a) for a in ("scale", "is_causal", "mask"))
+        if same_inputs and same_attrs:
+            plan.members.append(node)
+            sched.owner[id(node)] = plan.index
+            sched.store(node)
+            return True
+    return False
 
 
 # ---------------------------------------------------------------- attention operands

@@ -116,7 +116,8 @@ def test_forward_and_fused_backward(case, dtype):
     inputs = xs + ([mask] if mask is not None else []) + ([np.array(9, np.int64), np.array(40, np.int64)] if p else [])
     low = kernels.lower(graph)
     kinds = [k.kind for k in low.kernels]
-    assert kinds == ["attention", "attention_lse", "reduction", "attention_dq", "attention_dkv"]
+    # The log-sum-exp is written by the forward kernel (same scores), then delta, dq, dk/dv.
+    assert kinds == ["attention", "reduction", "attention_dq", "attention_dkv"]
     out, dq, dkv = [to_numpy(o) for o in low([to_torch(a) for a in inputs], {})]
     # The reference works on operands broadcast to the full batch: dkv is per full batch entry.
     w = [np.broadcast_to(x.astype(np.float64), batch + x.shape[-2:]) for x in xs]
@@ -144,3 +145,21 @@ def test_strided_views_are_read_in_place():
     t = a.astype(np.float64).transpose(0, 2, 1, 3)
     want = ref_forward(t, t, t, 0.25, causal=True)[0]
     assert_close(to_numpy(got), want, F32, scale=22)
+
+
+def test_forward_writes_the_log_sum_exp_a_training_step_saves():
+    # A training step's forward graph holds attention and attention_lse over the same scores:
+    # one kernel writes both.
+    b = Builder()
+    q, k, v = b.input("q", (2, 13, 16)), b.input("k", (2, 15, 16)), b.input("v", (2, 15, 16))
+    attrs = {"scale": 0.25, "is_causal": True, "mask": "none", "dropout_p": 0.0}
+    g = b.finish(b("attention", q, k, v, **attrs), b("attention_lse", q, k, **attrs))
+    xs = [RNG.uniform(-1, 1, s).astype(np.float32) for s in ((2, 13, 16), (2, 15, 16), (2, 15, 16))]
+    low = kernels.lower(g)
+    assert [kern.kind for kern in low.kernels] == ["attention"]
+    out, lse = [to_numpy(o) for o in low([to_torch(a) for a in xs], {})]
+    w = [x.astype(np.float64) for x in xs]
+    assert_close(out, ref_forward(*w, 0.25, causal=True)[0], F32, scale=30)
+    s = np.einsum("bld,bsd->bls", w[0], w[1]) * 0.25
+    s = np.where(np.arange(15)[None, :] <= np.arange(13)[:, None], s, -np.inf)
+    assert_close(lse, np.logaddexp.reduce(s, axis=-1), F32, scale=30)
