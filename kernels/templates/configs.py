@@ -39,7 +39,7 @@ def matmul_config(m: int, n: int, k: int, batch: int, dtype: str) -> dict:
     if big and m >= 128 and n >= 256 and tiles_big >= 96:
         return dict(_tile(128, 256, 32, 8, 4), GROUP_M=8)
     if m >= 128 and n >= 128 and -(-m // 128) * -(-n // 128) * batch >= 96:
-        return dict(_tile(128, 128, 32, 8, 3) if big else _tile(128, 128, 32, 8, 3), GROUP_M=8)
+        return dict(_tile(128, 128, 32, 8, 3), GROUP_M=8)
     if m <= 32:
         return dict(_tile(16 if m <= 16 else 32, 64, 64 if big else 32, 4, 4), GROUP_M=8)
     return dict(_tile(64, 64, 32, 4, 4), GROUP_M=8)
