@@ -35,7 +35,11 @@ def generate_scan(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, n
     masked = em.assign(f"tl.where(xmask & rmask, {text}, 0).to({ctype})", ctype, shaped=True)
     em.line(f"tmp_scan = carry + tl.cumsum({masked.text}, 1)  # {ctx.describe(node)}")
     offset = ctx.rewrite_offset(ix.linearize(full, node.shape))
-    em.line(f"tl.store({ctx.pointer(node)} + {em.index_text(offset)}, "
+    offset_text = em.index_text(offset)
+    if not sympy.sympify(offset).free_symbols:
+        # Every dim is size 1: a scalar pointer cannot take the [XBLOCK, RBLOCK] block stored to it.
+        offset_text += " + 0 * (xindex + rindex)"
+    em.line(f"tl.store({ctx.pointer(node)} + {offset_text}, "
             f"tmp_scan.to({KD.storage_type(node.dtype)}), mask=xmask & rmask)")
     em.line(f"carry = carry + tl.sum({masked.text}, 1, keep_dims=True)")
     loop = ["        rindex = roffset + tl.arange(0, RBLOCK)[None, :]", "        rmask = rindex < rnumel"]
