@@ -51,8 +51,15 @@ def base_config(kernel, env: dict, symbols: dict) -> tuple:
 
 
 def _run(kernel, grid: tuple, args: list, config: dict) -> None:
+    compiled = run_jit(kernel, grid, args, config)
+    from kernels.runtime import record_launch  # a call plan being built remembers this launch
+    record_launch(kernel, grid, config, compiled)
+
+
+def run_jit(kernel, grid: tuple, args: list, config: dict):
+    """One launch through Triton's JIT dispatch; returns its CompiledKernel (None when interpreted)."""
     try:
-        kernel.fn[grid](*args, **config)
+        return kernel.fn[grid](*args, **config)
     except Exception as exc:
         if isinstance(exc, LoweringError):
             raise

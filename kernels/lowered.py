@@ -19,6 +19,7 @@ from kernels.codegen_pointwise import generate_pointwise
 from kernels.codegen_reduction import generate_reduction
 from kernels.context import GeneratedKernel
 from kernels.schedule import Schedule, schedule_graph
+from tritonflow import matmul_precision as _matmul_precision
 from tritonflow.errors import LoweringError
 from tritonflow.ir.graph import Graph
 
@@ -75,6 +76,7 @@ class LoweredGraph:
         self._variants: dict = {}
         self._lock = threading.Lock()
         self._constants: dict = {}
+        self._plans: dict = {}          # (layouts, symbols, device, precision) -> runtime.CallPlan
         default_layout = tuple(True for _ in graph.inputs)
         self._default = self._variant(default_layout, self._static_wide())
 
@@ -142,13 +144,43 @@ class LoweredGraph:
     # ------------------------------------------------------------ calling
 
     def __call__(self, inputs: list, symbols: dict = None, device=None) -> list:
+        """Run the kernels on `inputs` (torch tensors); returns the graph's outputs.
+
+        The first call per (input layouts, symbol values, device, matmul precision) takes the
+        general path and records a CallPlan (kernels/runtime.py); later calls replay the plan.
+        """
+        if len(inputs) != len(self.graph.inputs):
+            raise LoweringError(f"{self.graph.name}: expected {len(self.graph.inputs)} inputs, got {len(inputs)}")
+        device = self._device(inputs, device)
+        key = (tuple([t.is_contiguous() for t in inputs]), tuple(sorted(symbols.items())) if symbols else (),
+               device, _matmul_precision._precision)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return self._run_plan(plan, key, inputs)
+        from kernels import runtime
+        launches = runtime.start_recording()
+        try:
+            outputs, env = self._call_general(inputs, dict(symbols or {}), device)
+        finally:
+            runtime.stop_recording()
+        plan = runtime.build_plan(self.graph, self.schedule, env, inputs, dict(symbols or {}), launches, device)
+        self._plans[key] = plan
+        return outputs
+
+    def _run_plan(self, plan, key, inputs: list) -> list:
+        return plan.run(inputs)
+
+    @staticmethod
+    def _device(inputs: list, device):
         import torch
-        symbols = dict(symbols or {})
-        graph = self.graph
-        if len(inputs) != len(graph.inputs):
-            raise LoweringError(f"{graph.name}: expected {len(graph.inputs)} inputs, got {len(inputs)}")
         if device is None:
-            device = inputs[0].device if inputs else ("cuda" if torch.cuda.is_available() else "cpu")
+            return inputs[0].device if inputs else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return device if isinstance(device, torch.device) else torch.device(device)
+
+    def _call_general(self, inputs: list, symbols: dict, device) -> tuple:
+        """Every decision made afresh: variant, buffers, launch configurations (the recorded path)."""
+        import torch
+        graph = self.graph
         layout = tuple(_is_contiguous(t) for t in inputs)
         wide = self._static_wide() or self._dynamic_wide(symbols)
         compiled = self._variant(layout, wide)
@@ -169,7 +201,7 @@ class LoweredGraph:
                 env[node_id] = env[id(target)]
         for kernel in compiled:
             self._launch(kernel, env, symbols)
-        return [self._output(node, env) for node in graph.outputs]
+        return [self._output(node, env) for node in graph.outputs], env
 
     def _output(self, node, env):
         buffer = self.schedule.output_buffers.get(id(node), node)
