@@ -227,6 +227,9 @@ def explain(fn, *args, **kwargs) -> Explanation:
     """Compile `fn` (a function or a jitted one) for these arguments, without running it, and
     explain the result: guards, IR after each pass, kernels, recompiles."""
     from tritonflow.jit_function import JitFunction, jit
+    if not callable(fn):
+        from tritonflow.errors import DTypeError
+        raise DTypeError(f"explain: expected a function or a jitted function, got {type(fn).__name__}")
     jitted = fn if isinstance(fn, JitFunction) else jit(fn)
     key, leaves = jitted.key_of(args, kwargs)
     entry = jitted.entries.get(key)

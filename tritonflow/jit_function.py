@@ -252,6 +252,9 @@ def jit(fn=None, *, backend: str | None = None, dynamic: bool = False, mode: str
         return lambda f: JitFunction(f, backend=backend, dynamic=dynamic, mode=mode)
     if isinstance(fn, JitFunction):
         return fn
+    if not callable(fn):
+        from tritonflow.errors import DTypeError
+        raise DTypeError(f"jit: expected a function to compile, got {type(fn).__name__}")
     return JitFunction(fn, backend=backend, dynamic=dynamic, mode=mode)
 
 
