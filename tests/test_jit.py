@@ -69,6 +69,8 @@ def test_unknown_backend_and_mode_are_errors():
         tflow.jit(_poly, backend="cuda-magic")
     with pytest.raises(tflow.UnsupportedError, match="mode"):
         tflow.jit(_poly, mode="fastest")
+    with pytest.raises(tflow.DTypeError, match=r"^jit: expected a function.*int"):
+        tflow.jit(42)
 
 
 def test_jit_on_a_method_binds_self():

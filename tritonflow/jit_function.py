@@ -18,7 +18,7 @@ from collections import namedtuple
 
 from tritonflow import autograd, trace_state
 from tritonflow.backends import check_backend, make_runner
-from tritonflow.errors import DeviceError, UnsupportedError
+from tritonflow.errors import DeviceError, DTypeError, UnsupportedError
 from tritonflow.passes.pipeline import log_enabled, run_passes
 from tritonflow.philox import default_generator
 from tritonflow.tensor_class import Tensor
@@ -64,6 +64,8 @@ class JitFunction:
 
     def __init__(self, fn, backend: str | None = None, dynamic: bool = False, mode: str = "default") -> None:
         check_backend(backend)
+        if not callable(fn):
+            raise DTypeError(f"jit: expected a function to compile, got {type(fn).__name__}")
         if mode not in MODES:
             raise UnsupportedError(f"jit: unknown mode {mode!r} (choose from {', '.join(MODES)})")
         self.fn = fn
