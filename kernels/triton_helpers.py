@@ -154,9 +154,9 @@ def pow_float_portable(a, b):
 
 @triton.jit
 def philox_uniform(seed, counter, LANE: tl.constexpr):
-    # Counter words (offset + i as uint32, 0, 0, 0), as tritonflow/philox.py defines them.
-    c = counter.to(tl.uint32)
-    r0, r1, r2, r3 = tl.randint4x(seed, c)
+    # Counter words (low, high, 0, 0) of the 64-bit offset + i, as tritonflow/philox.py defines
+    # them: randint4x splits an int64 counter itself (a uint32 cast dropped the high word).
+    r0, r1, r2, r3 = tl.randint4x(seed, counter.to(tl.int64))
     if LANE == 0:
         bits = r0
     elif LANE == 1:
