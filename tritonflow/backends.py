@@ -89,6 +89,7 @@ class NumpyRunner:
             outs = run_graph(self.graph, [torch_to_numpy(a) for a in arrays])
             return [numpy_to_torch(o, "cuda") for o in outs]
         bindings = bind_symbols(self.graph, arrays) if self.symbolic else None
+        assert len(arrays) == self.n_inputs, f"graph {self.graph.name} takes {self.n_inputs} inputs, got {len(arrays)}"
         env = self.template.copy()
         env[:self.n_inputs] = arrays
         # IEEE special values are results, not warnings (as in run_numpy), set once for the graph.
