@@ -27,7 +27,7 @@ from tracer import guards, pytree
 _VERIFY = os.environ.get("TRITONFLOW_VERIFY", "").strip().lower() not in ("", "0", "false", "no", "off")
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries"])
 RECOMPILE_LIMIT = 8
-MODES = ("default", "max-autotune")
+MODES = ("default", "max-autotune", "reduce-overhead")  # reduce-overhead: CUDA graphs (kernels/cuda_graphs.py)
 
 
 class CompiledEntry:
