@@ -8,6 +8,7 @@ Calling it checks the inputs, picks the variant, allocates the buffers the sched
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from tritonflow.errors import LoweringError
 from tritonflow.ir.graph import Graph
 
 INT32_LIMIT = 2 ** 31
+MODES = ("default", "max-autotune", "reduce-overhead")
+log = logging.getLogger("tritonflow.kernels")
 
 
 @dataclass
@@ -68,8 +71,8 @@ class LoweredGraph:
     """The graph as kernels; call it with torch tensors (any strides) and the symbol values."""
 
     def __init__(self, graph: Graph, mode: str = "default") -> None:
-        if mode not in ("default", "max-autotune"):
-            raise ValueError(f"lower: mode must be 'default' or 'max-autotune', got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"lower: mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.graph = graph
         self.mode = mode
         self.schedule: Schedule = schedule_graph(graph)
@@ -77,6 +80,8 @@ class LoweredGraph:
         self._lock = threading.Lock()
         self._constants: dict = {}
         self._plans: dict = {}          # (layouts, symbols, device, precision) -> runtime.CallPlan
+        self._graphed: dict = {}        # same key -> cuda_graphs.GraphedPlan (mode="reduce-overhead")
+        self._noted_no_graphs = False
         default_layout = tuple(True for _ in graph.inputs)
         self._default = self._variant(default_layout, self._static_wide())
 
@@ -151,7 +156,7 @@ class LoweredGraph:
         """
         if len(inputs) != len(self.graph.inputs):
             raise LoweringError(f"{self.graph.name}: expected {len(self.graph.inputs)} inputs, got {len(inputs)}")
-        device = self._device(inputs, device)
+        device = inputs[0].device if device is None and inputs else self._device(inputs, device)
         key = (tuple([t.is_contiguous() for t in inputs]), tuple(sorted(symbols.items())) if symbols else (),
                device, _matmul_precision._precision)
         plan = self._plans.get(key)
@@ -168,7 +173,19 @@ class LoweredGraph:
         return outputs
 
     def _run_plan(self, plan, key, inputs: list) -> list:
-        return plan.run(inputs)
+        if self.mode != "reduce-overhead":
+            return plan.run(inputs)
+        if plan.interpreted:
+            if not self._noted_no_graphs:
+                self._noted_no_graphs = True
+                log.warning("tritonflow: %s: mode='reduce-overhead' captures CUDA graphs; on %s tensors "
+                            "(Triton's interpreter) it runs as mode='default'", self.graph.name, plan.device)
+            return plan.run(inputs)
+        graphed = self._graphed.get(key)
+        if graphed is None:
+            from kernels.cuda_graphs import GraphedPlan
+            graphed = self._graphed[key] = GraphedPlan(plan, self.graph.name)
+        return graphed.run(inputs)
 
     @staticmethod
     def _device(inputs: list, device):

@@ -92,6 +92,7 @@ class CallPlan:
         self.device = device
         self.interpreted = device.type != "cuda"
         self.calls = 0
+        self.direct = None                  # the generated launcher (make_direct_runner), CUDA only
 
     # ------------------------------------------------------------ per call
 
@@ -114,6 +115,13 @@ class CallPlan:
         return env
 
     def run(self, inputs: list) -> list:
+        self.calls += 1
+        if not self.interpreted:
+            if self.direct is None:
+                self.direct = make_direct_runner(self)
+            outputs = self.direct(inputs)
+            if outputs is not None:
+                return outputs
         env = self.allocate(inputs)
         if self.interpreted:
             for step in self.steps:
@@ -121,7 +129,6 @@ class CallPlan:
                 step.kernel.fn[step.grid](*args, **step.config)
         else:
             launch_direct(self.steps, env, self.device)
-        self.calls += 1
         return [env[s] for s in self.result_slots]
 
 
@@ -319,3 +326,90 @@ def _specialization_key(step: Step, env: list) -> tuple:
         elif kind == "stride":
             key.append(_int_class(env[source[1]].stride(source[2])))
     return tuple(key)
+
+
+# ---------------------------------------------------------------- the generated launcher
+
+def direct_runner_source(plan: CallPlan) -> str:
+    """Straight-line Python for one plan: allocate, read pointers, look up every step's launcher,
+    launch. It returns None (before launching anything) when a step has no launcher for this
+    call's alignments, or a profiler hook is set: the caller then takes the general loop."""
+    lines = ["def direct_call(inputs):"]
+    add = lines.append
+    names = {}
+    if plan.n_inputs:
+        ins = [f"in{i}" for i in range(plan.n_inputs)]
+        add(f"    {', '.join(ins)}{',' if len(ins) == 1 else ''} = inputs")
+        names.update({i: f"in{i}" for i in range(plan.n_inputs)})
+    for slot in plan.constants:
+        names[slot] = f"_const{slot}"
+    for b in plan.outputs:
+        names[b.slot] = f"buf{b.slot}"
+        add(f"    buf{b.slot} = _empty({b.shape!r}, dtype=_dtype{b.slot}, device=_device)")
+    pointers = {}
+    if plan.arena:
+        # The tensor stays referenced until the launches are queued (the allocator is stream-ordered).
+        add(f"    arena_tensor = _empty(({plan.arena_bytes},), dtype=_uint8, device=_device)")
+        add("    arena = arena_tensor.data_ptr()")
+        for b in plan.arena:
+            pointers[b.slot] = f"(arena + {b.offset})" if b.offset else "arena"
+    used = sorted({src[1] for step in plan.steps for src in step.sources if src[0] == "slot"})
+    for slot in used:
+        if slot not in pointers:
+            add(f"    p{slot} = {names[slot]}.data_ptr()")
+            pointers[slot] = f"p{slot}"
+    strides = {}
+    calls = []
+    for k, step in enumerate(plan.steps):
+        values, key = [], []
+        for src in step.sources:
+            if src[0] == "slot":
+                values.append(pointers[src[1]])
+                key.append(f"{pointers[src[1]]} & 15 == 0")
+            elif src[0] == "stride":
+                name = strides.get((src[1], src[2]))
+                if name is None:
+                    name = strides[(src[1], src[2])] = f"stride{src[1]}_{src[2]}"
+                    add(f"    {name} = {names[src[1]]}.stride({src[2]})")
+                values.append(name)
+                key.append(f"_int_class({name})")
+            else:
+                values.append(repr(src[1]))
+        key_text = "(" + ", ".join(key) + ("," if len(key) == 1 else "") + ")"
+        add(f"    l{k} = _launchers{k}.get({key_text})")
+        tail = ", ".join(repr(v) for v in step.tail)
+        args = ", ".join(values + ([tail] if tail else []))
+        gx, gy, gz = step.grid
+        calls.append(f"    l{k}[0]({gx}, {gy}, {gz}, stream, l{k}[1], l{k}[2], None, None, None, {args})"
+                     f"  # {step.kernel.generated.name}")
+    missing = " or ".join([f"l{k} is None" for k in range(len(plan.steps))] +
+                          ["_hooks.launch_enter_hook is not None", "_hooks.launch_exit_hook is not None"])
+    add(f"    if {missing}:")
+    add("        return None")
+    add("    stream = _stream(_device_index)")
+    lines += calls
+    results = ", ".join(names[s] for s in plan.result_slots)
+    add(f"    return [{results}]")
+    return "\n".join(lines) + "\n"
+
+
+def make_direct_runner(plan: CallPlan, stream_getter=None, hooks=None):
+    """Compile `direct_runner_source(plan)` with the plan's constants bound as globals."""
+    import torch
+    if hooks is None:
+        from triton import knobs
+        hooks = knobs.runtime
+    namespace = {"_empty": torch.empty, "_uint8": torch.uint8, "_device": plan.device,
+                 "_device_index": plan.device.index, "_int_class": _int_class, "_hooks": hooks,
+                 "_stream": stream_getter or _current_stream}
+    for slot, tensor in plan.constants.items():
+        namespace[f"_const{slot}"] = tensor
+    for b in plan.outputs:
+        namespace[f"_dtype{b.slot}"] = b.dtype
+    for k, step in enumerate(plan.steps):
+        namespace[f"_launchers{k}"] = step.launchers
+    source = direct_runner_source(plan)
+    exec(compile(source, f"<tritonflow launcher {len(plan.steps)} kernels>", "exec"), namespace)
+    function = namespace["direct_call"]
+    function.source = source
+    return function

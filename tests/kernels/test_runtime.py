@@ -123,3 +123,106 @@ def test_cuda_steps_keep_a_launcher_per_alignment():
     torch.testing.assert_close(shifted, base[1:] * 2)
     (plan,) = low._plans.values()
     assert len(plan.steps[0].launchers) == 2
+
+
+def _memory_at(pointer: int, nbytes: int, dtype, shape):
+    """A CPU tensor over raw memory (what a GPU launcher receives is just the address)."""
+    import ctypes
+    raw = np.ctypeslib.as_array((ctypes.c_uint8 * max(nbytes, 1)).from_address(pointer))
+    return torch.from_numpy(raw).view(dtype)[: int(np.prod(shape, dtype=np.int64))].view(shape)
+
+
+def test_generated_launcher_passes_the_right_pointers_grid_and_constexprs():
+    """The CUDA launcher code, run on CPU: each fake 'launcher' rebuilds tensors from the raw
+    pointers it is given and runs the kernel in the interpreter, so wrong pointers, grids or
+    constexpr values give wrong results."""
+    from types import SimpleNamespace
+    from kernels.runtime import _specialization_key, make_direct_runner
+    g = chained_reductions(6, 10)
+    low = kernels.lower(g)
+    rng = np.random.default_rng(3)
+    x0 = rng.uniform(1, 2, (6, 10)).astype(np.float32)
+    low([to_torch(x0)], {})
+    (plan,) = low._plans.values()
+    info = {b.slot: b for b in plan.outputs + plan.arena}
+    calls = []
+
+    def fake_launcher(step):
+        def run(gx, gy, gz, stream, function, metadata, meta, enter, exit_, *values):
+            calls.append((step.kernel.generated.name, (gx, gy, gz), stream, values[len(step.sources):]))
+            args = []
+            for source, value in zip(step.sources, values):
+                if source[0] != "slot":
+                    args.append(value)
+                elif source[1] < plan.n_inputs:
+                    args.append(current_inputs[source[1]])
+                    assert value == current_inputs[source[1]].data_ptr()
+                else:
+                    b = info[source[1]]
+                    args.append(_memory_at(value, b.nbytes, b.dtype, b.shape))
+            assert tuple(values[len(step.sources):]) == step.tail
+            step.kernel.fn[(gx, gy, gz)](*args, **step.config)
+        return run
+
+    env = plan.allocate([to_torch(x0)])
+    for step in plan.steps:
+        step.tail = tuple(step.config[k] for k in ("XBLOCK", "RBLOCK") if k in step.config)
+        step.launchers[_specialization_key(step, env)] = (fake_launcher(step), "function", "metadata")
+    hooks = SimpleNamespace(launch_enter_hook=None, launch_exit_hook=None)
+    direct = make_direct_runner(plan, stream_getter=lambda index: 1234, hooks=hooks)
+    assert "arena" in direct.source and "_launchers3.get" in direct.source
+    for _ in range(2):
+        x = rng.uniform(1, 2, (6, 10)).astype(np.float32)
+        current_inputs = [to_torch(x)]
+        (out,) = direct(current_inputs)
+        assert_close(to_numpy(out), chained_reference(x), F32, scale=64)
+    assert [c[0] for c in calls[:4]] == [s.kernel.generated.name for s in plan.steps]
+    assert all(c[2] == 1234 for c in calls)
+    hooks.launch_enter_hook = print  # a profiler hook wants metadata: the general path runs instead
+    assert direct([to_torch(x0)]) is None
+
+
+def test_reduce_overhead_on_cpu_runs_as_default_with_one_note(caplog):
+    import logging
+    import tritonflow as tf
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the mode captures graphs (test_reduce_overhead_replays_cuda_graphs)")
+    f = tf.jit(lambda x: (x * 2.0).exp().sum(-1), backend="triton", mode="reduce-overhead")
+    rng = np.random.default_rng(4)
+    with caplog.at_level(logging.WARNING, logger="tritonflow.kernels"):
+        for _ in range(3):
+            x = rng.standard_normal((3, 5)).astype(np.float32)
+            got = f(tf.tensor(x)).numpy()
+            assert_close(got, np.exp(2.0 * x.astype(np.float64)).sum(-1), F32, scale=8)
+    notes = [r for r in caplog.records if "reduce-overhead" in r.getMessage()]
+    assert len(notes) == 1 and "mode='default'" in notes[0].getMessage()
+
+
+def test_lower_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="reduce-overhead"):
+        kernels.lower(chained_reductions(), mode="fastest")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_reduce_overhead_replays_cuda_graphs(caplog):
+    import logging
+    from kernels import cuda_graphs
+    low = kernels.lower(chained_reductions(64, 512), mode="reduce-overhead")
+    x = torch.rand(64, 512, device="cuda") + 1
+    outs = []
+    for _ in range(4):
+        x.uniform_(1, 2)                          # same address, new contents
+        (out,) = low([x], {})
+        torch.testing.assert_close(out.double().cpu(), torch.from_numpy(chained_reference(x.cpu().numpy())),
+                                   rtol=1e-4, atol=1e-5)
+        outs.append(out)
+    (graphed,) = low._graphed.values()
+    assert graphed.captures == 1 and graphed.replays == 2   # call 1 records, 2 captures, 3-4 replay
+    assert len({o.data_ptr() for o in outs}) == 4           # outputs are fresh every call
+    with caplog.at_level(logging.WARNING, logger="tritonflow.kernels"):
+        for _ in range(cuda_graphs.MAX_ENTRIES + 1):
+            y = torch.rand(64, 512, device="cuda") + 1
+            (out,) = low([y], {})
+            torch.testing.assert_close(out.double().cpu(), torch.from_numpy(chained_reference(y.cpu().numpy())),
+                                       rtol=1e-4, atol=1e-5)
+    assert graphed.disabled and any("reduce-overhead" in r.getMessage() for r in caplog.records)
