@@ -139,7 +139,7 @@ class KernelContext:
         if node.op == "input" and not self.layout.get(node.name, True):
             out = []
             for d in range(node.type.ndim):
-                name = f"{safe_name(node.name)}_stride{d}"
+                name = f"{self.schedule.buffer_name(node)}_stride{d}"
                 self.stride_args[name] = (node, d)
                 self.external_symbols.add(name)
                 out.append(sympy.Symbol(name, integer=True, nonnegative=True))

@@ -66,6 +66,17 @@ class Schedule:
         self._output_names = {}
         for k, out in enumerate(graph.outputs):
             self._output_names.setdefault(id(out), f"out{k}")
+        # Inputs are `in_<name>`: a parameter named like an internal buffer (out0, buf3, const1)
+        # cannot collide with it, and names that sanitize alike (`a.b`, `a_b`) get a suffix.
+        from kernels.context import safe_name
+        self._input_names: dict = {}
+        for node in graph.inputs:
+            base = name = "in_" + safe_name(node.name)
+            suffix = 0
+            while name in self._input_names.values():
+                suffix += 1
+                name = f"{base}_{suffix}"
+            self._input_names[id(node)] = name
 
     # ------------------------------------------------------------ naming
 
@@ -83,7 +94,7 @@ class Schedule:
         # the output is then a copy (see schedule_graph) that carries the output's name.
         if node.op == "input":
             from kernels.context import safe_name
-            return safe_name(node.name)
+            return self._input_names.get(id(node)) or "in_" + safe_name(node.name)
         if node.op == "constant":
             return f"const{self.number(node)}"
         if id(node) in self._output_names:

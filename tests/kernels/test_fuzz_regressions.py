@@ -42,3 +42,45 @@ def test_jitted_random_past_2_to_32_equals_eager(offset, draw):
     finally:
         gen.set_state(saved)
     assert np.array_equal(eager, jitted), f"{int((eager != jitted).sum())} of 35 values differ"
+
+
+def _lower_and_run(graph, arrays):
+    import kernels
+    from kernel_helpers import to_numpy, to_torch
+    low = kernels.lower(graph)
+    return low, [to_numpy(o) for o in low([to_torch(a) for a in arrays], {})]
+
+
+@pytest.mark.parametrize("names", [("out0", "a"), ("out1", "buf2"), ("const1", "out0"), ("a.b", "a_b"),
+                                   ("a_b", "a.b"), ("in_a", "a")])
+def test_input_names_never_collide_with_kernel_buffers(names):
+    # Graph inputs were passed unprefixed: a parameter named `out0` gave the kernel two `out0_ptr`
+    # arguments (a SyntaxError), and `a.b` / `a_b` both sanitized to `a_b_ptr`.
+    from kernel_helpers import Builder
+    b = Builder()
+    x, y = b.input(names[0], (2, 3)), b.input(names[1], (3, 2))
+    s = b("reduce_sum", b("mul", x, b("permute", y, perm=(1, 0))), dims=(1,), keepdim=True)
+    g = b.finish(b("add", b("mul", b("expand", s, shape=(2, 3)), x), b.const(1.0)), s, x)
+    xs = np.arange(6.0).reshape(2, 3).astype(np.float32) - 2
+    ys = np.arange(6.0).reshape(3, 2).astype(np.float32) * 0.5
+    low, outs = _lower_and_run(g, [xs, ys])
+    S = (xs.astype(np.float64) * ys.T).sum(1, keepdims=True)
+    np.testing.assert_allclose(outs[0], S * xs + 1, rtol=1e-6)
+    np.testing.assert_allclose(outs[1], S, rtol=1e-6)
+    np.testing.assert_array_equal(outs[2], xs)
+    for k in low.kernels:
+        header = k.source.split("@triton.jit\ndef ", 1)[1].split("):", 1)[0]
+        params = [p.strip() for p in header.split("(", 1)[1].split(",") if p.strip()]
+        assert len(params) == len(set(params)), k.source
+        assert all(p.startswith(("in_", "out", "buf", "const")) for p in params if p.endswith("_ptr")), params
+
+
+def test_jitted_parameter_named_like_an_output_buffer():
+    def f(out0, out1):
+        return out1 * out0.sum(1, keepdim=True), out0.T + 1
+
+    x = np.arange(6.0).reshape(2, 3).astype(np.float32)
+    got = _jit(f)(tf.tensor(x), tf.tensor(x))
+    X = x.astype(np.float64)
+    np.testing.assert_allclose(got[0].numpy(), X * X.sum(1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(got[1].numpy(), X.T + 1, rtol=1e-6)
