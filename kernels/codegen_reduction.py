@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from kernels import dtypes as KD
 from kernels import indexing as ix
+from kernels.codegen_online import emit_finish as emit_online_finish
+from kernels.codegen_online import emit_step as emit_online_step
+from kernels.codegen_online import find_online_sums
 from kernels.codegen_pointwise import offset_text, store_text
 from kernels.context import GeneratedKernel, symbol_evaluator
 from kernels.emit import Emitter, Val
@@ -99,31 +102,40 @@ def generate_reduction(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
         _epilogue(em, sched, plan, full, full_mask)
         body += close_scope(em, "    ", "")
     else:
+        online = find_online_sums(plan)  # sums of exp(a - c) folded into the first pass
         for stage in stages:
-            members = [m for m in plan.members if plan.stages[id(m)] == stage]
-            em = open_scope("        ")
-            accs = []
-            for node in members:
-                accs.append(_looped_member(em, node, full, full_mask))
-            pre = []
-            for node, acc_names, acc_type, fill in accs:
-                for acc in acc_names:
-                    init = BIG_INDEX if acc.endswith("_index") else fill
-                    dtype = "tl.int64" if acc.endswith("_index") else acc_type
-                    pre.append(f"    {acc} = tl.full([XBLOCK, RBLOCK], {init}, {dtype})")
-            body += pre
-            body.append("    for roffset in range(0, rnumel, RBLOCK):")
-            body += close_scope(em, "        ", "roffset + ")
-            post = Emitter(ctx, "    ")
-            for node, acc_names, acc_type, fill in accs:
-                kind = REDUCE_KIND[node.op]
-                if kind in ("argmax", "argmin"):
-                    post.line(f"_, {acc_names[1]} = tl.reduce(({acc_names[0]}, {acc_names[1]}), 1, "
-                              f"{COMBINE[kind]}, keep_dims=True)")
-                    _finish(post, node, acc_names[1], "tl.int64")
-                else:
-                    _finish(post, node, f"tl.reduce({acc_names[0]}, 1, {COMBINE[kind]}, keep_dims=True)",
-                            acc_type)
+            members = [m for m in plan.members if plan.stages[id(m)] == stage and id(m) not in online]
+            post = open_scope("    ")
+            if members or (stage == stages[0] and online):
+                em = open_scope("        ")
+                accs = []
+                for node in members:
+                    accs.append(_looped_member(em, node, full, full_mask))
+                pre = []
+                for node, acc_names, acc_type, fill in accs:
+                    for acc in acc_names:
+                        init = BIG_INDEX if acc.endswith("_index") else fill
+                        dtype = "tl.int64" if acc.endswith("_index") else acc_type
+                        pre.append(f"    {acc} = tl.full([XBLOCK, RBLOCK], {init}, {dtype})")
+                if stage == stages[0]:
+                    for item in online.values():
+                        for acc, init, dtype in emit_online_step(em, item, full, full_mask):
+                            pre.append(f"    {acc} = tl.full([XBLOCK, RBLOCK], {init}, {dtype})")
+                body += pre
+                body.append("    for roffset in range(0, rnumel, RBLOCK):")
+                body += close_scope(em, "        ", "roffset + ")
+                for node, acc_names, acc_type, fill in accs:
+                    kind = REDUCE_KIND[node.op]
+                    if kind in ("argmax", "argmin"):
+                        post.line(f"_, {acc_names[1]} = tl.reduce(({acc_names[0]}, {acc_names[1]}), 1, "
+                                  f"{COMBINE[kind]}, keep_dims=True)")
+                        _finish(post, node, acc_names[1], "tl.int64")
+                    else:
+                        _finish(post, node, f"tl.reduce({acc_names[0]}, 1, {COMBINE[kind]}, keep_dims=True)",
+                                acc_type)
+            for item in online.values():
+                if item.finish_stage == stage:
+                    emit_online_finish(post, item, full, full_mask, open_scope, close_scope)
             body += post.lines
         if plan.outputs:
             em = open_scope("        ")
