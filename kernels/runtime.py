@@ -61,7 +61,7 @@ class Step:
     sources: tuple                  # per argument: ("slot", i) | ("stride", i, dim) | ("int", value)
     grid: tuple                     # (x, y, z)
     config: dict                    # constexprs and options, as the JIT path takes them
-    tail: tuple                     # constexpr values in signature order (raw launcher)
+    tail: Optional[tuple]           # constexpr values in signature order (raw launcher); None: JIT only
     int_values: tuple               # the fixed integer arguments (part of the specialization key)
     launchers: dict = field(default_factory=dict)   # specialization key -> (run, function, metadata)
 
@@ -179,7 +179,7 @@ def launch_direct(steps: list, env: list, device) -> None:
             # A new specialization (or a profiler hook that wants launch metadata): the JIT path
             # compiles or finds the right kernel; its launcher serves the next calls.
             compiled = _jit_launch(step, env)
-            if compiled is not None and not hooked:
+            if compiled is not None and not hooked and step.tail is not None:
                 compiled = compiled.result() if hasattr(compiled, "result") else compiled
                 step.launchers[key] = (compiled.run, compiled.function, compiled.packed_metadata)
             continue
@@ -213,14 +213,19 @@ def _current_stream(index: Optional[int]) -> int:
 
 # ---------------------------------------------------------------- building a plan
 
-def constexpr_tail(fn, config: dict) -> tuple:
-    """Values of the kernel's constexpr parameters in signature order (raw launcher arguments)."""
+def constexpr_tail(fn, config: dict) -> Optional[tuple]:
+    """Values of the kernel's constexpr parameters in signature order (raw launcher arguments).
+
+    None when a constexpr parameter comes before a runtime one (generated kernels put them
+    last): such a step keeps Triton's JIT dispatch rather than guessing the argument order."""
     params = getattr(fn, "params", None)
     if params is None:
-        return ()
+        return None
     tail = []
     for p in params:
         if not p.is_constexpr:
+            if tail:
+                return None
             continue
         if p.name in config:
             tail.append(config[p.name])
@@ -295,7 +300,7 @@ def build_plan(graph, schedule, env: dict, inputs: list, symbols: dict, launches
         grid = tuple(grid) + (1,) * (3 - len(grid))
         tail = () if device.type != "cuda" else constexpr_tail(kernel.fn, config)
         step = Step(kernel, tuple(sources), grid, config, tail, ())
-        if compiled is not None and device.type == "cuda":
+        if compiled is not None and device.type == "cuda" and tail is not None:
             compiled = compiled.result() if hasattr(compiled, "result") else compiled
             step.launchers[_specialization_key(step, tensors)] = (compiled.run, compiled.function,
                                                                   compiled.packed_metadata)
@@ -377,8 +382,7 @@ def direct_runner_source(plan: CallPlan) -> str:
                 values.append(repr(src[1]))
         key_text = "(" + ", ".join(key) + ("," if len(key) == 1 else "") + ")"
         add(f"    l{k} = _launchers{k}.get({key_text})")
-        tail = ", ".join(repr(v) for v in step.tail)
-        args = ", ".join(values + ([tail] if tail else []))
+        args = ", ".join(values + ([f"*_tail{k}"] if step.tail else []))
         gx, gy, gz = step.grid
         calls.append(f"    l{k}[0]({gx}, {gy}, {gz}, stream, l{k}[1], l{k}[2], None, None, None, {args})"
                      f"  # {step.kernel.generated.name}")
@@ -408,6 +412,7 @@ def make_direct_runner(plan: CallPlan, stream_getter=None, hooks=None):
         namespace[f"_dtype{b.slot}"] = b.dtype
     for k, step in enumerate(plan.steps):
         namespace[f"_launchers{k}"] = step.launchers
+        namespace[f"_tail{k}"] = tuple(step.tail or ())
     source = direct_runner_source(plan)
     exec(compile(source, f"<tritonflow launcher {len(plan.steps)} kernels>", "exec"), namespace)
     function = namespace["direct_call"]
