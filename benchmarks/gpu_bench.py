@@ -1,10 +1,19 @@
 """Benchmark (GPU): tritonflow's generated kernels on the memory-bound workloads of issue 3,
-against torch eager and torch.compile in the same run, as a fraction of a 1 GiB device copy.
+against torch eager and torch.compile in the same run, as a fraction of a 1 GiB device copy;
+then the runtime's own costs: host time per call of a one-kernel function (Triton's JIT dispatch,
+its CompiledKernel launcher, a LoweredGraph call plan, a whole `tritonflow.jit` call), a small
+multi-kernel graph with and without mode="reduce-overhead" (CUDA graphs), and cold / warm-disk
+compile time of a one-kernel function in a fresh process.
 
-Run with PYTHONPATH=. on a CUDA machine: `python benchmarks/gpu_bench.py [--out DIR]`.
-Graphs are built directly in the IR (the lowering's own entry point, kernels.lower), so this
-measures the code generator and launcher, not the tracer. Prints a Markdown table last and
-writes JSON + Markdown under benchmarks/results/.
+Run with PYTHONPATH=. on a CUDA machine: `python benchmarks/gpu_bench.py [--out DIR] [--budget S]`.
+`--budget` (seconds, default 100) bounds the run: torch.compile peers are skipped (and say so)
+once 60% of it is spent, workloads once all of it is. Graphs are built directly in the IR
+(kernels.lower), so the workload rows measure the code generator and launcher, not the tracer.
+Prints a Markdown table last and writes JSON + Markdown under benchmarks/results/.
+
+Without a GPU, `python benchmarks/gpu_bench.py --overhead-only` measures the host overhead on
+CPU under Triton's interpreter: a real interpreted call, and the same call with the kernel body
+stubbed out, which leaves tritonflow's own per-call cost (plan lookup, allocation, arguments).
 """
 from __future__ import annotations
 
@@ -13,14 +22,23 @@ import datetime
 import json
 import os
 import subprocess
+import sys
+import tempfile
+import time
 
 import numpy as np
 import torch
-import triton
-import triton.testing
 
-import kernels
-import tritonflow.ops  # noqa: F401
+if not torch.cuda.is_available():
+    # CPU: only --overhead-only runs, in Triton's interpreter (switched on before triton loads).
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import triton  # noqa: E402
+import triton.testing  # noqa: E402
+
+import kernels  # noqa: E402
+import tritonflow as tf  # noqa: E402
+import tritonflow.ops  # noqa: E402,F401
 from tritonflow import dtypes as D
 from tritonflow.ir import Graph, TensorType
 from tritonflow.ops.registry import OPS
@@ -48,7 +66,7 @@ class B:
 
 
 def bench(fn):
-    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+    return triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median")
 
 
 def rand(shape, dtype):
@@ -186,7 +204,18 @@ def copy_bandwidth() -> float:
     return 2 * n * 4 / ms / 1e6  # GB/s
 
 
-def run_workload(name, make, copy_gbs):
+class Budget:
+    """Wall-clock budget of the run: peers and workloads are skipped, visibly, past it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.start = time.perf_counter()
+
+    def spent(self) -> float:
+        return (time.perf_counter() - self.start) / self.seconds
+
+
+def run_workload(name, make, copy_gbs, budget: Budget):
     graph, args, ref, nbytes = make()
     low = kernels.lower(graph, mode="default")
     outs = low(args, {})
@@ -195,11 +224,19 @@ def run_workload(name, make, copy_gbs):
     err = (outs[0].float() - want.float()).abs().max().item()
     ours = bench(lambda: low(args, {}))
     eager = bench(lambda: ref(*args))
-    compiled_fn = try_compile(ref)
-    compiled = bench(lambda: compiled_fn(*args)) if compiled_fn is not None else float("nan")
+    compiled, note = float("nan"), ""
+    if budget.spent() < 0.6:
+        compiled_fn = try_compile(ref)
+        try:
+            compiled = bench(lambda: compiled_fn(*args)) if compiled_fn is not None else float("nan")
+        except Exception as exc:  # a peer failing is reported, not fatal
+            note = f"torch.compile failed: {type(exc).__name__}"
+    else:
+        note = "torch.compile skipped (time budget)"
     gbs = nbytes / ours / 1e6
     return {"workload": name, "kernels": len(low.kernels), "tritonflow_ms": ours, "eager_ms": eager,
-            "compile_ms": compiled, "GB/s": gbs, "fraction_of_copy": gbs / copy_gbs, "max_abs_err": err}
+            "compile_ms": compiled, "GB/s": gbs, "fraction_of_copy": gbs / copy_gbs, "max_abs_err": err,
+            "note": note}
 
 
 def run_adam(copy_gbs):
@@ -223,48 +260,222 @@ def run_adam(copy_gbs):
     gbs = nbytes / t_ours / 1e6
     return {"workload": "Adam 50M f32 in 200 tensors", "kernels": 200 * len(low.kernels), "tritonflow_ms": t_ours,
             "eager_ms": t_eager, "compile_ms": float("nan"), "GB/s": gbs, "fraction_of_copy": gbs / copy_gbs,
-            "max_abs_err": 0.0}
+            "max_abs_err": 0.0, "note": "200 calls of one compiled update; no torch.compile peer"}
+
+
+# ---------------------------------------------------------------- runtime overhead
+
+def host_us(fn, calls: int) -> float:
+    """Host time per call (us): the calls queue faster than tiny kernels run, so this is launch cost."""
+    for _ in range(20):
+        fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    elapsed = time.perf_counter() - start
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return elapsed / calls * 1e6
+
+
+def tiny_graph(n: int):
+    b = B("tiny_relu_mul_add")
+    x, y, z = (b.inp(k, (n,)) for k in "abc")
+    return b.done(b("relu", b("add", b("mul", x, y), z)))
+
+
+def chain_graph(rows: int, cols: int):
+    """Four reductions that cannot share a kernel (each reads the previous one's result)."""
+    b = B("chain")
+    shape = (rows, cols)
+    x = b.inp("x", shape)
+    s1 = b("reduce_sum", x, dims=(1,), keepdim=True)
+    s2 = b("reduce_sum", b("div", x, b("expand", s1, shape=shape)), dims=(0,), keepdim=True)
+    s3 = b("reduce_sum", b("mul", x, b("expand", s2, shape=shape)), dims=(1,), keepdim=True)
+    return b.done(b("reduce_sum", b("div", x, b("expand", s3, shape=shape)), dims=(0,), keepdim=False))
+
+
+class _NoKernel:
+    """Stands in for a kernel on CPU so a timing keeps only tritonflow's own per-call work."""
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: None
+
+
+def overhead_rows() -> list:
+    on_gpu = torch.cuda.is_available()
+    device = "cuda" if on_gpu else "cpu"
+    calls = 3000 if on_gpu else 300
+    rows = []
+    low = kernels.lower(tiny_graph(1024))
+    args = [torch.rand(1024, device=device) for _ in range(3)]
+    low(args, {})
+    low(args, {})
+    (plan,) = low._plans.values()
+    step = plan.steps[0]
+    if on_gpu:
+        fn, grid, config = step.kernel.fn, step.grid, step.config
+        out = torch.empty(1024, device=device)
+        targs = [args[0], args[1], args[2], out]
+        rows.append(("Triton JIT dispatch kernel[grid](...), 4 args", host_us(lambda: fn[grid](*targs, **config), calls)))
+        compiled = fn[grid](*targs, **config)
+        runner = compiled[grid]
+        tail = step.tail or ()
+        rows.append(("Triton CompiledKernel[grid](...)", host_us(lambda: runner(*targs, *tail), calls)))
+    else:
+        interpreted = host_us(lambda: low(args, {}), 50)
+        rows.append(("LoweredGraph call, interpreted kernel (CPU)", interpreted))
+        step.kernel.fn = _NoKernel()
+    rows.append(("LoweredGraph call (call plan" + (", direct launcher)" if on_gpu else "; kernel stubbed)"),
+                 host_us(lambda: low(args, {}), calls)))
+    for variant in low._variants.values():      # the general path launches the variant's kernels
+        for kernel in variant:
+            kernel.fn = step.kernel.fn
+    general = lambda: low._call_general(args, {}, args[0].device)  # noqa: E731
+    rows.append(("LoweredGraph general path (each call decides afresh, JIT dispatch; before call plans)"
+                 + ("" if on_gpu else ", kernel stubbed"), host_us(general, calls)))
+    f = tf.jit(lambda a, b, c: tf.relu(a * b + c), backend="triton")
+    xs = [tf.tensor(np.random.rand(1024).astype(np.float32)).to(device) for _ in range(3)]
+    f(*xs)
+    if not on_gpu:
+        rows.append(("tritonflow.jit call, interpreted kernel (CPU)", host_us(lambda: f(*xs), 50)))
+        for lowered in _lowered_graphs_of(f):
+            for p in lowered._plans.values():
+                for st in p.steps:
+                    st.kernel.fn = _NoKernel()
+    rows.append(("tritonflow.jit call, one kernel" + ("" if on_gpu else " (kernel stubbed)"), host_us(lambda: f(*xs), calls)))
+    for entry in f.entries.values():
+        outs = entry.runner([x._data for x in xs], entry.device)
+        entry.runner = lambda arrays, device, outs=outs: outs
+    rows.append(("tritonflow.jit layer alone (guards, wrapping; runner stubbed)", host_us(lambda: f(*xs), calls)))
+    if on_gpu:
+        x = torch.rand(64, 512, device=device) + 1
+        for mode in ("default", "reduce-overhead"):
+            chain = kernels.lower(chain_graph(64, 512), mode=mode)
+            rows.append((f"4-kernel chain, LoweredGraph mode={mode}", host_us(lambda: chain([x], {}), calls)))
+    return rows
+
+
+def _lowered_graphs_of(jitted) -> list:
+    found = []
+    for entry in jitted.entries.values():
+        lowered = getattr(getattr(entry, "runner", None), "lowered", None)
+        if lowered is not None:
+            found.append(lowered)
+    return found
+
+
+COMPILE_SCRIPT = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+import numpy as np, torch, kernels
+sys.path.insert(0, os.path.join(os.getcwd(), "benchmarks"))
+from gpu_bench import tiny_graph
+args = [torch.rand(4096, device="cuda") for _ in range(3)]
+torch.cuda.synchronize()
+t1 = time.perf_counter()
+low = kernels.lower(tiny_graph(4096))
+low(args, {})
+torch.cuda.synchronize()
+t2 = time.perf_counter()
+print(json.dumps({"startup_s": t1 - t0, "first_call_s": t2 - t1, "stats": kernels.cache_stats()}))
+"""
+
+
+def compile_rows() -> list:
+    """A one-kernel function's first call in a fresh process: cold caches, then a warm disk cache."""
+    rows = []
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as triton_cache:
+        env = dict(os.environ, TRITONFLOW_CACHE_DIR=cache, TRITON_CACHE_DIR=triton_cache)
+        for label in ("cold (code generation + Triton compile)", "warm disk cache"):
+            done = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], env=env, capture_output=True, text=True,
+                                  timeout=120)
+            if done.returncode != 0:
+                rows.append((f"first call, {label}", float("nan"), done.stderr.strip().splitlines()[-1:]))
+                continue
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append((f"first call, {label}", 1e3 * result["first_call_s"], result["stats"]))
+    return rows
+
+
+# ---------------------------------------------------------------- report
+
+def machine_meta(copy_gbs) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    card = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (Triton interpreter)"
+    return {"card": card, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "torch": torch.__version__, "triton": triton.__version__, "commit": commit, "copy_GBps": copy_gbs}
+
+
+def fmt(value, spec: str) -> str:
+    return "n/a" if value != value else format(value, spec)  # NaN: not measured
+
+
+def render(meta: dict, rows: list, overhead: list, compiles: list) -> str:
+    lines = [f"GPU check: {meta['card']}, {meta['date']}, torch {meta['torch']}, triton {meta['triton']}, "
+             f"commit {meta['commit']}" + (f"; 1 GiB copy {meta['copy_GBps']:.0f} GB/s" if meta["copy_GBps"] else "")]
+    if rows:
+        lines += ["", "| workload | kernels | tritonflow ms | torch eager ms | torch.compile ms | GB/s | of copy | max err |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            if "error" in r:
+                lines.append(f"| {r['workload']} | ERROR: {r['error']} | | | | | | |")
+                continue
+            compile_text = fmt(r["compile_ms"], ".3f") if not r.get("note") else f"{fmt(r['compile_ms'], '.3f')} ({r['note']})"
+            lines.append(f"| {r['workload']} | {r['kernels']} | {r['tritonflow_ms']:.3f} | {r['eager_ms']:.3f} | "
+                         f"{compile_text} | {r['GB/s']:.0f} | {100 * r['fraction_of_copy']:.0f}% | "
+                         f"{r['max_abs_err']:.2e} |")
+    if overhead:
+        lines += ["", "| host cost per call (tiny inputs) | us |", "| --- | --- |"]
+        lines += [f"| {name} | {fmt(us, '.1f')} |" for name, us in overhead]
+    if compiles:
+        lines += ["", "| compile, one-kernel function, fresh process | ms | cache stats |", "| --- | --- | --- |"]
+        lines += [f"| {name} | {fmt(ms, '.0f')} | {stats} |" for name, ms, stats in compiles]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    parser.add_argument("--budget", type=float, default=100.0, help="seconds for the workload part")
+    parser.add_argument("--overhead-only", action="store_true", help="only the runtime's host cost (CPU too)")
     opts = parser.parse_args()
-    copy_gbs = copy_bandwidth()
-    rows = []
-    for name, make in WORKLOADS:
+    if not torch.cuda.is_available() and not opts.overhead_only:
+        raise SystemExit("gpu_bench.py: no CUDA device; use --overhead-only to measure host overhead on CPU")
+    budget = Budget(opts.budget)
+    rows, copy_gbs = [], 0.0
+    if not opts.overhead_only:
+        copy_gbs = copy_bandwidth()
+        for name, make in WORKLOADS:
+            if budget.spent() >= 1.0:
+                rows.append({"workload": name, "error": "skipped: time budget spent"})
+                continue
+            try:
+                rows.append(run_workload(name, make, copy_gbs, budget))
+            except Exception as exc:  # report and keep going: one failure must not hide the rest
+                rows.append({"workload": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            torch.cuda.empty_cache()
         try:
-            rows.append(run_workload(name, make, copy_gbs))
-        except Exception as exc:  # report and keep going: one failure must not hide the rest
-            rows.append({"workload": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            rows.append(run_adam(copy_gbs))
+        except Exception as exc:
+            rows.append({"workload": "Adam 50M f32 in 200 tensors", "error": f"{type(exc).__name__}: {exc}"[:300]})
         torch.cuda.empty_cache()
-    try:
-        rows.append(run_adam(copy_gbs))
-    except Exception as exc:
-        rows.append({"workload": "Adam 50M f32 in 200 tensors", "error": f"{type(exc).__name__}: {exc}"[:300]})
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = "?"
-    meta = {"card": torch.cuda.get_device_name(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "torch": torch.__version__, "triton": triton.__version__, "commit": commit, "copy_GBps": copy_gbs}
-    lines = [f"GPU check: {meta['card']}, {meta['date']}, torch {meta['torch']}, triton {meta['triton']}, "
-             f"commit {commit}; 1 GiB copy {copy_gbs:.0f} GB/s", "",
-             "| workload | kernels | tritonflow ms | torch eager ms | torch.compile ms | GB/s | of copy | max err |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['workload']} | ERROR: {r['error']} | | | | | | |")
-            continue
-        lines.append(f"| {r['workload']} | {r['kernels']} | {r['tritonflow_ms']:.3f} | {r['eager_ms']:.3f} | "
-                     f"{r['compile_ms']:.3f} | {r['GB/s']:.0f} | {100 * r['fraction_of_copy']:.0f}% | "
-                     f"{r['max_abs_err']:.2e} |")
-    table = "\n".join(lines)
+    overhead = overhead_rows()
+    compiles = compile_rows() if torch.cuda.is_available() else []
+    meta = machine_meta(copy_gbs)
+    table = render(meta, rows, overhead, compiles)
     os.makedirs(opts.out, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    with open(os.path.join(opts.out, f"gpu_check-{stamp}.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2)
-    with open(os.path.join(opts.out, f"gpu_check-{stamp}.md"), "w") as f:
+    prefix = "gpu_check" if torch.cuda.is_available() else "cpu_overhead"
+    with open(os.path.join(opts.out, f"{prefix}-{stamp}.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows, "overhead_us": overhead,
+                   "compile_ms": [(n, ms, str(st)) for n, ms, st in compiles]}, f, indent=2, default=str)
+    with open(os.path.join(opts.out, f"{prefix}-{stamp}.md"), "w") as f:
         f.write(table + "\n")
     print(table)
 
