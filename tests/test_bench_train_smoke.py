@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from helpers import HAS_CUDA, lowering_available
+from helpers import HAS_CUDA
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -83,8 +82,6 @@ def _round_to_nearest_even_in_interpreter(monkeypatch) -> None:
     monkeypatch.setattr(interpreter.InterpreterBuilder, "cast_impl", cast_impl)
 
 
-@pytest.mark.xfail(not lowering_available(), reason="kernels.lower (the Triton lowering) does not exist yet",
-                   strict=False)
 def test_smoke_bfloat16_triton_within_torch_eager_error(monkeypatch):
     # The GPU benchmark's gate, on the generated kernels in bf16 (tiny sizes).
     if not HAS_CUDA:

@@ -11,15 +11,12 @@ import numpy as np
 import pytest
 
 import tritonflow as tf
-from helpers import lowering_available
 from tritonflow.debug import verify
 from tritonflow.errors import VerificationError
 from tritonflow.ops.registry import OPS
 
 F = tf.nn.functional
 THIS_FILE = os.path.basename(__file__)
-needs_lowering = pytest.mark.xfail(not lowering_available(), reason="kernels.lower does not exist yet",
-                                   strict=False)
 
 
 def model(x, w):
@@ -50,7 +47,6 @@ def corrupt(monkeypatch, kernel_kind: str, delta: float = 0.5):
     return corrupted
 
 
-@needs_lowering
 def test_correct_kernels_all_agree():
     report = verify(model, *inputs(), backend="triton")
     assert report.ok, str(report)
@@ -59,7 +55,6 @@ def test_correct_kernels_all_agree():
     assert "agree with the interpreter" in str(report)
 
 
-@needs_lowering
 def test_corrupted_kernel_is_found(monkeypatch):
     corrupted = corrupt(monkeypatch, "reduction")
     x, w = inputs()
@@ -80,7 +75,6 @@ def test_corrupted_kernel_is_found(monkeypatch):
     assert np.abs(got - model(x, w).numpy()).max() > 0.1
 
 
-@needs_lowering
 def test_only_the_corrupted_kernel_is_blamed(monkeypatch):
     """A corrupted matmul must not make the reduction after it diverge: each kernel reads the spec's values."""
     corrupt(monkeypatch, "matmul")
@@ -114,7 +108,6 @@ def test_numpy_backend_finds_an_op_that_loses_precision(monkeypatch):
     assert any(f"{THIS_FILE}:" in line and "tf.exp(x)" in line for line in first.user_lines)
 
 
-@needs_lowering
 def test_verify_env_hook_warns_or_raises(monkeypatch):
     import tritonflow.jit_function as jf
     monkeypatch.setattr(jf, "_VERIFY", True)

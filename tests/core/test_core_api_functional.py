@@ -15,12 +15,7 @@ from helpers import assert_close
 
 
 def _check(backend, tf_fn, torch_fn, *args, **kwargs):
-    try:
-        check(tf_fn, torch_fn, *args, backend=backend, **kwargs)
-    except (tf.LoweringError, NotImplementedError) as exc:
-        if backend != "triton":
-            raise
-        pytest.xfail(f"the triton lowering does not handle this yet: {exc}")
+    check(tf_fn, torch_fn, *args, backend=backend, **kwargs)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 import tritonflow as tf
 import tritonflow.nn.functional as F
 from tritonflow.ir.graph import format_graph
@@ -93,10 +91,7 @@ def test_triton_backend_lists_kernels_and_clusters(backend):
         return F.softmax(h, -1) + 1.0  # softmax line
 
     x, w = tf.randn(8, 16), tf.randn(16, 32)
-    try:
-        e = tf.explain(tf.jit(f, backend=backend), x, w)
-    except (tf.LoweringError, NotImplementedError) as exc:
-        pytest.xfail(f"lowering failed: {exc}")
+    e = tf.explain(tf.jit(f, backend=backend), x, w)
     if backend == "numpy":
         assert e.kernels == []
         return

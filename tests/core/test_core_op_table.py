@@ -9,7 +9,7 @@ dims, empty tensors), plus a non-contiguous variant (inputs stored transposed an
   for reductions, scans and matmul; NaN positions must match;
 - the op table's own NumPy meaning on float64 inputs agrees with the same reference;
 - jit with the numpy backend == eager, bit for bit;
-- jit with the triton backend matches the reference (xfail while the lowering lacks the op).
+- jit with the triton backend matches the reference.
 """
 from __future__ import annotations
 
@@ -96,10 +96,6 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return np.array_equal(a, b)
 
 
-def _lowering_xfail(exc: Exception) -> None:
-    pytest.xfail(f"the triton lowering does not handle this case yet: {type(exc).__name__}: {exc}")
-
-
 @pytest.mark.parametrize("op,dtype", CASES)
 def test_op_matches_reference(op, dtype, backend):
     for arrays, attrs in op.samples(dtype):
@@ -129,11 +125,7 @@ def test_op_matches_reference(op, dtype, backend):
                 direct = tf.jit(lambda *xs: apply(op, list(xs), attrs))(*views).numpy()
                 assert _same_bits(direct, eager.numpy()), f"jit(view) != eager for {label}"
             else:
-                try:
-                    fn = _jitted(op, attrs, perms, "triton")
-                    got = fn(*tensors)
-                except (tf.LoweringError, tf.UnsupportedError, NotImplementedError) as exc:
-                    _lowering_xfail(exc)
+                got = _jitted(op, attrs, perms, "triton")(*tensors)
                 assert got.dtype is out_type.dtype, label
                 assert_close(got.numpy(), want, out_type.dtype, rtol_scale=scale, msg=f"triton {label}")
 
@@ -163,10 +155,7 @@ def test_special_values(op, dtype, backend):
     if backend == "numpy":
         got = apply(op, tensors, {}).numpy()
     else:
-        try:
-            got = tf.jit(lambda *xs: apply(op, list(xs), {}), backend="triton")(*tensors).numpy()
-        except (tf.LoweringError, tf.UnsupportedError, NotImplementedError) as exc:
-            _lowering_xfail(exc)
+        got = tf.jit(lambda *xs: apply(op, list(xs), {}), backend="triton")(*tensors).numpy()
     assert_close(got, want, out_dtype, msg=f"{op.name} on special values")
 
 

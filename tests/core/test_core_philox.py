@@ -54,7 +54,6 @@ TRITON_SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def triton_bits():
-    pytest.importorskip("triton", reason="the comparison needs Triton (the gpu extra)")
     cases = [(seed, base, N) for seed in SEEDS for base in OFFSETS]
     env = dict(os.environ, TRITON_INTERPRET="1")
     done = subprocess.run([sys.executable, "-c", TRITON_SCRIPT, json.dumps(cases)], env=env, capture_output=True,

@@ -10,11 +10,7 @@ import pytest
 
 import tritonflow as tf
 import tritonflow.nn.functional as F
-from tests.conftest import lowering_available
 from tests.helpers import assert_close
-
-pytestmark = pytest.mark.xfail(not lowering_available(), reason="kernels.lower (the Triton lowering) does not "
-                               "exist yet", strict=False)
 
 RNG = np.random.default_rng(0)
 
