@@ -58,15 +58,6 @@ def torch_dtype(dtype):
             "bool": torch.bool}[dtype.name]
 
 
-def _is_contiguous(tensor) -> bool:
-    expected = 1
-    for size, stride in zip(reversed(tensor.shape), reversed(tensor.stride())):
-        if size != 1 and stride != expected:
-            return False
-        expected *= size
-    return True
-
-
 class LoweredGraph:
     """The graph as kernels; call it with torch tensors (any strides) and the symbol values."""
 
@@ -198,7 +189,7 @@ class LoweredGraph:
         """Every decision made afresh: variant, buffers, launch configurations (the recorded path)."""
         import torch
         graph = self.graph
-        layout = tuple(_is_contiguous(t) for t in inputs)
+        layout = tuple(t.is_contiguous() for t in inputs)  # the same test as the plan key in __call__
         wide = self._static_wide() or self._dynamic_wide(symbols)
         compiled = self._variant(layout, wide)
         env = {id(node): tensor for node, tensor in zip(graph.inputs, inputs)}

@@ -79,14 +79,13 @@ class CallPlan:
     """Everything a call with fixed layouts and sizes needs, computed once (module docstring)."""
 
     def __init__(self, n_slots: int, inputs: int, constants: dict, outputs: list, arena: list,
-                 arena_bytes: int, aliases: dict, steps: list, result_slots: list, device) -> None:
+                 arena_bytes: int, steps: list, result_slots: list, device) -> None:
         self.n_slots = n_slots
         self.n_inputs = inputs
         self.constants = constants          # slot -> torch tensor (already on the device)
         self.outputs = outputs              # [Buffer] allocated per call
         self.arena = arena                  # [Buffer] placed in the arena
         self.arena_bytes = arena_bytes
-        self.aliases = aliases              # slot -> slot sharing its memory
         self.steps = steps
         self.result_slots = result_slots
         self.device = device
@@ -110,8 +109,6 @@ class CallPlan:
             arena = empty((self.arena_bytes,), dtype=torch.uint8, device=device)
             for b in self.arena:
                 env[b.slot] = arena[b.offset:b.offset + b.nbytes].view(b.dtype).view(b.shape)
-        for slot, target in self.aliases.items():
-            env[slot] = env[target]
         return env
 
     def run(self, inputs: list) -> list:
@@ -305,7 +302,8 @@ def build_plan(graph, schedule, env: dict, inputs: list, symbols: dict, launches
             step.launchers[_specialization_key(step, tensors)] = (compiled.run, compiled.function,
                                                                   compiled.packed_metadata)
         steps.append(step)
-    outputs, arena, aliases = [], [], {}
+    # Aliased nodes (a scatter result and its accumulator) share one tensor, hence one slot.
+    outputs, arena = [], []
     results = set(result_slots)
     n_inputs = len(inputs)
     for s, tensor in enumerate(tensors):
@@ -318,8 +316,7 @@ def build_plan(graph, schedule, env: dict, inputs: list, symbols: dict, launches
         else:
             arena.append(buffer)
     arena_bytes = pack_arena(arena, lifetimes)
-    return CallPlan(len(tensors), n_inputs, constants, outputs, arena, arena_bytes, aliases, steps,
-                    result_slots, device)
+    return CallPlan(len(tensors), n_inputs, constants, outputs, arena, arena_bytes, steps, result_slots, device)
 
 
 def _specialization_key(step: Step, env: list) -> tuple:
