@@ -1,9 +1,11 @@
 """Lowering stage (kernels/): schedule -> fuse -> Triton source -> disk cache -> launch.
 
 Public entry points:
-    lower(graph, mode="default" | "max-autotune") -> LoweredGraph
+    lower(graph, mode="default" | "max-autotune" | "reduce-overhead") -> LoweredGraph
     LoweredGraph.kernels            -> [KernelInfo(name, source, path, node_lines, kind)]
-    LoweredGraph(inputs, symbols)   -> [torch.Tensor]   (inputs: torch tensors, any strides)
+    LoweredGraph(inputs, symbols)   -> [torch.Tensor]   (inputs: torch tensors, any strides;
+                                       the first call per layout/sizes records a call plan that
+                                       later calls replay: runtime.py, cuda_graphs.py)
     cache_stats()                   -> {"compiled", "memory_hits", "disk_hits", ...}
     eager.run_op(opdef, tensors, attrs, out_type) -> torch.Tensor
 
