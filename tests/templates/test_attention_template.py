@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import kernels
-from template_helpers import Builder, assert_close, to_numpy, to_torch
+from tests.kernels.kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
 from tritonflow import philox
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kernels
-from template_helpers import Builder, assert_close, to_numpy, to_torch
+from tests.kernels.kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
 
 F32, F16, BF16 = D.float32, D.float16, D.bfloat16

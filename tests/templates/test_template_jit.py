@@ -10,7 +10,7 @@ import pytest
 
 import tritonflow as tf
 import tritonflow.nn.functional as F
-from template_helpers import assert_close
+from tests.kernels.kernel_helpers import assert_close
 from tritonflow import dtypes as D
 from tritonflow.ops.attention import attention
 
