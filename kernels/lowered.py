@@ -58,6 +58,13 @@ def torch_dtype(dtype):
             "bool": torch.bool}[dtype.name]
 
 
+def _is_contiguous(tensor) -> bool:
+    """Whether `tensor` takes the contiguous variant (torch's test: size-1 dims' strides ignored).
+
+    LoweredGraph.__call__ keys its plans with the same test; tritonflow/debug.py picks variants with it."""
+    return tensor.is_contiguous()
+
+
 class LoweredGraph:
     """The graph as kernels; call it with torch tensors (any strides) and the symbol values."""
 
@@ -189,7 +196,7 @@ class LoweredGraph:
         """Every decision made afresh: variant, buffers, launch configurations (the recorded path)."""
         import torch
         graph = self.graph
-        layout = tuple(t.is_contiguous() for t in inputs)  # the same test as the plan key in __call__
+        layout = tuple(_is_contiguous(t) for t in inputs)
         wide = self._static_wide() or self._dynamic_wide(symbols)
         compiled = self._variant(layout, wide)
         env = {id(node): tensor for node, tensor in zip(graph.inputs, inputs)}
