@@ -253,6 +253,10 @@ class Emitter:
         text = arg.text
         if source_dtype.is_bool:
             text = f"{text}.to(tl.int8)"
+        if target.name == "bfloat16" and arg.ctype != "tl.float32":
+            # Through float32, as ml_dtypes rounds (the spec); Triton's interpreter also converts
+            # only float32 to bfloat16 by value (from ints and float64 it reinterprets the bits).
+            text = f"{text}.to(tl.float32)"
         text = f"{text}.to({KD.storage_type(target)})"
         if KD.storage_type(target) != ctype:
             text = f"{text}.to({ctype})"  # round to float16/bfloat16 now, compute on in float32

@@ -84,3 +84,15 @@ def test_jitted_parameter_named_like_an_output_buffer():
     X = x.astype(np.float64)
     np.testing.assert_allclose(got[0].numpy(), X * X.sum(1, keepdims=True), rtol=1e-6)
     np.testing.assert_allclose(got[1].numpy(), X.T + 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("source", ["bool", "int8", "int32", "int64", "float64"])
+def test_cast_to_bfloat16_from_non_float32(source):
+    # Found by the fuzzer: `(x > 0).to(bfloat16) * x` was 0. A direct `.to(tl.bfloat16)` from an
+    # integer (or float64) reinterprets the bits under Triton's interpreter; casts go through float32.
+    from tritonflow import dtypes as D
+    values = np.asarray([0, 1, -1, 2.5, -3, 100, 127, -128, 0.5, 256, 3], np.float64)
+    x = tf.tensor(values).to(D.as_dtype(source))
+    got = _jit(lambda a: a.to(tf.bfloat16) * 2)(x).to(tf.float64).numpy()
+    want = np.asarray(x.numpy()).astype(np.float64) * 2  # every value here is exact in bfloat16
+    np.testing.assert_array_equal(got, want)
