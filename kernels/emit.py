@@ -331,7 +331,10 @@ class Emitter:
                 result = val
             else:
                 result = self.assign(f"tl.where({cond.text}, {val.text}, {result.text})", ctype)
-        assert result is not None, "cat of only empty tensors has no elements to compute"
+        if result is None:
+            # Every piece is empty, so the output is too: no lane reads this value. A literal
+            # keeps the (never launched, or fully masked) kernel well formed.
+            return Val(KD.literal(0, node.dtype), ctype, True, KD.round_to(0, node.dtype))
         return result
 
     # ------------------------------------------------------------ gather

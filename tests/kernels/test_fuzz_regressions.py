@@ -96,3 +96,20 @@ def test_cast_to_bfloat16_from_non_float32(source):
     got = _jit(lambda a: a.to(tf.bfloat16) * 2)(x).to(tf.float64).numpy()
     want = np.asarray(x.numpy()).astype(np.float64) * 2  # every value here is exact in bfloat16
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["cat_dim0", "cat_dim1_then_sum", "cat_then_broadcast_add"])
+def test_cat_of_only_empty_pieces(name):
+    # Found by the fuzzer: tf.cat([x[..., 1::3], ...]) of a size-1 dim asserted in code generation.
+    fns = {
+        "cat_dim0": lambda a: tf.cat([a[..., 1::3], a[..., 1::3] * 2], 0),
+        "cat_dim1_then_sum": lambda a: tf.cat([a[:, 1:], a[:, 2:] * 2], 1).sum(1) + a[:, 0],
+        "cat_then_broadcast_add": lambda a: tf.cat([a[:, 1:], a[:, 1:]], 1) + a[:, :1],
+    }
+    x = np.asarray([[3.0], [-1.5]], np.float32)
+    if name == "cat_dim0":
+        x = x[0]
+    want = tf.jit(fns[name], backend="numpy")(tf.tensor(x)).numpy()
+    got = _jit(fns[name])(tf.tensor(x)).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
