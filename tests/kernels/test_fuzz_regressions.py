@@ -113,3 +113,16 @@ def test_cat_of_only_empty_pieces(name):
     got = _jit(fns[name])(tf.tensor(x)).numpy()
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("op", ["narrow", "split", "chunk", "unbind", "index_select", "gather", "take_along_dim"])
+def test_ops_that_index_a_dim_reject_0d_tensors_clearly(op):
+    # Found by the fuzzer's eager pass: these raised a bare IndexError (`x.shape[d]` of a 0-d tensor).
+    x = tf.tensor(3.0)
+    calls = {"narrow": lambda: tf.narrow(x, 0, 0, 1), "split": lambda: tf.split(x, 1, 0),
+             "chunk": lambda: tf.chunk(x, 2, 0), "unbind": lambda: tf.unbind(x, -1),
+             "index_select": lambda: tf.index_select(x, 0, tf.tensor([0])),
+             "gather": lambda: tf.gather(x, 0, tf.tensor(0)),
+             "take_along_dim": lambda: tf.take_along_dim(x, tf.tensor(0), 0)}
+    with pytest.raises(tf.ShapeError, match=rf"{op}: needs a tensor with at least 1 dim, got a 0-d tensor"):
+        calls[op]()

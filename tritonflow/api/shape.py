@@ -136,8 +136,15 @@ def pad_primitive(x, pads, value):
     return apply(M.PAD, [x], {"pads": tuple(tuple(p) for p in pads), "value": value})
 
 
+def _dim_of_a_tensor(op: str, x, dim) -> int:
+    """normalize_dim for ops that index a real dim: a 0-d tensor has none (dim 0 is only a reduction's)."""
+    if x.ndim == 0:
+        raise ShapeError(f"{op}: needs a tensor with at least 1 dim, got a 0-d tensor (dim {dim})")
+    return normalize_dim(op, dim, x.ndim)
+
+
 def narrow(x, dim, start, length):
-    d = normalize_dim("narrow", dim, x.ndim)
+    d = _dim_of_a_tensor("narrow", x, dim)
     size = x.shape[d]
     if all(isinstance(v, int) for v in (start, length, size)) and not (0 <= start and 0 <= length
                                                                          and start + length <= size):
@@ -219,7 +226,7 @@ def stack(tensors, dim=0):
 
 
 def split(x, split_size_or_sections, dim=0):
-    d = normalize_dim("split", dim, x.ndim)
+    d = _dim_of_a_tensor("split", x, dim)
     n = x.shape[d]
     if isinstance(split_size_or_sections, int):
         if split_size_or_sections <= 0:
@@ -239,7 +246,7 @@ def split(x, split_size_or_sections, dim=0):
 
 
 def chunk(x, chunks, dim=0):
-    d = normalize_dim("chunk", dim, x.ndim)
+    d = _dim_of_a_tensor("chunk", x, dim)
     n = x.shape[d]
     size = -(-n // chunks) if chunks > 0 else 0
     if size == 0:
@@ -248,7 +255,7 @@ def chunk(x, chunks, dim=0):
 
 
 def unbind(x, dim=0):
-    d = normalize_dim("unbind", dim, x.ndim)
+    d = _dim_of_a_tensor("unbind", x, dim)
     return tuple(squeeze(t, d) for t in split(x, 1, d))
 
 
@@ -256,7 +263,7 @@ def gather(x, dim, index):
     x = _tensor_arg(x, "gather")
     if not is_tensor(index) or not index.dtype.is_integer:
         raise DTypeError("gather: index must be an integer tensor")
-    d = normalize_dim("gather", dim, x.ndim)
+    d = _dim_of_a_tensor("gather", x, dim)
     for i in range(x.ndim):
         if i != d and isinstance(index.shape[i], int) and isinstance(x.shape[i], int) and index.shape[i] > x.shape[i]:
             raise ShapeError(f"gather: index {fmt(index.shape)} is larger than input {fmt(x.shape)} "
@@ -277,7 +284,7 @@ def take_along_dim(x, indices, dim):
     if indices.ndim != x.ndim:
         raise ShapeError(f"take_along_dim: indices {fmt(indices.shape)} and input {fmt(x.shape)} need the "
                          f"same number of dims")
-    d = normalize_dim("take_along_dim", dim, x.ndim)
+    d = _dim_of_a_tensor("take_along_dim", x, dim)
     outside = [tuple(1 if i == d else n for i, n in enumerate(s)) for s in (x.shape, indices.shape)]
     shape = list(broadcast_shapes("take_along_dim", *outside))
     index_shape = list(shape)
@@ -303,7 +310,7 @@ def index_select(x, dim, index):
     x = _tensor_arg(x, "index_select")
     if not is_tensor(index) or not index.dtype.is_integer or index.ndim > 1:
         raise DTypeError("index_select: index must be a 0-d or 1-d integer tensor")
-    d = normalize_dim("index_select", dim, x.ndim)
+    d = _dim_of_a_tensor("index_select", x, dim)
     _check_index_range("index_select", index, d, x.shape[d])
     index = reshape(index, (-1,))
     view_shape = [1] * x.ndim
