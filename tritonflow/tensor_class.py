@@ -26,64 +26,39 @@ class Tensor:
         if data is None:
             data = np.zeros((0,), np.float32)
         src = T.tensor(data, dtype=dtype, device=device)
-        self._data = src._data
-        self._node = None
-        self._trace = None
-        self.dtype = src.dtype
-        self._shape = src._shape
-        self.device = src.device
+        self._set_state(src._data, None, None, src.dtype, src._shape, src.device)
         self.requires_grad = bool(requires_grad)
+
+    def _set_state(self, data, node, trace, dtype: D.DType, shape: tuple, device: str, version: int = 0) -> None:
+        """Every slot, in one place: a leaf with no gradient, no autograd history."""
+        self._data = data
+        self._node = node
+        self._trace = trace
+        self.dtype = dtype
+        self._shape = shape
+        self.device = device
+        self.requires_grad = False
         self.grad = None
         self._grad_fn = None
-        self._version = 0
+        self._version = version
         self._retains_grad = False
 
     @classmethod
     def _wrap(cls, data, dtype: D.DType, device: str = "cpu") -> "Tensor":
         t = object.__new__(cls)
-        t._data = data
-        t._node = None
-        t._trace = None
-        t.dtype = dtype
-        t._shape = tuple(data.shape)
-        t.device = device
-        t.requires_grad = False
-        t.grad = None
-        t._grad_fn = None
-        t._version = 0
-        t._retains_grad = False
+        t._set_state(data, None, None, dtype, tuple(data.shape), device)
         return t
 
     @classmethod
     def _proxy(cls, node, ctx) -> "Tensor":
         t = object.__new__(cls)
-        t._data = None
-        t._node = node
-        t._trace = ctx
-        t.dtype = node.type.dtype
-        t._shape = node.type.shape
-        t.device = getattr(ctx, "device", "cpu")
-        t.requires_grad = False
-        t.grad = None
-        t._grad_fn = None
-        t._version = 0
-        t._retains_grad = False
+        t._set_state(None, node, ctx, node.type.dtype, node.type.shape, getattr(ctx, "device", "cpu"))
         return t
 
     def _alias(self) -> "Tensor":
         """Same storage or node, new identity, no autograd history."""
         t = object.__new__(Tensor)
-        t._data = self._data
-        t._node = self._node
-        t._trace = self._trace
-        t.dtype = self.dtype
-        t._shape = self._shape
-        t.device = self.device
-        t.requires_grad = False
-        t.grad = None
-        t._grad_fn = None
-        t._version = self._version
-        t._retains_grad = False
+        t._set_state(self._data, self._node, self._trace, self.dtype, self._shape, self.device, self._version)
         return t
 
     # ---------------------------------------------------------------- attributes

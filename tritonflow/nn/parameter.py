@@ -22,17 +22,7 @@ class Parameter(Tensor):
             data = T.tensor(data)
         if data._node is not None:
             raise DTypeError("Parameter: cannot make a parameter from a traced tensor inside jit")
-        self._data = data._data
-        self._node = None
-        self._trace = None
-        self.dtype = data.dtype
-        self._shape = data._shape
-        self.device = data.device
-        self.requires_grad = False
-        self.grad = None
-        self._grad_fn = None
-        self._version = 0
-        self._retains_grad = False
+        self._set_state(data._data, None, None, data.dtype, data._shape, data.device)
         if requires_grad:
             self.requires_grad_(True)
 
