@@ -27,6 +27,7 @@ import numpy as np
 
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ops.attention import FLOAT_DTYPES, MAX_HEAD_DIM
+from tritonflow.passes.rewrite import rebuilt, remap_inputs
 
 
 def _scalar(node: Node) -> Optional[float]:
@@ -240,16 +241,11 @@ def _rewrite_first(graph: Graph, done: set) -> Optional[Graph]:
         replace = {id(node): fused}
         nodes = list(graph.nodes[:position]) + [fused]
         for later in graph.nodes[position + 1:]:
-            if any(id(i) in replace for i in later.inputs):
-                new = Node(later.op, tuple(replace.get(id(i), i) for i in later.inputs), later.attrs,
-                           later.type, later.loc, later.name)
+            new = remap_inputs(later, replace)
+            if new is not later:
                 replace[id(later)] = new
-                later = new
-            nodes.append(later)
-        out = graph.copy()
-        out.nodes = nodes
-        out.outputs = [replace.get(id(n), n) for n in graph.outputs]
-        return out
+            nodes.append(new)
+        return rebuilt(graph, nodes, replace)
     return None
 
 

@@ -3,13 +3,7 @@ from __future__ import annotations
 
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ops.registry import attrs_key
-
-
-def _remap(node: Node, replace: dict) -> Node:
-    if any(id(i) in replace for i in node.inputs):
-        node = Node(node.op, tuple(replace.get(id(i), i) for i in node.inputs), node.attrs, node.type,
-                    node.loc, node.name)
-    return node
+from tritonflow.passes.rewrite import rebuilt, remap_inputs
 
 
 def cse(graph: Graph) -> Graph:
@@ -17,7 +11,7 @@ def cse(graph: Graph) -> Graph:
     replace: dict[int, Node] = {}
     nodes = []
     for node in graph.nodes:
-        new = _remap(node, replace)
+        new = remap_inputs(node, replace)
         if new.op == "constant":
             value = new.attrs["value"]
             key = ("constant", str(value.dtype), value.shape, value.tobytes(), new.type.dtype.name)
@@ -31,7 +25,4 @@ def cse(graph: Graph) -> Graph:
         if new is not node:
             replace[id(node)] = new
         nodes.append(new)
-    out = graph.copy()
-    out.nodes = nodes
-    out.outputs = [replace.get(id(n), n) for n in graph.outputs]
-    return out
+    return rebuilt(graph, nodes, replace)

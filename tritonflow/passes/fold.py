@@ -11,6 +11,7 @@ from tritonflow.dispatch import run_numpy
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import is_static
 from tritonflow.ops.registry import OPS
+from tritonflow.passes.rewrite import rebuilt, remap_inputs
 
 FOLD_LIMIT = 64
 NEVER_FOLDED = frozenset({"philox_uniform"})
@@ -38,10 +39,7 @@ def fold_constants(graph: Graph) -> Graph:
     replace: dict[int, Node] = {}
     nodes: list[Node] = []
     for original in graph.nodes:
-        node = original
-        if any(id(i) in replace for i in node.inputs):
-            node = Node(node.op, tuple(replace.get(id(i), i) for i in node.inputs), node.attrs, node.type,
-                        node.loc, node.name)
+        node = remap_inputs(original, replace)
         if _foldable(node):
             value = run_numpy(OPS[node.op], [i.attrs["value"] for i in node.inputs], node.attrs, node.type)
             value.flags.writeable = False  # shared by every call of the compiled graph
@@ -49,7 +47,4 @@ def fold_constants(graph: Graph) -> Graph:
         if node is not original:
             replace[id(original)] = node
         nodes.append(node)
-    out = graph.copy()
-    out.nodes = nodes
-    out.outputs = [replace.get(id(n), n) for n in graph.outputs]
-    return out
+    return rebuilt(graph, nodes, replace)

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from tritonflow.ir.graph import Graph, Node
+from tritonflow.passes.rewrite import rebuilt, remap_inputs
 
 SMALL_CONSTANT = 64  # only constants this small are inspected for identity values
 
@@ -125,10 +126,7 @@ def simplify(graph: Graph) -> Graph:
     known: set[int] = {id(n) for n in graph.inputs}
     nodes: list[Node] = []
     for original in graph.nodes:
-        node = original
-        if any(id(i) in replace for i in node.inputs):
-            node = Node(node.op, tuple(replace.get(id(i), i) for i in node.inputs), node.attrs, node.type,
-                        node.loc, node.name)
+        node = remap_inputs(original, replace)
         rule = RULES.get(node.op)
         result = rule(node) if rule is not None else None
         if result is not None:
@@ -138,7 +136,4 @@ def simplify(graph: Graph) -> Graph:
         if id(node) not in known:
             known.add(id(node))
             nodes.append(node)
-    out = graph.copy()
-    out.nodes = nodes
-    out.outputs = [replace.get(id(n), n) for n in graph.outputs]
-    return out
+    return rebuilt(graph, nodes, replace)
