@@ -193,6 +193,12 @@ class Tensor:
     def __dlpack_device__(self):
         return self._concrete("__dlpack_device__").__dlpack_device__()
 
+    def __format__(self, spec: str) -> str:
+        # f"{loss:.4f}": a 0-d tensor formats as its Python number, as in PyTorch.
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        return format(str(self), spec)
+
     def __repr__(self) -> str:
         if self._node is not None:
             return f"Tensor(traced, shape={self.shape}, dtype={self.dtype.name})"

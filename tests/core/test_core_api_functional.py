@@ -208,6 +208,15 @@ def test_tensor_attributes_and_methods():
     assert len(x) == 3 and [r.shape for r in x] == [(4,)] * 3
 
 
+def test_format_spec_on_a_0d_tensor_formats_its_value():
+    # f"{loss:.4f}" in a training loop, as PyTorch allows it for 0-d tensors.
+    assert f"{tf.tensor(1.23456):.2f}" == "1.23"
+    assert format(tf.tensor(7), ">4d") == "   7"
+    assert f"{tf.tensor([1.0, 2.0])}" == str(tf.tensor([1.0, 2.0]))
+    with pytest.raises(tf.TraceError, match=r"\.item\(\) needs a concrete value"):
+        tf.jit(lambda t: f"{t.sum():.2f}")(tf.ones(2))
+
+
 def test_bfloat16_tensors_round_trip():
     x = tf.tensor([1.0, 2.5, -3.0], dtype=tf.bfloat16)
     assert_close((x * 2).numpy(), np.array([2.0, 5.0, -6.0]), "bfloat16")
