@@ -160,6 +160,11 @@ def test_getitem_bool_mask_and_int_tensor():
     check(lambda t: t[tf.tensor(idx)], lambda t: t[torch.tensor(idx)], x)
     check(lambda t: t[:, tf.tensor(idx)], lambda t: t[:, torch.tensor(idx)], x)
     check(lambda t: t[tf.tensor(2), 1:], lambda t: t[torch.tensor(2), 1:], x)
+    # Python lists of ints or bools index like the tensors made from them (PyTorch and NumPy agree).
+    check(lambda t: t[[3, 0, -1]], lambda t: t[[3, 0, -1]], x)
+    check(lambda t: t[:, [4, 1]], lambda t: t[:, [4, 1]], x)
+    check(lambda t: t[[1], 2:], lambda t: t[[1], 2:], x)
+    np.testing.assert_array_equal(tf.from_numpy(x)[[True, False, True, True]].numpy(), x[row_mask])
 
 
 def test_setitem():

@@ -432,8 +432,18 @@ def _mask_of(k):
     return None
 
 
+def _list_index(k):
+    """x[[0, 2]] as in PyTorch and NumPy: a list of ints (or of bools) reads as that index tensor."""
+    if isinstance(k, list) and k and (builtins.all(isinstance(v, (bool, np.bool_)) for v in k) or builtins.all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in k)):
+        from tritonflow.api.convert import tensor
+        return tensor(k)
+    return k
+
+
 def getitem(x, key):
-    key_list = key if isinstance(key, tuple) else (key,)
+    key_list = tuple(_list_index(k) for k in key) if isinstance(key, tuple) else (_list_index(key),)
+    key = key_list if isinstance(key, tuple) else key_list[0]
     if len(key_list) == 1 and _mask_of(key_list[0]) is not None:
         return _mask_select(x, _mask_of(key_list[0]))
     if builtins.any(is_tensor(k) for k in key_list):
