@@ -126,3 +126,12 @@ def test_ops_that_index_a_dim_reject_0d_tensors_clearly(op):
              "take_along_dim": lambda: tf.take_along_dim(x, tf.tensor(0), 0)}
     with pytest.raises(tf.ShapeError, match=rf"{op}: needs a tensor with at least 1 dim, got a 0-d tensor"):
         calls[op]()
+
+
+@pytest.mark.parametrize("call", ["unbind", "chunk", "split"])
+def test_split_family_on_a_dynamic_dim_is_unsupported_not_a_type_error(call):
+    # Found by fuzzing with dynamic=True: `[size] * (s0 // size)` raised a bare TypeError.
+    fn = {"unbind": lambda a: tf.unbind(a, 0)[0], "chunk": lambda a: tf.chunk(a, 2, 0)[-1],
+          "split": lambda a: tf.split(a, [1, 1], 0)[0]}[call]
+    with pytest.raises(tf.UnsupportedError, match="has a dynamic size"):
+        tf.jit(fn, dynamic=True, backend="numpy")(tf.tensor(np.ones((2, 3), np.float32)))

@@ -228,6 +228,10 @@ def stack(tensors, dim=0):
 def split(x, split_size_or_sections, dim=0):
     d = _dim_of_a_tensor("split", x, dim)
     n = x.shape[d]
+    if not isinstance(n, int):  # chunk and unbind come here too
+        from tritonflow.errors import UnsupportedError
+        raise UnsupportedError(f"split/chunk/unbind: dim {d} of {fmt(x.shape)} has a dynamic size, so the "
+                               f"number of pieces is not known when tracing (mark it static)")
     if isinstance(split_size_or_sections, int):
         if split_size_or_sections <= 0:
             raise ShapeError(f"split: split size must be positive, got {split_size_or_sections}")
