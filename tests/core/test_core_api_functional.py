@@ -165,6 +165,8 @@ def test_creation_functions():
 
 def test_tensor_and_from_numpy():
     assert tf.tensor(3).dtype is tf.int64 and tf.tensor(3.0).dtype is tf.float32
+    # A NumPy scalar keeps its dtype, as torch.tensor(np.float64(1.5)) does.
+    assert tf.tensor(np.float64(1.5)).dtype is tf.float64 and tf.tensor(np.float32(1.5)).dtype is tf.float32
     assert tf.tensor([True]).dtype is tf.bool and tf.tensor([1, 2], dtype=tf.float16).dtype is tf.float16
     a = np.arange(6, dtype=np.float64).reshape(2, 3)
     t = tf.from_numpy(a)

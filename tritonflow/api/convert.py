@@ -95,8 +95,8 @@ def tensor(data, dtype=None, device: str = "cpu", requires_grad: bool = False):
             raise DTypeError(f"tensor: cannot build a tensor from {type(data).__name__} "
                              f"(ragged nested lists or non-numbers)")
         if dtype is None:
-            if array.dtype.kind == "f" and array.dtype.itemsize == 8 and not isinstance(data, np.ndarray):
-                dtype = D.DEFAULT_FLOAT  # Python floats default to float32, like PyTorch
+            if array.dtype.kind == "f" and array.dtype.itemsize == 8 and not isinstance(data, (np.ndarray, np.generic)):
+                dtype = D.DEFAULT_FLOAT  # Python floats default to float32; NumPy's float64 stays, like PyTorch
             else:
                 try:
                     dtype = D.from_numpy_dtype(array.dtype)
