@@ -145,7 +145,9 @@ class JitFunction:
         backend = self.backend or ("triton" if device == "cuda" else "numpy")
         name = getattr(self.fn, "__name__", "fn").replace("<", "").replace(">", "")
         traced = trace(self.fn, args, kwargs, leaves, key[1], name)
-        needs_grad = key[2] and any(t.requires_grad for t in leaves) and not traced.grads
+        # Parameters of a module the function reads from outside (a global or closure model) are
+        # captured inputs: they need the compiled backward as much as arguments that require grad.
+        needs_grad = key[2] and any(t.requires_grad for t in (*leaves, *traced.captured)) and not traced.grads
         record = record_passes
         if record is None and needs_grad:
             record = []  # the differentiable entry keeps its own record

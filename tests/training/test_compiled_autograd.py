@@ -133,6 +133,23 @@ def test_nonleaf_argument_and_captured_parameter():
         assert_close(got, t.grad, "float32")
 
 
+def test_captured_parameters_get_gradients_when_no_argument_requires_grad(backend):
+    # A global model read inside a jitted function, fed data that does not require grad: the
+    # parameters are captured inputs and still need the compiled backward.
+    tf.manual_seed(3)
+    model = nn.Linear(4, 3)
+    x_np = RNG.standard_normal((5, 4)).astype(np.float32)
+    jf = tf.jit(lambda x: (model(x) ** 2).sum(), backend=backend)
+    loss = jf(tf.tensor(x_np))
+    assert loss.requires_grad
+    loss.backward()
+    w = model.weight.detach().numpy().astype(np.float64)
+    b = model.bias.detach().numpy().astype(np.float64)
+    dy = 2.0 * (x_np.astype(np.float64) @ w.T + b)  # d/dy of sum(y ** 2), y = x @ w.T + b
+    assert_close(model.weight.grad, dy.T @ x_np.astype(np.float64), "float32", rtol_scale=4)
+    assert_close(model.bias.grad, dy.sum(axis=0), "float32", rtol_scale=4)
+
+
 def test_second_backward_through_compiled_graph_needs_retain_graph():
     x = leaf(3)
     y = tf.jit(lambda x: (x * x).sum())(x)
