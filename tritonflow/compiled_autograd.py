@@ -210,7 +210,7 @@ def build_differentiable_entry(jitfn, key, traced, graph, record, backend: str, 
     from tracer import pytree
     from tritonflow.jit_function import CompiledEntry
 
-    name = getattr(jitfn.fn, "__name__", "fn").replace("<", "").replace(">", "")
+    name = jitfn.display_name
     try:
         args, kwargs = pytree.unflatten(key[0], list(leaves))
     except TypeError as exc:

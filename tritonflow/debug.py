@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tritonflow import dtypes as D
-from tritonflow.errors import TritonflowError, VerificationError
+from tritonflow.errors import VerificationError
 from tritonflow.ir.graph import Graph
 
 TOLERANCES = {"float64": (1e-12, 1e-14), "float32": (1.3e-6, 1e-5), "float16": (1e-3, 1e-5),
@@ -355,23 +355,14 @@ def verify(fn, *args, backend: str | None = None, **kwargs) -> VerifyReport:
     Returns a VerifyReport: `.ok`, `.first_divergence` (None when every kernel agrees) and a
     readable `str()`. `backend` picks the backend for a plain function (default: the one jit picks).
     """
-    from tritonflow.jit_function import JitFunction, _rng_arrays
-    from tritonflow.philox import default_generator
-    if not callable(fn):
-        raise TritonflowError(f"verify: expected a function or a jitted function, got {type(fn).__name__}")
-    jitfn = fn if isinstance(fn, JitFunction) else JitFunction(fn, backend=backend)
-    key, leaves = jitfn.key_of(args, kwargs)
-    entry = jitfn.entries.get(key) or jitfn._compile(key, leaves, args, kwargs)
+    from tritonflow.jit_function import as_jit_function
+    jitfn, args, kwargs = as_jit_function(fn, args, kwargs, backend=backend, who="verify")
+    entry, leaves = jitfn.entry_for(args, kwargs)
     if entry.backward is not None:  # a differentiable entry: verify its forward graph
         forward = getattr(entry, "forward_entry", None)
         if forward is not None:
             entry = forward
-    arrays = [t._data for t in leaves]
-    for t in entry.traced.captured:
-        arrays.append(t._data if t.device == entry.device or entry.device == "cpu" else t.to(entry.device)._data)
-    if entry.traced.rng_count:
-        seed, offset = default_generator.take(entry.traced.rng_count)
-        arrays += _rng_arrays(seed, offset, entry.device)
+    arrays = jitfn.input_arrays(entry, leaves)
     return verify_entry(entry, arrays, getattr(jitfn.fn, "__qualname__", "fn"))
 
 

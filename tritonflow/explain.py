@@ -226,20 +226,14 @@ def _with_names(guards: list, graph: Graph, n_args: int) -> list:
 def explain(fn, *args, **kwargs) -> Explanation:
     """Compile `fn` (a function or a jitted one) for these arguments, without running it, and
     explain the result: guards, IR after each pass, kernels, recompiles."""
-    from tritonflow.jit_function import JitFunction, jit
-    if not callable(fn):
-        from tritonflow.errors import DTypeError
-        raise DTypeError(f"explain: expected a function or a jitted function, got {type(fn).__name__}")
-    jitted = fn if isinstance(fn, JitFunction) else jit(fn)
-    key, leaves = jitted.key_of(args, kwargs)
-    entry = jitted.entries.get(key)
-    if entry is None:
-        entry = jitted._compile(key, leaves, args, kwargs)
+    from tritonflow.jit_function import as_jit_function
+    jitted, args, kwargs = as_jit_function(fn, args, kwargs, who="explain")
+    entry, _ = jitted.entry_for(args, kwargs)
     runner = getattr(entry, "runner", None)
     kernels = [_explain_kernel(k) for k in (getattr(runner, "kernels", None) or [])]
     traced_graph = entry.traced.graph
     n_args = getattr(entry.traced, "n_args", 0)
-    name = getattr(jitted.fn, "__name__", "fn")
+    name = jitted.display_name
     return Explanation(
         name=name, backend=entry.backend, device=entry.device,
         guards=_with_names(list(entry.guards), traced_graph, n_args),

@@ -99,7 +99,18 @@ class JitFunction:
             self.hits += 1
         return self._run(entry, leaves)
 
-    def _run(self, entry: CompiledEntry, leaves: list):
+    def entry_for(self, args: tuple, kwargs: dict):
+        """(the compiled entry for these arguments, compiled now on a miss; the flattened tensors)."""
+        key, leaves = self.key_of(args, kwargs)
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self._compile(key, leaves, args, kwargs)
+        return entry, leaves
+
+    @staticmethod
+    def input_arrays(entry: CompiledEntry, leaves: list) -> list:
+        """The graph's inputs for one run: the arguments, the captured tensors, then fresh random
+        seed and offset (drawing them advances the generator)."""
         traced = entry.traced
         arrays = [t._data for t in leaves]
         for t in traced.captured:
@@ -107,6 +118,17 @@ class JitFunction:
         if traced.rng_count:
             seed, offset = default_generator.take(traced.rng_count)
             arrays += _rng_arrays(seed, offset, entry.device)
+        return arrays
+
+    @property
+    def display_name(self) -> str:
+        """The name graphs, logs and reports use: the function's, or the module class's."""
+        name = getattr(self, "__name__", None) or type(self.fn).__name__
+        return name.replace("<", "").replace(">", "")
+
+    def _run(self, entry: CompiledEntry, leaves: list):
+        traced = entry.traced
+        arrays = self.input_arrays(entry, leaves)
         if entry.backward is not None:
             return entry.backward(entry, leaves, arrays)
         outs = entry.runner(arrays, entry.device)
@@ -143,8 +165,7 @@ class JitFunction:
         from tracer.trace import trace
         device = _device_of(leaves)
         backend = self.backend or ("triton" if device == "cuda" else "numpy")
-        name = getattr(self.fn, "__name__", "fn").replace("<", "").replace(">", "")
-        traced = trace(self.fn, args, kwargs, leaves, key[1], name)
+        traced = trace(self.fn, args, kwargs, leaves, key[1], self.display_name)
         # Parameters of a module the function reads from outside (a global or closure model) are
         # captured inputs: they need the compiled backward as much as arguments that require grad.
         needs_grad = key[2] and any(t.requires_grad for t in (*leaves, *traced.captured)) and not traced.grads
@@ -260,6 +281,20 @@ def jit(fn=None, *, backend: str | None = None, dynamic: bool = False, mode: str
         from tritonflow.errors import DTypeError
         raise DTypeError(f"jit: expected a function to compile, got {type(fn).__name__}")
     return JitFunction(fn, backend=backend, dynamic=dynamic, mode=mode)
+
+
+def as_jit_function(fn, args: tuple, kwargs: dict, backend: str | None = None, who: str = "jit"):
+    """(JitFunction, its arguments) for what explain() and debug.verify() are handed: a jitted
+    function as is, `compile(module)`'s result as the jitted function it calls (so the report is
+    about the graph that runs), anything else callable jitted now with `backend`."""
+    from tritonflow.nn.compiled import CompiledModule
+    if isinstance(fn, CompiledModule):
+        return fn.jit_function, fn.jit_arguments(args, kwargs), {}
+    if isinstance(fn, JitFunction):
+        return fn, args, kwargs
+    if not callable(fn):
+        raise DTypeError(f"{who}: expected a function or a jitted function, got {type(fn).__name__}")
+    return JitFunction(fn, backend=backend), args, kwargs
 
 
 def compile(module, *, backend: str | None = None, dynamic: bool = False, mode: str = "default"):

@@ -49,6 +49,23 @@ def test_plain_function_and_kwargs():
     assert "graph scaled(%x: f32[3])" in e.graph
 
 
+def test_compiled_module_explains_the_graph_it_runs():
+    # explain(compile(model)) reports the compiled module's own cache entry: parameters are graph
+    # inputs (not captured constants), and a recompile of the module shows up.
+    model = tf.nn.Sequential(tf.nn.Linear(4, 3), tf.nn.ReLU())
+    compiled = tf.compile(model)
+    compiled(tf.ones(2, 4))
+    compiled(tf.ones(5, 4))
+    e = tf.explain(compiled, tf.ones(5, 4))
+    assert compiled.cache_info() == (0, 2, 2)  # explain reused the entry the call made
+    assert e.name == "Sequential" and e.graph.startswith("graph Sequential(")
+    assert len(e.final_graph.inputs) == 3  # weight, bias, x
+    assert not any(n.attrs.get("captured") for n in e.final_graph.inputs)
+    assert e.recompiles and "shape changed from (2, 4) to (5, 4)" in e.recompiles[0]
+    report = tf.debug.verify(compiled, tf.ones(5, 4))
+    assert report.ok and compiled.cache_info().misses == 2
+
+
 def test_recompiles_for_shapes_suggest_dynamic():
     jitted = tf.jit(block)
     for n in (4, 5, 6):

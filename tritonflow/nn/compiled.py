@@ -29,10 +29,15 @@ class CompiledModule:
         clone = functional_clone(self.module, {name: tensors[i] for name, i in names})
         return clone(*args, **kwargs)
 
-    def __call__(self, *args, **kwargs):
+    def jit_arguments(self, args: tuple, kwargs: dict) -> tuple:
+        """What a call passes to the jitted function: the module's tensors, their names, the
+        training flags, then the caller's arguments."""
         tensors, names = tensors_of(self.module)
         training = tuple(m.training for m in self.module.modules())
-        return self._jit(tensors, names, training, args, kwargs)
+        return (tensors, names, training, args, kwargs)
+
+    def __call__(self, *args, **kwargs):
+        return self._jit(*self.jit_arguments(args, kwargs))
 
     forward = __call__
 
