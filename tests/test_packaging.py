@@ -50,6 +50,13 @@ CHILD = textwrap.dedent('''
     want = (np.exp(a.astype(np.float64)) * 0.5 + 1.0).sum(axis=0)
     assert np.allclose(got, want, rtol=1.3e-6, atol=1e-5), (got, want)
     assert f.cache_info().misses == 1
+    # Asking for the triton backend says what to install (not to set TRITON_INTERPRET first).
+    try:
+        tflow.jit(f.fn, backend="triton")(tflow.from_numpy(a), tflow.from_numpy(b))
+    except tflow.UnsupportedError as exc:
+        assert "pip install 'tritonflow[gpu]'" in str(exc) and "TRITON_INTERPRET" not in str(exc), exc
+    else:
+        raise SystemExit("backend='triton' ran without triton installed")
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "triton"))
     assert not loaded, loaded
     print("OK")

@@ -25,8 +25,22 @@ def check_backend(name: str | None) -> None:
         raise UnsupportedError(f"jit: unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
 
 
+def _installed(name: str) -> bool:
+    import importlib.util
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def triton_interpreter_ready() -> None:
     """Raise a clear error unless CPU tensors can run Triton kernels here."""
+    # Checked first, without importing triton (that would fix its interpreter setting too early):
+    # telling someone without triton to set TRITON_INTERPRET only sends them to a second error.
+    missing = [name for name in ("triton", "torch") if not _installed(name)]
+    if missing:
+        raise UnsupportedError(f"backend='triton' needs triton and torch installed: pip install "
+                               f"'tritonflow[gpu]' (missing: {', '.join(missing)})")
     if os.environ.get("TRITON_INTERPRET") != "1":
         hint = ("set TRITON_INTERPRET=1 in the environment before triton is first imported "
                 "(for example `TRITON_INTERPRET=1 python your_script.py`)")
