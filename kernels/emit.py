@@ -167,7 +167,8 @@ class Emitter:
             flat = self.ctx.rewrite_offset(ix.linearize(index, node.shape))
             counter = f"{offset.text} + {self.index_text(flat)}"
             if flat.is_number:
-                counter = f"tl.full([1], {offset.text}, tl.int64) + {self.index_text(flat)}"
+                # A one-element block whether the offset is a literal, a scalar or a loaded block.
+                counter = f"tl.zeros([1], tl.int64) + {offset.text} + {self.index_text(flat)}"
             return self.assign(f"th.philox_uniform({seed.text}, {counter}, {node.attrs.get('lane', 0)})",
                                ctype, comment, not flat.is_number)
         raise NotFusable(f"no lowering for creation op {node.op}")

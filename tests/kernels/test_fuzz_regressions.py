@@ -135,3 +135,17 @@ def test_split_family_on_a_dynamic_dim_is_unsupported_not_a_type_error(call):
           "split": lambda a: tf.split(a, [1, 1], 0)[0]}[call]
     with pytest.raises(tf.UnsupportedError, match="has a dynamic size"):
         tf.jit(fn, dynamic=True, backend="numpy")(tf.tensor(np.ones((2, 3), np.float32)))
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1, 1)])
+@pytest.mark.parametrize("draw", ["rand_like", "dropout"])
+def test_random_one_element_tensor(shape, draw):
+    # Found by the fuzzer: with one element the counter was `tl.full([1], <loaded offset block>)`,
+    # which Triton rejects ("Cannot splat a block tensor").
+    fn = {"rand_like": lambda a: tf.rand_like(a) * a, "dropout": lambda a: tf.nn.functional.dropout(a, 0.25)}[draw]
+    x = tf.tensor(np.full(shape, 1.5, np.float32))
+    tf.manual_seed(5)
+    want = tf.jit(fn, backend="numpy")(x).numpy()
+    tf.manual_seed(5)
+    got = _jit(fn)(x).numpy()
+    np.testing.assert_array_equal(got, want)
