@@ -149,3 +149,17 @@ def test_random_one_element_tensor(shape, draw):
     tf.manual_seed(5)
     got = _jit(fn)(x).numpy()
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "triton"])
+def test_jitted_empty_random_draw(backend):
+    # Found by the fuzzer: rand_like of an empty slice added seed/offset graph inputs but drew no
+    # counters, so the call passed none ("graph takes 3 inputs, got 1").
+    x = tf.tensor(np.ones((2, 1), np.float32))
+    fn = tf.jit(lambda a: (tf.rand_like(a[..., 1:]) * 2, tf.rand_like(a) + a), backend=backend)
+    tf.manual_seed(3)
+    empty, full = fn(x)
+    tf.manual_seed(3)
+    eager = tf.rand(0), tf.rand(2, 1) + x
+    assert empty.shape == (2, 0)
+    np.testing.assert_array_equal(full.numpy(), eager[1].numpy())

@@ -135,6 +135,9 @@ def _uniform(shape, lane: int, generator=None):
     for d in shape:
         n = n * d
     ctx = trace_state.current()
+    if ctx is not None and isinstance(n, int) and n == 0:
+        # An empty draw takes no counters (as eagerly): no seed/offset inputs for the graph.
+        return full(tuple(shape), 0.0, dtype=D.float32)
     if ctx is not None:
         seed_node, base = ctx.rng_inputs()
         from tritonflow.tensor_class import Tensor
