@@ -11,12 +11,14 @@ and infinities must match exactly, and integers must match exactly.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 import tritonflow as tf
 from tritonflow import dtypes as D
+from tritonflow import philox
 from tritonflow.errors import UnsupportedError
 from tritonflow.fuzz.program import Program, reference_dtype
 
@@ -41,12 +43,26 @@ def _numpy(value) -> np.ndarray:
     return np.asarray(value.detach().numpy())
 
 
+@contextmanager
+def _seeded(prog: Program):
+    """Random ops (rand, dropout) draw the same Philox stream in the reference run and the backend
+    run: the default generator starts at the program's seed, and is restored afterwards."""
+    generator = philox.default_generator
+    saved = generator.get_state()
+    generator.manual_seed(prog.input_seed)
+    try:
+        yield
+    finally:
+        generator.set_state(saved)
+
+
 def reference(prog: Program):
     """(outputs, all node values) on the numpy backend at the upcast dtype; raises if invalid."""
     ref = D.as_dtype(reference_dtype(prog.dtype))
     arrays = [a.astype(ref.np) for a in prog.make_inputs()]
     fn = tf.jit(prog.function(tf.float64, all_values=True), backend="numpy")
-    values = fn(*[tf.from_numpy(a) for a in arrays])
+    with _seeded(prog):
+        values = fn(*[tf.from_numpy(a) for a in arrays])
     by_name = {n.name: _numpy(v) for n, v in zip(prog.nodes, values)}
     outputs = [by_name[name] for name in prog.outputs]
     return outputs, list(by_name.values())
@@ -58,7 +74,9 @@ def run_backend(prog: Program, backend: str, device: str = "cpu") -> list:
     inputs = [tf.from_numpy(a) for a in prog.make_inputs()]
     if device != "cpu":
         inputs = [t.to(device) for t in inputs]
-    return [_numpy(o.to("cpu")) for o in fn(*inputs)]
+    with _seeded(prog):
+        outputs = fn(*inputs)
+    return [_numpy(o.to("cpu")) for o in outputs]
 
 
 def allowance(prog: Program, all_values: list) -> tuple[float, float]:

@@ -4,7 +4,10 @@ Each candidate line is evaluated eagerly on the upcast inputs as it is chosen, s
 type-checks by construction, and a line whose float64 value overflows the program's dtype (or
 turns non-finite) is rejected and another drawn — "programs whose reference overflows are
 regenerated", one line at a time. Only continuous functions of computed values are used (a
-comparison of two computed values could flip on rounding alone); comparisons read inputs only.
+comparison of two computed values could flip on rounding alone); comparisons, floor/round/sign,
+% and // and argmax read inputs only, except in integer programs, which are exact. Over a few
+hundred seeds the programs reach every primitive of the op table (random numbers and attention
+included) except the attention backward ops.
 """
 from __future__ import annotations
 
@@ -28,25 +31,47 @@ FLOAT_UNARY = [
     "tf.rsqrt(tf.abs({a}) + 0.25)", "F.gelu({a})", "F.gelu({a}, approximate='tanh')", "F.silu({a})",
     "{a} * 0.5", "{a} + 1.5", "{a} * {a}", "tf.clamp({a}, -1.0, 1.0)", "tf.log1p(tf.abs({a}))",
     "tf.expm1(tf.clamp({a}, -3.0, 3.0))", "F.leaky_relu({a}, 0.1)", "tf.reciprocal(tf.abs({a}) + 1.0)",
+    "tf.exp2(tf.clamp({a}, -4.0, 4.0))", "tf.log2(tf.abs({a}) + 0.5)", "tf.abs({a}) ** 1.5", "{a} ** 2",
+    "tf.pow(tf.abs({a}) + 0.5, {c})", "tf.clamp({a}, min={b})", "{a} * 0.5 + tf.arange({a}.shape[-1]) * 0.25",
+    # Discontinuous functions and comparisons read inputs only (exact in both runs); round(c * 4)
+    # meets exact halves (bfloat16 inputs), where round-half-to-even decides.
+    "tf.floor({c} * 2.0) * {a}", "tf.ceil({c}) + {a}", "tf.round({c} * 4.0)", "tf.sign({c}) * {a}",
+    "{c} % 0.75", "{c} // 0.75", "({c} > 0).to(FLOAT) * {a}", "tf.where(tf.isnan({c}) | tf.isinf({c}), 0.0, {a})",
+    "tf.where(tf.isfinite({c}) & ~({c} >= 1.5), {a}, {b})", "tf.where(({c} < 0) ^ ({c} <= -1), {a}, -{a})",
+    "tf.where(({c} == {c}) & ({c} != 0.5), {a}, 1.0)",
+    # Random numbers: both runs start the Philox stream at the program's seed (check.py).
+    "F.dropout({a}, 0.25)", "tf.rand_like({a}) * {a}", "tf.randn_like({a}) + {a}",
 ]
 INT_UNARY = ["-{a}", "tf.abs({a})", "tf.relu({a})", "{a} * 2", "{a} + 3", "{a} * {a}", "{a} // 2", "{a} % 3",
-             "tf.clamp({a}, -2, 2)"]
+             "tf.clamp({a}, -2, 2)", "{a} ** 2", "tf.sign({a})", "{a} // -2", "{a} % -3", "tf.cumsum({a}, {d})",
+             "({a} > {b}).to({a}.dtype)", "{a}.to(tf.int8).to({a}.dtype)", "tf.where(({c} > 0) | ({c} < -1), {a}, 0)"]
 FLOAT_BINARY = ["{a} + {b}", "{a} - {b}", "{a} * {b}", "tf.maximum({a}, {b})", "tf.minimum({a}, {b})",
                 "{a} / (tf.abs({b}) + 1.0)", "tf.where({c} > 0, {a}, {b})"]
 INT_BINARY = ["{a} + {b}", "{a} - {b}", "{a} * {b}", "tf.maximum({a}, {b})", "tf.minimum({a}, {b})",
               "tf.where({c} > 0, {a}, {b})"]
 FLOAT_REDUCE = ["tf.sum({a}, dim={dims}, keepdim={k})", "tf.mean({a}, dim={dims}, keepdim={k})",
                 "tf.amax({a}, dim={dims}, keepdim={k})", "tf.amin({a}, dim={dims}, keepdim={k})",
-                "tf.logsumexp({a}, dim={dims}, keepdim={k})"]
+                "tf.logsumexp({a}, dim={dims}, keepdim={k})", "tf.var({a}, dim={dims}, keepdim={k})",
+                "tf.prod({a}, dim={dims}, keepdim={k})", "tf.argmax({c}, {d}).to(FLOAT)",
+                "tf.argmin({c}, {d}, keepdim={k}).to(FLOAT)"]  # int64 * 0.5 would be float32 in both runs
 INT_REDUCE = ["tf.sum({a}, dim={dims}, keepdim={k})", "tf.amax({a}, dim={dims}, keepdim={k})",
-              "tf.amin({a}, dim={dims}, keepdim={k})"]
+              "tf.amin({a}, dim={dims}, keepdim={k})", "tf.prod({a}, dim={dims}, keepdim={k})",
+              "tf.argmax({a}, {d})", "tf.argmin({a}, {d}, keepdim={k})"]
 NORMS = ["F.softmax({a}, {d})", "F.log_softmax({a}, {d})", "F.layer_norm({a}, ({a}.shape[-1],))",
          "F.rms_norm({a}, ({a}.shape[-1],), eps=1e-5)", "tf.cumsum({a}, {d})"]
 VIEWS = ["{a}.permute({perm})", "{a}.transpose(-1, -2)", "{a}.unsqueeze({d1})", "{a}.squeeze()", "{a}.flatten()",
          "{a}.reshape({a}.shape[0], -1)", "{a}[..., ::2]", "{a}[1:]", "tf.flip({a}, ({d},))",
-         "tf.cat([{a}, {a} * 2], {d})", "{a}.unsqueeze(0).expand(3, *{a}.shape)", "{a}.T.contiguous()"]
+         "tf.cat([{a}, {a} * 2], {d})", "{a}.unsqueeze(0).expand(3, *{a}.shape)", "{a}.T.contiguous()",
+         "{a}[..., ::-2]", "{a}[::-1]", "{a}[..., 1::3]", "{a}[0]", "{a}[..., -1]", "{a}[None, ..., None]",
+         "tf.stack([{a}, {a} + 1], {d1})", "F.pad({a}, (1, 2))", "tf.narrow({a}, {d}, 0, 1)",
+         "tf.chunk({a}, 2, {d})[-1]", "tf.unbind({a}, {d})[0]", "{a}.expand(2, *{a}.shape).transpose(0, -1)",
+         "tf.index_select({a}, {d}, tf.tensor([0, 0]))", "tf.take_along_dim({a}, tf.argmax({c}, {d}, keepdim=True), {d})",
+         "tf.scatter_add({a}, {d}, tf.zeros_like({a}, dtype=tf.int64), {a})"]
 MATMULS = ["{a} @ {a}.transpose(-1, -2)", "{a}.transpose(-1, -2) @ {a}", "tf.matmul({a}, {b}.transpose(-1, -2))",
-           "{a} @ {b}"]
+           "{a} @ {b}", "{a}[..., 0] @ {a}", "{a}.unsqueeze(0).expand(2, *{a}.shape) @ {b}",
+           "F.scaled_dot_product_attention({a}, {a}, {a})",
+           "F.scaled_dot_product_attention({a}, {b}, {b}, is_causal=True)",
+           "F.scaled_dot_product_attention({a}, {a}, {a}, dropout_p=0.25)"]
 
 CATEGORY_WEIGHTS = {"unary": 4, "binary": 4, "reduce": 2, "norm": 1.5, "view": 3, "matmul": 1.2}
 
