@@ -423,6 +423,64 @@ def test_a_global_tensor_read_is_seen_fresh_at_each_call():
         G_READ.fill_(1.0)
 
 
+G_SCALE = 2.0
+G_OFFSET = tflow.ones(3)
+
+
+def test_rebinding_a_global_number_or_tensor_retraces(monkeypatch):
+    # The trace baked G_SCALE in as a constant and read G_OFFSET through the object the name held:
+    # rebinding either name must not silently reuse the old value.
+    @tflow.jit
+    def f(x):
+        return x * G_SCALE + G_OFFSET
+
+    a = randf(3)
+    assert_close(f(t(a)), f64(a) * 2.0 + 1.0, tflow.float32)
+    monkeypatch.setitem(globals(), "G_SCALE", 3.0)
+    assert_close(f(t(a)), f64(a) * 3.0 + 1.0, tflow.float32)
+    assert f.recompile_reasons[-1].startswith("global 'G_SCALE' changed from 2.0 to 3.0")
+    monkeypatch.setitem(globals(), "G_SCALE", 3.0)  # an equal value: the entry still holds
+    f(t(a))
+    assert f.cache_info() == (1, 2, 1)
+    monkeypatch.setitem(globals(), "G_OFFSET", tflow.full((3,), 5.0))
+    assert_close(f(t(a)), f64(a) * 3.0 + 5.0, tflow.float32)
+    assert "global 'G_OFFSET' now holds a different Tensor" in f.recompile_reasons[-1]
+    assert any("G_SCALE' equal to 3.0" in line for line in tflow.explain(f, t(a)).guards)
+
+
+def test_rebinding_a_closure_variable_retraces():
+    k = 2.0
+    traces = []
+
+    @tflow.jit
+    def f(x):
+        traces.append(k)
+        return x * k
+
+    a = randf(4)
+    assert_close(f(t(a)), f64(a) * 2.0, tflow.float32)
+    k = -1.5
+    assert_close(f(t(a)), f64(a) * -1.5, tflow.float32)
+    f(t(a))
+    assert traces == [2.0, -1.5] and f.cache_info() == (1, 2, 1)
+
+
+def test_a_global_the_function_updates_does_not_retrace_every_call():
+    calls = {"n": 0}
+
+    @tflow.jit
+    def f(x):
+        global G_TRACE_COUNT
+        G_TRACE_COUNT = G_TRACE_COUNT + 1  # a side effect at trace time only
+        calls["n"] += 1
+        return x + 1
+
+    globals()["G_TRACE_COUNT"] = 0
+    for _ in range(3):
+        f(tflow.ones(2))
+    assert calls["n"] == 1 and f.cache_info() == (2, 1, 1)
+
+
 def test_mutating_an_argument_in_place_is_written_back(backend):
     a = randf(2, 3)
 

@@ -88,3 +88,84 @@ def describe_change(old, new) -> str:
     if len(old) > 2 and old[2:] != new[2:]:
         return f"global state changed from {old[2:]} to {new[2:]}"
     return "unknown change"
+
+
+# ---------------------------------------------------------------- globals and closure variables
+
+_BY_VALUE = (bool, int, float, complex, str, type(None))
+_MISSING = object()
+
+
+def free_value_guards(fn) -> tuple:
+    """The globals and closure variables `fn`'s own code reads, with the values they hold now.
+
+    A trace bakes a Python number read from a global into the graph, and reads a global tensor
+    through the object the name held: rebinding either name afterwards must retrace, not silently
+    reuse the old value. Only names in `fn`'s code (and the lambdas and comprehensions inside it)
+    are covered, not those of the functions it calls. Module objects (`np`, `tf`) are skipped.
+    Each guard: (dict of globals or closure cell, name, value at trace time).
+    """
+    fn = getattr(fn, "__func__", fn)  # a bound method: its function
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ()
+    import types
+    guards = []
+    namespace = getattr(fn, "__globals__", {})
+    seen: set = set()
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        pending.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+        for name in current.co_names:
+            value = namespace.get(name, _MISSING)
+            if name in seen or value is _MISSING or isinstance(value, types.ModuleType):
+                continue
+            seen.add(name)
+            guards.append((namespace, name, value))
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # not assigned yet
+            continue
+        if not isinstance(value, types.ModuleType):
+            guards.append((cell, name, value))
+    return tuple(guards)
+
+
+def changed_free_value(guards: tuple):
+    """None while every guarded name holds what it held at trace time, else the reason it does not."""
+    for holder, name, value in guards:
+        if type(holder) is dict:
+            now = holder.get(name, _MISSING)
+        else:
+            try:
+                now = holder.cell_contents
+            except ValueError:
+                now = _MISSING
+        if now is value:
+            continue
+        if type(value) in _BY_VALUE and type(now) is type(value) and (now == value or now != now and value != value):
+            continue  # an equal number or string: the graph baked in the same constant
+        kind = "global" if type(holder) is dict else "closure variable"
+        if now is _MISSING:
+            return f"{kind} {name!r} was deleted"
+        if type(value) in _BY_VALUE:
+            return f"{kind} {name!r} changed from {value!r} to {now!r}"
+        if type(now) is type(value):
+            return f"{kind} {name!r} now holds a different {type(now).__name__} object"
+        return f"{kind} {name!r} now holds a {type(now).__name__} (was a {type(value).__name__})"
+    return None
+
+
+def describe_free_value_guards(guards: tuple) -> list[str]:
+    """Plain-language lines for explain(): the numbers, strings and tensors guarded (not functions)."""
+    from tritonflow.tensor_class import Tensor
+    lines = []
+    for holder, name, value in guards:
+        kind = "global" if type(holder) is dict else "closure variable"
+        if type(value) in _BY_VALUE:
+            lines.append(f"{kind} {name!r} equal to {value!r}")
+        elif isinstance(value, Tensor):
+            lines.append(f"{kind} {name!r} is the same tensor object (its values are read at each call)")
+    return lines

@@ -43,6 +43,7 @@ class CompiledEntry:
         self.device = device
         self.guards = guards
         self.backward = None  # set by the autograd support for entries that need gradients
+        self.free_guards: tuple = ()  # globals and closure variables the trace read (see _compile)
 
     @property
     def pass_record(self) -> list:
@@ -93,7 +94,7 @@ class JitFunction:
             return self.fn(*args, **kwargs)  # a jitted function called while tracing is inlined
         key, leaves = self.key_of(args, kwargs)
         entry = self.entries.get(key)
-        if entry is None:
+        if entry is None or (entry.free_guards and guards.changed_free_value(entry.free_guards) is not None):
             entry = self._compile(key, leaves, args, kwargs)
         else:
             self.hits += 1
@@ -103,7 +104,7 @@ class JitFunction:
         """(the compiled entry for these arguments, compiled now on a miss; the flattened tensors)."""
         key, leaves = self.key_of(args, kwargs)
         entry = self.entries.get(key)
-        if entry is None:
+        if entry is None or (entry.free_guards and guards.changed_free_value(entry.free_guards) is not None):
             entry = self._compile(key, leaves, args, kwargs)
         return entry, leaves
 
@@ -145,13 +146,23 @@ class JitFunction:
     def _compile(self, key, leaves, args, kwargs) -> CompiledEntry:
         with self._lock:
             entry = self.entries.get(key)
+            stale = None
             if entry is not None:
-                self.hits += 1
-                return entry
+                stale = guards.changed_free_value(entry.free_guards)
+                if stale is None:
+                    self.hits += 1
+                    return entry
             self.misses += 1
-            if self.entries:
-                self._note_recompile(key)
+            if stale is not None:
+                self._note_recompile(stale + " (pass it as an argument to avoid recompiling)")
+            elif self.entries:
+                self._note_recompile(self._describe_miss(key))
             entry = self.build(key, leaves, args, kwargs)
+            # Taken after tracing, so a function that updates a global as a side effect (a trace
+            # counter) does not invalidate its own entry.
+            free_guards = guards.free_value_guards(self.fn)
+            entry.free_guards = free_guards
+            entry.guards = list(entry.guards) + guards.describe_free_value_guards(free_guards)
             self.entries[key] = entry
             self._last_key = key
             return entry
@@ -173,22 +184,23 @@ class JitFunction:
         if record is None and needs_grad:
             record = []  # the differentiable entry keeps its own record
         graph = run_passes(traced.graph, record=record)
-        guards = describe_guards(key[0], key[1], self.dynamic)
+        guard_lines = describe_guards(key[0], key[1], self.dynamic)
         if needs_grad:
             from tritonflow.compiled_autograd import build_differentiable_entry
-            return build_differentiable_entry(self, key, traced, graph, record, backend, device, guards, leaves)
+            return build_differentiable_entry(self, key, traced, graph, record, backend, device, guard_lines, leaves)
         runner = make_runner(graph, backend, device, self.mode)
-        return CompiledEntry(key, traced, graph, record, runner, backend, device, guards)
+        return CompiledEntry(key, traced, graph, record, runner, backend, device, guard_lines)
 
-    def _note_recompile(self, key) -> None:
-        from tracer.guards import describe_change
+    def _describe_miss(self, key) -> str:
         previous = self._last_key if self._last_key in self.entries else next(iter(self.entries))
-        reason = describe_change(previous, key)
+        return guards.describe_change(previous, key)
+
+    def _note_recompile(self, reason: str) -> None:
         self.recompile_reasons.append(reason)
         name = getattr(self.fn, "__qualname__", "fn")
         if log_enabled("recompiles"):
             print(f"[tritonflow] recompiling {name}: {reason}", file=sys.stderr)
-        if len(self.entries) + 1 == RECOMPILE_LIMIT:
+        if self.misses == RECOMPILE_LIMIT:
             hint = ""
             if "shape changed" in reason and not self.dynamic:
                 hint = "; shapes keep changing: try tritonflow.jit(dynamic=True)"
