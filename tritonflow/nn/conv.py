@@ -7,8 +7,6 @@ and cat rules of the op table.
 """
 from __future__ import annotations
 
-import math
-
 import tritonflow.api as T
 from tritonflow import dtypes as D
 from tritonflow.errors import DTypeError, ShapeError, UnsupportedError
@@ -160,11 +158,7 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init.linear_default_(self.weight, self.bias)
 
     def forward(self, x):
         return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)

@@ -5,8 +5,6 @@ eager and traced runs share one definition. Initialisation follows PyTorch.
 """
 from __future__ import annotations
 
-import math
-
 import tritonflow.api as T
 from tritonflow import dtypes as D
 from tritonflow.errors import DTypeError, ShapeError
@@ -46,10 +44,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init.linear_default_(self.weight, self.bias)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
