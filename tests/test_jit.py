@@ -244,6 +244,39 @@ def test_dynamic_batch_equal_to_a_feature_size_still_traces():
     assert f.cache_info().misses == 3  # batch 3, batch 4, and one symbolic entry for 5, 6, 7
 
 
+def test_dynamic_compiled_module_keeps_parameter_shapes_static():
+    # MultiheadAttention slices q, k, v out of one (3e, e) projection: a symbolic row count there
+    # made the backward's shape check undecidable. Parameters stay static; the batch is symbolic.
+    import tritonflow.nn as nn
+    tflow.manual_seed(0)
+    model = nn.MultiheadAttention(8, 2, batch_first=True)
+    compiled = tflow.compile(model, dynamic=True)
+    for batch in (3, 5):
+        x = t(randf(batch, 4, 8))
+        out = compiled(x, x, x, need_weights=False)[0]
+        (out * out).sum().backward()
+        got = [p.grad.numpy().copy() for p in model.parameters()]
+        model.zero_grad()
+        eager = model(x, x, x, need_weights=False)[0]
+        (eager * eager).sum().backward()
+        assert_close(out.detach(), f64(eager.detach().numpy()), tflow.float32, rtol_scale=8)
+        for g, p in zip(got, model.parameters()):
+            assert_close(g, f64(p.grad.numpy()), tflow.float32, rtol_scale=32)
+        model.zero_grad()
+    assert compiled.cache_info() == (1, 1, 1)
+
+
+def test_undecidable_symbolic_shape_check_is_a_clear_error():
+    w = tflow.randn(48, 16, requires_grad=True)  # not a Parameter: its 48 rows become symbolic
+
+    @tflow.jit(dynamic=True)
+    def f(x, w):
+        return (x @ tflow.narrow(w, 0, 16, 16).T).sum()
+
+    with pytest.raises(tflow.UnsupportedError, match=r"^pad: a shape check on symbolic dims"):
+        f(tflow.randn(3, 16), w)
+
+
 def test_static_shapes_compile_per_batch_size():
     @tflow.jit
     def f(x):

@@ -17,6 +17,9 @@ def tensor_keys(leaves: list, dynamic: bool) -> tuple:
     # semantics), and so does a leading size that also appears at a non-leading position of any
     # argument: a weight's (in, out) or a batch equal to a feature size must match static dims
     # exactly (x @ w needs x's last dim == w's first), so making it a symbol would break the trace.
+    # Parameters keep static shapes, as in PyTorch: a weight's rows are not a batch, and slicing
+    # them (q, k, v out of one projection) needs concrete sizes.
+    from tritonflow.nn.parameter import Parameter
     inner_sizes = set()
     for t in leaves:
         inner_sizes.update(t._shape[1:])
@@ -24,7 +27,7 @@ def tensor_keys(leaves: list, dynamic: bool) -> tuple:
     keys = []
     for t in leaves:
         shape = t._shape
-        if shape and shape[0] not in (0, 1) and shape[0] not in inner_sizes:
+        if shape and shape[0] not in (0, 1) and shape[0] not in inner_sizes and not isinstance(t, Parameter):
             sym = symbol_of.setdefault(shape[0], len(symbol_of))
             shape_key = (("sym", sym),) + tuple(shape[1:])
         else:

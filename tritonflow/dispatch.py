@@ -22,7 +22,16 @@ def apply(op: OpDef, inputs: list, attrs: dict):
     ctx = trace_state.current()
     if ctx is not None:
         nodes = [ctx.node_of(t) for t in inputs]
-        out_type = op.infer([n.type for n in nodes], attrs)
+        try:
+            out_type = op.infer([n.type for n in nodes], attrs)
+        except TypeError as exc:
+            # A shape rule comparing a symbolic dim (dynamic=True) that SymPy cannot decide.
+            if isinstance(exc, TritonflowError) or "Relational" not in str(exc):
+                raise
+            shapes = ", ".join(str(tuple(n.type.shape)) for n in nodes)
+            raise UnsupportedError(f"{op.name}: a shape check on symbolic dims cannot be decided while tracing "
+                                   f"({exc}); input shapes {shapes}. Keep this dim static: jit without "
+                                   f"dynamic=True") from None
         node = ctx.graph.add(op.name, nodes, attrs, out_type, user_location())
         out = Tensor._proxy(node, ctx)
     else:
