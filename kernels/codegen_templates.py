@@ -146,7 +146,12 @@ def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool
     em = Emitter(ctx)
     raw = em.value(index_node, index)
     size_text = em.index_text(ix.as_expr(base.shape[dim]))
-    pos = em.assign(f"tl.where({raw.text} < 0, {raw.text} + {size_text}, {raw.text})", raw.ctype)
+    pos_text = f"tl.where({raw.text} < 0, {raw.text} + {size_text}, {raw.text})"
+    if not raw.shaped:
+        # A literal or 0-d index (every element to one place): atomic_add needs a block of pointers.
+        pos_text += " + 0 * xindex"
+        em.printer.used.add("xindex")
+    pos = em.assign(pos_text, raw.ctype)
     value = em.value(src, index)
     target = list(index)
     target[dim] = sympy.Symbol(pos.text, integer=True, nonnegative=True)

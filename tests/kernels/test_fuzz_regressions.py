@@ -163,3 +163,25 @@ def test_jitted_empty_random_draw(backend):
     eager = tf.rand(0), tf.rand(2, 1) + x
     assert empty.shape == (2, 0)
     np.testing.assert_array_equal(full.numpy(), eager[1].numpy())
+
+
+@pytest.mark.parametrize("index", ["zeros_like", "expanded_0d"])
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_scatter_add_with_one_target_for_every_element(index, dtype):
+    # Found by the fuzzer: a constant (or 0-d) index made the atomic_add pointer a scalar while
+    # the value and mask were blocks ("cannot reshape array of size 128 into shape (1,)").
+    x = (np.arange(81) % 5 - 2).reshape(9, 9).astype(dtype)  # big enough that zeros_like stays a `full` node
+    if index == "zeros_like":
+        fn = lambda a: tf.scatter_add(a.flatten(), -1, tf.zeros_like(a.flatten(), dtype=tf.int64), a.flatten())
+    else:
+        fn = lambda a, i: tf.scatter_add(a, 1, i.expand(9, 9), a)
+    args = [tf.tensor(x)] + ([] if index == "zeros_like" else [tf.tensor(np.asarray(2, np.int64))])
+    want = np.zeros_like(x.astype(np.int64 if dtype == "int8" else np.float64))
+    if index == "zeros_like":
+        want = x.ravel().astype(want.dtype)
+        want[0] += x.sum(dtype=want.dtype)
+    else:
+        want = x.astype(want.dtype)
+        want[:, 2] += x.sum(1, dtype=want.dtype)
+    got = _jit(fn)(*args).numpy()
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(x.dtype).astype(np.float64), rtol=1e-6)
