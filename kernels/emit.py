@@ -345,6 +345,13 @@ class Emitter:
         dim = node.attrs["dim"]
         size = x.shape[dim]
         raw = self.value(idx_node, index, conds)
+        if raw.literal and ix.as_expr(size).is_number:
+            # A constant index (argmax over a size-1 dim folds to 0) is a constant position: a
+            # scalar temporary as the offset made the load's pointer a scalar under a block mask.
+            position = int(raw.value)
+            x_index = list(index)
+            x_index[dim] = sympy.Integer(position + int(size) if position < 0 else position)
+            return self.value(x, tuple(x_index), conds)
         size_text = self.index_text(ix.as_expr(size))
         pos = self.assign(f"tl.where({raw.text} < 0, {raw.text} + {size_text}, {raw.text})", raw.ctype)
         symbol = sympy.Symbol(pos.text, integer=True, nonnegative=True)

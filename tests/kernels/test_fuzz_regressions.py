@@ -185,3 +185,19 @@ def test_scatter_add_with_one_target_for_every_element(index, dtype):
         want[:, 2] += x.sum(1, dtype=want.dtype)
     got = _jit(fn)(*args).numpy()
     np.testing.assert_allclose(got.astype(np.float64), want.astype(x.dtype).astype(np.float64), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 1, 1), (3, 1), (1, 1)])
+def test_take_along_a_size_one_argmax(shape):
+    # Found by the fuzzer: argmax over a size-1 dim folds to the literal 0, and the gather then
+    # loaded through a scalar pointer under a block mask.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = rng.standard_normal((1, 2)).astype(np.float32)  # read only through the gathered dim
+
+    def fn(a, b):
+        return tf.take_along_dim(b + a, tf.argmax(a, -1, keepdim=True), -1)
+
+    want = np.take_along_axis(y.astype(np.float64) + x, np.argmax(x, -1)[..., None], -1)
+    got = _jit(fn)(tf.tensor(x), tf.tensor(y)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
