@@ -113,7 +113,7 @@ class LoweredGraph:
             return compiled
 
     def _compile(self, plan, layout_map: dict, wide: bool) -> CompiledKernel:
-        from kernels.codegen_templates import generate_matmul, generate_scan, generate_scatter
+        from kernels.codegen_templates import generate_scan, generate_scatter
         name = f"k{plan.index}_{plan.kind}"
         try:
             if plan.kind == "pointwise":

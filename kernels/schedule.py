@@ -24,7 +24,7 @@ from typing import Optional
 import sympy
 
 from kernels import indexing as ix
-from kernels.emit import Emitter, NotFusable, is_inlined, is_trivial_reduction
+from kernels.emit import Emitter, NotFusable, is_trivial_reduction
 from tritonflow import dtypes as D
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
@@ -240,7 +240,6 @@ def ix_shape_equal(a: tuple, b: tuple) -> bool:
 
 def schedule_graph(graph: Graph) -> Schedule:
     sched = Schedule(graph)
-    output_ids = {id(n) for n in graph.outputs}
     for node in graph.nodes:
         op = OPS.get(node.op)
         kind = op.kind if op else None

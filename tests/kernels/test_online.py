@@ -5,7 +5,6 @@ logsumexp and cross-entropy must then read the row twice at most (statistics, th
 with special values (+inf, all -inf rows, NaN) giving exactly what the NumPy backend gives.
 References are float64 NumPy; the traced graphs are the framework's own composites.
 """
-import re
 
 import numpy as np
 import pytest
