@@ -18,7 +18,11 @@ def store_text(v: Val, buffer, shape_text: str) -> str:
         text = f"tl.full({shape_text}, {v.text}, {v.ctype})"
         return text if v.ctype == storage else f"{text}.to({storage})"
     text = v.text
-    if not v.shaped:
+    if not v.shaped and "," in shape_text:
+        # A scalar or a one-element [1] block (a load at a constant offset) into a 2-D block:
+        # tl.broadcast_to needs equal ranks, arithmetic pads them.
+        text = f"({text} + tl.zeros({shape_text}, {v.ctype}))"
+    elif not v.shaped:
         text = f"tl.broadcast_to({text}, {shape_text})"
     if v.ctype != storage:
         text = f"{text}.to({storage})"

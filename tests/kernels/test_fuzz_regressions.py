@@ -201,3 +201,19 @@ def test_take_along_a_size_one_argmax(shape):
     want = np.take_along_axis(y.astype(np.float64) + x, np.argmax(x, -1)[..., None], -1)
     got = _jit(fn)(tf.tensor(x), tf.tensor(y)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32", "bool"])
+def test_reduction_epilogue_stores_a_one_element_load(dtype):
+    # Found by the fuzzer ("Cannot broadcast, rank mismatch: ['1'], [1, 1]"): gathering along a
+    # size-1 dim at an argmax joins the argmax's reduction kernel, whose epilogue stored a value
+    # loaded at a constant offset (a [1] block) with tl.broadcast_to(..., [XBLOCK, 1]).
+    x1 = np.asarray([[3]]).astype(dtype)
+    x2 = np.asarray([[1], [-2]], np.int64)
+
+    def fn(a, b):
+        v0 = tf.take_along_dim(a, tf.argmax(b, -1, keepdim=True), -1)
+        return tf.take_along_dim(v0, tf.argmax(b, -2, keepdim=True), -2)
+
+    got = _jit(fn)(tf.tensor(x1), tf.tensor(x2)).numpy()
+    np.testing.assert_array_equal(got, x1)
