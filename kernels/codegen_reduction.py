@@ -194,11 +194,25 @@ def _looped_member(em: Emitter, node, full, full_mask: str) -> tuple:
     return node, [acc], acc_type, fill
 
 
+def _block_offset_text(em: Emitter, offset) -> str:
+    """A full-output store offset that spans the [XBLOCK, RBLOCK] block: a side none of whose
+    symbols appear (an empty output's zero-size dim zeroes its stride) is added as `0 * xindex`
+    or `0 * rindex`, since tl.store needs its pointer in the mask's shape."""
+    text = em.index_text(offset)
+    names = {s.name for s in offset.free_symbols}
+    for space in em.ctx.spaces:
+        own = {v.name for v in space.variables} | {space.flat_name}
+        own |= {s.name for s in space.tail_symbols.values()}
+        if not names & own:
+            text += f" + 0 * {space.flat_name}"
+    return text
+
+
 def _full_outputs(em: Emitter, sched: Schedule, plan: KernelPlan, full, full_mask: str) -> None:
     for buffer, value in plan.outputs:
         v = em.value(value, full)
         offset = em.ctx.rewrite_offset(ix.linearize(full, buffer.shape))
-        em.line(f"tl.store({em.ctx.pointer(buffer)} + {em.index_text(offset)}, "
+        em.line(f"tl.store({em.ctx.pointer(buffer)} + {_block_offset_text(em, offset)}, "
                 f"{store_text(v, buffer, '[XBLOCK, RBLOCK]')}, mask={full_mask})")
 
 

@@ -234,3 +234,17 @@ def test_graph_returning_its_input_through_a_view(case):
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g.numpy(), w.numpy())
     np.testing.assert_array_equal(arg.numpy(), x)  # the argument is never written
+
+
+@pytest.mark.parametrize("norm", ["layer_norm", "rms_norm", "centered"])
+def test_row_normalization_of_an_empty_row(norm):
+    # Found by the fuzzer: layer_norm of x[..., 1::3] with x (2, 1) — an output of shape (2, 0) made
+    # the store offset `rindex` only (the zero-size dim zeroed the row stride), a [1, RBLOCK]
+    # pointer under an [XBLOCK, RBLOCK] mask.
+    F = tf.nn.functional
+    fn = {"layer_norm": lambda a: F.layer_norm(a[..., 1::3], (0,)),
+          "rms_norm": lambda a: F.rms_norm(a[..., 1:], (0,), eps=1e-5),
+          "centered": lambda a: a[..., 1:] - a[..., 1:].sum(-1, keepdim=True)}[norm]
+    x = np.asarray([[0.5], [-1.0]], np.float32)
+    got = _jit(fn)(tf.tensor(x)).numpy()
+    assert got.shape == (2, 0)
