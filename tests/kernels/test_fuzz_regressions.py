@@ -248,3 +248,27 @@ def test_row_normalization_of_an_empty_row(norm):
     x = np.asarray([[0.5], [-1.0]], np.float32)
     got = _jit(fn)(tf.tensor(x)).numpy()
     assert got.shape == (2, 0)
+
+
+SPECIALS = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -3.0, 1.5]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_pow_and_log1p_special_values_follow_numpy(dtype):
+    # IEEE/C99 cases NumPy defines: pow(1, nan) = 1, pow(x, 0) = 1, pow(-inf, 0.5) = inf,
+    # pow(-1, +-inf) = 1, pow(-0.0, -3) = -inf; log1p(inf) = inf, log1p(-1) = -inf.
+    from tritonflow import dtypes as D
+    dt = D.as_dtype(dtype)
+    a, b = np.meshgrid(np.asarray(SPECIALS), np.asarray(SPECIALS), indexing="ij")
+    got = _jit(lambda x, y: x ** y)(tf.tensor(a).to(dt), tf.tensor(b).to(dt)).to(tf.float64).numpy()
+    x = np.asarray(SPECIALS + [-1.0, -1.5, 3.0])
+    got_log = _jit(lambda v: tf.log1p(v))(tf.tensor(x).to(dt)).to(tf.float64).numpy()
+    rtol = {"float16": 1e-3, "bfloat16": 1e-2}.get(dtype, 1e-6)
+    with np.errstate(all="ignore"):
+        for g, w in ((got, np.power(a, b)), (got_log, np.log1p(x))):
+            assert np.array_equal(np.isnan(g), np.isnan(w)), "NaN positions differ"
+            finite = ~np.isnan(w)
+            assert np.array_equal(np.isinf(g[finite]), np.isinf(w[finite])), "infinities differ"
+            zero = finite & (w == 0)
+            assert np.array_equal(np.signbit(g[zero]), np.signbit(w[zero])), "signs of zeros differ"
+            np.testing.assert_allclose(g[finite], w[finite], rtol=rtol)
