@@ -16,7 +16,7 @@ from kernels import dtypes as KD
 from kernels import indexing as ix
 from kernels.codegen_pointwise import store_text
 from kernels.context import GeneratedKernel, symbol_evaluator
-from kernels.emit import Emitter
+from kernels.emit import Emitter, Val
 from kernels.schedule import (KernelPlan, Schedule, make_group_context, make_pointwise_context)
 
 
@@ -81,6 +81,10 @@ def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool
     target = list(index)
     target[dim] = sympy.Symbol(pos.text, integer=True, nonnegative=True)
     offset = ctx.rewrite_offset(ix.linearize(tuple(target), base.shape))
+    if not value.shaped and not value.literal:
+        # Triton's interpreter reads atomic_add's values as contiguous memory: a broadcast_to
+        # view (stride 0) added garbage past the first lane. Arithmetic makes a real block.
+        value = Val(f"({value.text} + tl.zeros([XBLOCK], {value.ctype}))", value.ctype, shaped=True)
     text = store_text(value, acc, "[XBLOCK]")
     em.line(f"tl.atomic_add({ctx.pointer(acc)} + {em.index_text(offset)}, {text}, mask=xmask)"
             f"  # {ctx.describe(node)}")

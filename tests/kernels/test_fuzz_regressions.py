@@ -272,3 +272,17 @@ def test_pow_and_log1p_special_values_follow_numpy(dtype):
             zero = finite & (w == 0)
             assert np.array_equal(np.signbit(g[zero]), np.signbit(w[zero])), "signs of zeros differ"
             np.testing.assert_allclose(g[finite], w[finite], rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int32"])
+def test_scatter_add_of_a_broadcast_one_element_source(dtype):
+    # Found by the fuzzer (wrong values): every lane added the same loaded element, passed as a
+    # tl.broadcast_to view; Triton's interpreter read the lanes past the first from wrong memory.
+    def fn(a):
+        v = a.expand(2, *a.shape).transpose(0, -1)  # (1, 1, 2), every element a[0, 0]
+        return tf.scatter_add(v, -1, tf.zeros_like(v, dtype=tf.int64), v)
+
+    x = np.asarray([[-1.75]]).astype(dtype)
+    got = _jit(fn)(tf.tensor(x)).numpy()
+    a = x.astype(np.float64)[0, 0]
+    np.testing.assert_array_equal(got.astype(np.float64), np.asarray([[[3 * a, a]]]))
