@@ -237,6 +237,19 @@ def slice_index(out_index: Index, start: Sequence[int], step: Sequence[int]) -> 
     return tuple(sympy.expand(s + st * i) for i, s, st in zip(out_index, start, step))
 
 
+def through_view(node, out_index: Index, ranges) -> Index:
+    """The index into `node`'s input that `node` (a reshape, permute, expand or slice) reads."""
+    x = node.inputs[0]
+    attrs = node.attrs
+    if node.op == "reshape":
+        return reshape_index(out_index, node.shape, x.shape, ranges)
+    if node.op == "permute":
+        return permute_index(out_index, attrs["perm"])
+    if node.op == "expand":
+        return expand_index(out_index, x.shape)
+    return slice_index(out_index, attrs["start"], attrs["step"])
+
+
 # ---------------------------------------------------------------- linear structure
 
 def linear_coeffs(expr: sympy.Expr, variables: Sequence[sympy.Symbol]):

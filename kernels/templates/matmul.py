@@ -48,17 +48,8 @@ def _times(factor: str, name: str) -> str:
 def resolve_view(node: Node, index: tuple, ranges) -> tuple:
     """Follow a chain of views to the node it reads: (base node, index into the base)."""
     while node.op in VIEW_OPS:
-        x = node.inputs[0]
-        a = node.attrs
-        if node.op == "reshape":
-            index = ix.reshape_index(index, node.shape, x.shape, ranges)
-        elif node.op == "permute":
-            index = ix.permute_index(index, a["perm"])
-        elif node.op == "expand":
-            index = ix.expand_index(index, x.shape)
-        else:
-            index = ix.slice_index(index, a["start"], a["step"])
-        node = x
+        index = ix.through_view(node, index, ranges)
+        node = node.inputs[0]
     return node, tuple(sympy.expand(i) for i in index)
 
 

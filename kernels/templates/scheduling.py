@@ -184,17 +184,8 @@ def strided_form(ctx, node: Node, index: tuple, row_size, col_size):
     if col_size is not None:
         ctx.ranges.add(COL, col_size)
     while id(node) not in ctx.sources and node.op in VIEW_OPS:
-        x = node.inputs[0]
-        a = node.attrs
-        if node.op == "reshape":
-            index = ix.reshape_index(index, node.shape, x.shape, ctx.ranges)
-        elif node.op == "permute":
-            index = ix.permute_index(index, a["perm"])
-        elif node.op == "expand":
-            index = ix.expand_index(index, x.shape)
-        else:
-            index = ix.slice_index(index, a["start"], a["step"])
-        node = x
+        index = ix.through_view(node, index, ctx.ranges)
+        node = node.inputs[0]
     buffer = buffer_of(ctx, node)
     if buffer is None:
         return None
