@@ -20,7 +20,7 @@ from kernels.codegen_online import emit_finish as emit_online_finish
 from kernels.codegen_online import emit_step as emit_online_step
 from kernels.codegen_online import find_online_sums
 from kernels.codegen_pointwise import offset_text, store_text
-from kernels.context import GeneratedKernel, symbol_evaluator
+from kernels.context import GeneratedKernel, row_program_head, symbol_evaluator
 from kernels.emit import Emitter, Val
 from kernels.schedule import KernelPlan, Schedule, make_group_context, row_index
 
@@ -70,14 +70,7 @@ def generate_reduction(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
     ctx.defining |= {id(value) for _, value in plan.outputs + plan.row_outputs}
     outer, inner = ctx.spaces
     head_printer = ix.TritonPrinter()
-    program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
-    head = [
-        f"    xnumel = {head_printer(outer.numel)}",
-        f"    rnumel = {head_printer(inner.numel)}",
-        f"    xoffset = {program} * XBLOCK",
-        "    xindex = xoffset + tl.arange(0, XBLOCK)[:, None]",
-        "    xmask = xindex < xnumel",
-    ]
+    head = row_program_head(head_printer, outer.numel, inner.numel, wide)
     r_lines = ["rindex = {start}tl.arange(0, RBLOCK)[None, :]", "rmask = rindex < rnumel"]
     printers = [head_printer]
     body: list[str] = []

@@ -15,7 +15,7 @@ import sympy
 from kernels import dtypes as KD
 from kernels import indexing as ix
 from kernels.codegen_pointwise import store_text
-from kernels.context import GeneratedKernel, symbol_evaluator
+from kernels.context import GeneratedKernel, row_program_head, symbol_evaluator
 from kernels.emit import Emitter, Val
 from kernels.schedule import (KernelPlan, Schedule, make_group_context, make_pointwise_context)
 
@@ -27,7 +27,6 @@ def generate_scan(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, n
     outer, inner = ctx.spaces
     head_printer = ix.TritonPrinter()
     ctype = KD.compute_type(node.dtype)
-    program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
     em = Emitter(ctx, "        ")
     value = em.value(node.inputs[0], full)
     text = value.text if not value.literal else f"tl.full([XBLOCK, RBLOCK], {value.text}, {ctype})"
@@ -43,13 +42,7 @@ def generate_scan(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, n
     em.line(f"carry = carry + tl.sum({masked.text}, 1, keep_dims=True)")
     loop = ["        rindex = roffset + tl.arange(0, RBLOCK)[None, :]", "        rmask = rindex < rnumel"]
     loop += ctx.index_prologue(inner, em.printer, em.printer.used, "        ")
-    head = [
-        f"    xnumel = {head_printer(outer.numel)}",
-        f"    rnumel = {head_printer(inner.numel)}",
-        f"    xoffset = {program} * XBLOCK",
-        "    xindex = xoffset + tl.arange(0, XBLOCK)[:, None]",
-        "    xmask = xindex < xnumel",
-    ]
+    head = row_program_head(head_printer, outer.numel, inner.numel, wide)
     head += ctx.index_prologue(outer, head_printer, em.printer.used, "    ")
     head += [f"    carry = tl.zeros([XBLOCK, 1], {ctype})", "    for roffset in range(0, rnumel, RBLOCK):"]
     args, params = ctx.signature([em.printer, head_printer], ["XBLOCK", "RBLOCK"])

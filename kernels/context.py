@@ -211,3 +211,17 @@ def symbol_evaluator(expr) -> Callable:
     names = sorted(s.name for s in expr.free_symbols)
     code = compile(str(expr), "<size>", "eval")
     return lambda symbols: int(eval(code, {}, {n: symbols[n] for n in names}))
+
+
+def row_program_head(printer, outer_numel, inner_numel, wide: bool) -> list:
+    """Opening lines of a kernel whose program owns XBLOCK rows of `outer_numel` ([XBLOCK, 1])
+    and walks `inner_numel` columns: sizes, this program's rows and their mask. `wide` makes the
+    row offset 64-bit."""
+    program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
+    return [
+        f"    xnumel = {printer(outer_numel)}",
+        f"    rnumel = {printer(inner_numel)}",
+        f"    xoffset = {program} * XBLOCK",
+        "    xindex = xoffset + tl.arange(0, XBLOCK)[:, None]",
+        "    xmask = xindex < xnumel",
+    ]
