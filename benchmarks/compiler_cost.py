@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 import tritonflow as tflow
-from tracer import guards, pytree
-from tracer.trace import trace
+from tritonflow.tracer import guards, pytree
+from tritonflow.tracer.trace import trace
 from tritonflow.jit_function import JitFunction, gc_paused
 from tritonflow.passes.pipeline import run_passes
 

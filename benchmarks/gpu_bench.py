@@ -36,7 +36,7 @@ if not torch.cuda.is_available():
 import triton  # noqa: E402
 import triton.testing  # noqa: E402
 
-import kernels  # noqa: E402
+from tritonflow import kernels  # noqa: E402
 import tritonflow as tf  # noqa: E402
 import tritonflow.ops  # noqa: E402,F401
 from tritonflow import dtypes as D

@@ -27,7 +27,7 @@ import torch.nn.functional as TF
 import triton
 import triton.testing
 
-import kernels
+from tritonflow import kernels
 import tritonflow
 import tritonflow.ops  # noqa: F401
 from tritonflow import dtypes as D

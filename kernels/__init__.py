@@ -5,7 +5,7 @@ Public entry points:
     LoweredGraph.kernels            -> [KernelInfo(name, source, path, node_lines, kind)]
     LoweredGraph(inputs, symbols)   -> [torch.Tensor]   (inputs: torch tensors, any strides;
                                        the first call per layout/sizes records a call plan that
-                                       later calls replay: runtime.py, cuda_graphs.py)
+                                       later calls replay: runtime/call_plan.py, runtime/cuda_graphs.py)
     cache_stats()                   -> {"compiled", "memory_hits", "disk_hits", ...}
     eager.run_op(opdef, tensors, attrs, out_type) -> torch.Tensor
 
@@ -14,7 +14,7 @@ imported) the kernels run on CPU tensors in Triton's interpreter.
 """
 from __future__ import annotations
 
-from kernels.cache import stats as cache_stats
-from kernels.lowered import KernelInfo, LoweredGraph, lower
+from tritonflow.kernels.cache import stats as cache_stats
+from tritonflow.kernels.lowering import KernelInfo, LoweredGraph, lower
 
 __all__ = ["KernelInfo", "LoweredGraph", "cache_stats", "lower"]

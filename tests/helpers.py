@@ -120,7 +120,7 @@ HAS_CUDA = _cuda_available()
 def lowering_available() -> bool:
     """True once the kernels package provides `lower(graph, mode)` (the Triton lowering)."""
     try:
-        import kernels
+        from tritonflow import kernels
     except ImportError:
         return False
     return callable(getattr(kernels, "lower", None))

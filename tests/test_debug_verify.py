@@ -32,7 +32,7 @@ def inputs():
 
 def corrupt(monkeypatch, kernel_kind: str, delta: float = 0.5):
     """Make every launch of kernels of `kernel_kind` add `delta` to what they write."""
-    import kernels.lowered as lowered_module
+    import tritonflow.kernels.lowering as lowered_module
     real = lowered_module.LoweredGraph._launch
     corrupted = []
 

@@ -379,7 +379,7 @@ def test_legal_unusual_input_gives_numpy_values(case_id, mode):
 
 def test_int32_overflowing_shape_lowers_with_int64_offsets():
     """2**20 x 2**12 int8 = 2**32 elements: a kernel over it must index in int64 (or refuse clearly)."""
-    import kernels
+    from tritonflow import kernels
     from tritonflow.ir.graph import Graph
     from tritonflow.ir.types import TensorType
     graph = Graph("huge")
@@ -451,7 +451,7 @@ def test_failed_optimizer_step_changes_no_parameter():
 def test_corrupt_kernel_cache_file_is_rebuilt(tmp_path, monkeypatch):
     """A corrupt entry in $TRITONFLOW_CACHE_DIR is rebuilt, never trusted."""
     monkeypatch.setenv("TRITONFLOW_CACHE_DIR", str(tmp_path))
-    import kernels
+    from tritonflow import kernels
     # Forget kernels compiled by earlier tests, so that both calls below go to the disk cache.
     kernels.cache.reset_memory()
 

@@ -103,9 +103,18 @@ def test_pyproject_declares_the_layout():
         assert name in dev
     assert "gpu" in dev
     assert meta["project"]["scripts"]["tritonflow"] == "tritonflow.cli:main"
-    include = meta["tool"]["setuptools"]["packages"]["find"]["include"]
-    for package in ("tritonflow", "tracer", "kernels"):
-        assert any(pattern.startswith(package) for pattern in include)
+    setuptools = meta["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"tritonflow.kernels": "kernels", "tritonflow.tracer": "tracer"}
+    # Every folder of the three trees is a package of the wheel, under the tritonflow name.
+    folders = {"tritonflow": REPO / "tritonflow", "tritonflow.kernels": REPO / "kernels",
+               "tritonflow.tracer": REPO / "tracer"}
+    expected = set()
+    for name, root in folders.items():
+        for init in root.rglob("__init__.py"):
+            relative = init.parent.relative_to(root).parts
+            expected.add(".".join((name,) + relative))
+    assert set(setuptools["packages"]) == expected
+    assert all(p == "tritonflow" or p.startswith("tritonflow.") for p in setuptools["packages"])
 
 
 def test_bench_command_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
@@ -143,3 +152,32 @@ def test_bench_suites_have_the_run_and_markdown_contract():
             assert callable(module.run) and callable(module.markdown)
     finally:
         sys.path.remove(str(REPO))
+
+
+def test_source_checkout_runs_without_install(tmp_path):
+    """`PYTHONPATH=.` on a machine where nothing is installed (the GPU machines): the checkout's
+    kernels/ and tracer/ load as tritonflow.kernels and tritonflow.tracer. `-S` skips site's .pth
+    files, so an editable install's finder cannot be what answers."""
+    import sysconfig
+    child = textwrap.dedent('''
+        import sys
+        import numpy as np
+        import tritonflow as tflow
+        import tritonflow.kernels.lowering, tritonflow.tracer.trace
+        assert tflow.kernels.__file__ == sys.argv[1] + "/kernels/__init__.py", tflow.kernels.__file__
+        assert tflow.tracer.__file__ == sys.argv[1] + "/tracer/__init__.py", tflow.tracer.__file__
+        finders = [type(f).__name__ for f in sys.meta_path]
+        assert "SourceTreeFinder" in finders and "_EditableFinder" not in finders, finders
+        f = tflow.jit(lambda x: (x * 2.0).sum(), backend="triton")
+        assert float(f(tflow.ones(5)).numpy()) == 10.0
+        assert "kernels" not in sys.modules and "tracer" not in sys.modules
+        print("OK")
+    ''')
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), sysconfig.get_path("purelib")])
+    env["TRITON_INTERPRET"] = "1"
+    env["TRITONFLOW_CACHE_DIR"] = str(tmp_path / "cache")
+    proc = subprocess.run([sys.executable, "-S", "-c", child, str(REPO)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.stdout.strip().endswith("OK")

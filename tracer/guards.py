@@ -42,7 +42,7 @@ def symbolic_shape(shape_key: tuple) -> tuple:
 
 
 def describe_guards(spec, keys, dynamic: bool) -> list[str]:
-    from tracer.pytree import static_values
+    from tritonflow.tracer.pytree import static_values
     lines = []
     for i, (shape, dtype, device, rg) in enumerate(keys):
         shown = ", ".join(f"s{d[1]}" if isinstance(d, tuple) else str(d) for d in shape)
@@ -73,7 +73,7 @@ def describe_change(old, new) -> str:
     old_spec, old_keys = old[0], old[1]
     new_spec, new_keys = new[0], new[1]
     if old_spec != new_spec:
-        from tracer.pytree import static_keys
+        from tritonflow.tracer.pytree import static_keys
         a, b = static_keys(old_spec), static_keys(new_spec)
         if len(a) == len(b) and _same_skeleton(old_spec, new_spec):
             for i, ((ta, x), (tb, y)) in enumerate(zip(a, b)):

@@ -16,7 +16,7 @@ from tritonflow.errors import TraceError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
 from tritonflow.tensor_class import Tensor
-from tracer import pytree
+from tritonflow.tracer import pytree
 
 
 @dataclass
@@ -84,7 +84,7 @@ def _unique(names: list[str]) -> list[str]:
 
 def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> Traced:
     """Trace `fn(*args, **kwargs)`; `leaves` are the tensors in the arguments, keyed by `tensor_keys`."""
-    from tracer.guards import symbolic_shape
+    from tritonflow.tracer.guards import symbolic_shape
 
     graph = Graph(name)
     ctx = trace_state.TraceContext(graph)

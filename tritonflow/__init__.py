@@ -4,6 +4,10 @@ Eager tensors for debugging, `@tritonflow.jit` for speed, and a NumPy interprete
 every op means. Only NumPy, SymPy and ml_dtypes are needed to import it; triton and torch are
 imported lazily by the GPU path.
 """
+from tritonflow import _source_layout
+
+_source_layout.install()  # before anything imports tritonflow.tracer or tritonflow.kernels
+
 from tritonflow import dtypes  # noqa: F401  (the public tritonflow.dtypes module)
 from tritonflow.dtypes import (bfloat16, bool_, float16, float32, float64, int8, int32, int64,  # noqa: F401
                                finfo, iinfo, promote_types)
@@ -44,6 +48,6 @@ def __getattr__(name):
         from tritonflow import serialization
         return getattr(serialization, name)
     if name == "cache_stats":
-        from kernels import cache_stats
+        from tritonflow.kernels import cache_stats
         return cache_stats
     raise AttributeError(f"module 'tritonflow' has no attribute {name!r}")

@@ -119,7 +119,7 @@ class NumpyRunner:
 
 class TritonRunner:
     def __init__(self, graph: Graph, mode: str = "default") -> None:
-        import kernels
+        from tritonflow import kernels
         self.graph = graph
         self.lowered = kernels.lower(graph, mode=mode)
         self.kernels = self.lowered.kernels

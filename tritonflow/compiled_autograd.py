@@ -44,8 +44,8 @@ class JointTrace:
 
 def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> JointTrace:
     """Trace `fn` and its backward into one graph (see module docstring, step 1)."""
-    from tracer import pytree
-    from tracer.trace import trace
+    from tritonflow.tracer import pytree
+    from tritonflow.tracer.trace import trace
 
     info: dict = {}
 
@@ -170,7 +170,7 @@ class DifferentiableRunner:
         self.n_saved = n_saved
 
     def __call__(self, entry, leaves: list, arrays: list):
-        from tracer import pytree
+        from tritonflow.tracer import pytree
         from tritonflow.jit_function import _write_back
         traced = self.traced
         outs = entry.runner(arrays, entry.device)
@@ -207,7 +207,7 @@ class DifferentiableRunner:
 
 def build_differentiable_entry(jitfn, key, traced, graph, record, backend: str, device: str, guards, leaves):
     """The CompiledEntry for a call whose inputs require grad (see module docstring)."""
-    from tracer import pytree
+    from tritonflow.tracer import pytree
     from tritonflow.jit_function import CompiledEntry
 
     name = jitfn.display_name

@@ -204,7 +204,7 @@ def _upcast(array: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- triton backend: kernel by kernel
 
 def _check_kernels(lowered, arrays: list, device: str, symbols: dict) -> list:
-    from kernels.lowered import _is_contiguous
+    from tritonflow.kernels.lowering import _is_contiguous
     from tritonflow.storage import numpy_to_torch, torch_to_numpy
 
     graph, sched = lowered.graph, lowered.schedule
@@ -281,7 +281,7 @@ def _check_kernels(lowered, arrays: list, device: str, symbols: dict) -> list:
 def _buffers(lowered, inputs: list, symbols: dict, to_device: str) -> dict:
     """id(node) -> torch tensor for every input, constant and stored buffer, as LoweredGraph.__call__ sets them up."""
     import torch
-    from kernels.lowered import _evaluate, torch_dtype
+    from tritonflow.kernels.lowering import _evaluate, torch_dtype
     graph, sched = lowered.graph, lowered.schedule
     env = {id(node): tensor for node, tensor in zip(graph.inputs, inputs)}
     for node in graph.nodes:

@@ -1,7 +1,7 @@
 """Framework stage: apply one primitive to tensors — record it when tracing, else run it now.
 
 Eager CPU tensors run the op table's NumPy meaning; eager CUDA tensors run the same op as a
-one-node graph through the Triton lowering (kernels.eager), so eager and compiled share code.
+one-node graph through the Triton lowering (tritonflow.kernels.runtime.eager), so eager and compiled share code.
 Autograd records a GradNode whenever an input requires grad.
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _common_device(op: OpDef, inputs: list, attrs: dict) -> str:
 
 def _run_cuda(op: OpDef, inputs: list, attrs: dict, out_type: TensorType):
     try:
-        from kernels import eager
+        from tritonflow.kernels.runtime import eager
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise DeviceError(f"{op.name}: CUDA tensors need triton and torch installed ({exc})") from exc
     datas = [t._data if t.device != "cpu" else t.to("cuda")._data for t in inputs]

@@ -14,7 +14,7 @@ from tritonflow.errors import AutogradError, DTypeError
 
 def _fresh_leaves(value, position: int):
     """(structure spec, fresh leaves): `value`'s tensors as new leaves that require grad."""
-    from tracer import pytree
+    from tritonflow.tracer import pytree
     leaves: list = []
     spec = pytree.flatten(value, leaves)
     if not leaves:
@@ -49,7 +49,7 @@ def value_and_grad(fn, argnums=0, has_aux: bool = False):
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        from tracer import pytree
+        from tritonflow.tracer import pytree
         import tritonflow.api as T
         args = list(args)
         groups = []

@@ -22,12 +22,12 @@ from tritonflow.errors import DeviceError, DTypeError, UnsupportedError
 from tritonflow.passes.pipeline import log_enabled, run_passes
 from tritonflow.philox import default_generator
 from tritonflow.tensor_class import Tensor
-from tracer import guards, pytree
+from tritonflow.tracer import guards, pytree
 
 _VERIFY = os.environ.get("TRITONFLOW_VERIFY", "").strip().lower() not in ("", "0", "false", "no", "off")
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries"])
 RECOMPILE_LIMIT = 8
-MODES = ("default", "max-autotune", "reduce-overhead")  # reduce-overhead: CUDA graphs (kernels/cuda_graphs.py)
+MODES = ("default", "max-autotune", "reduce-overhead")  # reduce-overhead: CUDA graphs (kernels/runtime/cuda_graphs.py)
 
 
 class CompiledEntry:
@@ -172,8 +172,8 @@ class JitFunction:
             return self._build(key, leaves, args, kwargs, record_passes)
 
     def _build(self, key, leaves, args, kwargs, record_passes: list | None) -> CompiledEntry:
-        from tracer.guards import describe_guards
-        from tracer.trace import trace
+        from tritonflow.tracer.guards import describe_guards
+        from tritonflow.tracer.trace import trace
         device = _device_of(leaves)
         backend = self.backend or ("triton" if device == "cuda" else "numpy")
         traced = trace(self.fn, args, kwargs, leaves, key[1], self.display_name)

@@ -1,15 +1,15 @@
 """Lowering stage: template kernels — matmul and fused attention, with fused epilogues.
 
-The scheduler (kernels/schedule.py) hands every node whose op kind is MATMUL to
-`place_template` and offers each pointwise output to `try_epilogue` first; lowered.py asks
-`generate_template` for the source of such a plan; launch.py hands its kernels to
+The scheduler (kernels/fusion.py) hands every node whose op kind is MATMUL to
+`place_template` and offers each pointwise output to `try_epilogue` first; lowering.py asks
+`generate_template` for the source of such a plan; runtime/launch.py hands its kernels to
 `launch_template`. The op's `triton` field names the template ("matmul", "attention",
 "attention_dq", "attention_dkv").
 """
 from __future__ import annotations
 
-from kernels.templates.launch import launch_template
-from kernels.templates.scheduling import place_template, try_epilogue
+from tritonflow.kernels.templates.launch import launch_template
+from tritonflow.kernels.templates.fusion import place_template, try_epilogue
 
 TEMPLATE_KINDS = ("matmul", "attention", "attention_dq", "attention_dkv")
 
@@ -18,9 +18,9 @@ def generate_template(sched, plan, layout: dict, wide: bool, name: str):
     """Generated source for a template plan (see KernelPlan.template)."""
     template = plan.template.template
     if template == "matmul":
-        from kernels.templates.matmul import generate_matmul
+        from tritonflow.kernels.templates.matmul import generate_matmul
         return generate_matmul(sched, plan, layout, wide, name)
-    from kernels.templates.attention import generate_attention
+    from tritonflow.kernels.templates.attention import generate_attention
     return generate_attention(sched, plan, layout, wide, name)
 
 

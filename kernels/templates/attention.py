@@ -16,7 +16,7 @@ writes it to memory (the ops are in tritonflow/ops/attention.py):
   dk and dv side by side ([..., S, E + Ev]).
 Causal masking skips the key blocks above the diagonal (forward, dq) or query blocks before it
 (dkv). Operands are read through their views as strided blocks: the scheduler materializes
-anything that is not a strided view of a buffer (scheduling.py).
+anything that is not a strided view of a buffer (templates/fusion.py).
 """
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ import math
 
 import sympy
 
-from kernels import dtypes as KD
-from kernels import heuristics
-from kernels import indexing as ix
-from kernels.context import GeneratedKernel, symbol_evaluator
-from kernels.emit import Emitter
-from kernels.templates.scheduling import (TemplateContext, attention_batch, attention_roles, operand_bounds,
+from tritonflow.kernels.codegen import triton_types as KD
+from tritonflow.kernels import heuristics
+from tritonflow.kernels.codegen import indexing as ix
+from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
+from tritonflow.kernels.codegen.emit import Emitter
+from tritonflow.kernels.templates.fusion import (TemplateContext, attention_batch, attention_roles, operand_bounds,
                                           operand_index, strided_form)
 from tritonflow.errors import LoweringError
 

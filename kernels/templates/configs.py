@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from kernels import heuristics
+from tritonflow.kernels import heuristics
 
 FIELDS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages")
 
@@ -118,7 +118,7 @@ def device_name() -> str:
 
 
 def tuning_key(template: str, dtype: str, layout: str, *sizes: int) -> str:
-    from kernels import cache
+    from tritonflow.kernels import cache
     text = json.dumps({"template": template, "dtype": dtype, "layout": layout,
                        "class": shape_class(*sizes), "device": device_name()}, sort_keys=True)
     return cache.make_key(text)

@@ -1,6 +1,6 @@
 """Lowering stage: launching template kernels — configuration, grid, constexprs, autotuning.
 
-kernels/launch.py hands every kernel whose generated config names a template to
+kernels/runtime/launch.py hands every kernel whose generated config names a template to
 `launch_template`. The configuration is the heuristic one (configs.py), or in
 mode="max-autotune" on a GPU the fastest of a few candidates, benchmarked on the first call of a
 shape class and remembered on disk (per template, dtype, shape class and device), so a second
@@ -8,8 +8,8 @@ process, or another problem of the same class, does not benchmark again.
 """
 from __future__ import annotations
 
-from kernels import cache, heuristics
-from kernels.templates import configs
+from tritonflow.kernels import cache, heuristics
+from tritonflow.kernels.templates import configs
 
 _memory: dict = {}   # tuning key -> config (this process)
 
@@ -64,7 +64,7 @@ SETUPS = {"matmul": _matmul_setup, "attention": _attention_setup, "attention_lse
 
 
 def launch_template(kernel, env: dict, symbols: dict, mode: str = "default") -> None:
-    from kernels.launch import _run, bind_args
+    from tritonflow.kernels.runtime.launch import _run, bind_args
     g = kernel.generated
     if g.numel(symbols) == 0:
         return

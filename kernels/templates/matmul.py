@@ -5,7 +5,7 @@ batch-major, then in groups of GROUP_M tile rows (the order of Triton's matmul t
 consecutive programs share A row-panels and B column-panels in L2.
 
 Operands: each is a chain of views over a buffer (graph input, another kernel's result, or a
-materialized producer — see scheduling.py). Its address is an index expression in the batch,
+materialized producer — see templates/fusion.py). Its address is an index expression in the batch,
 m/n and k variables. When that expression is linear in k (every transpose, permute, expand and
 slice is), the K loop advances a pointer block by BLOCK_K * stride_k, exactly like a
 hand-written kernel: transposed operands cost no copy and no extra index math. Anything else
@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import sympy
 
-from kernels import dtypes as KD
-from kernels import heuristics
-from kernels import indexing as ix
-from kernels.codegen_pointwise import store_text
-from kernels.context import GeneratedKernel, symbol_evaluator
-from kernels.emit import Emitter, is_inlined
-from kernels.templates.scheduling import VIEW_OPS, epilogue_context
+from tritonflow.kernels.codegen import triton_types as KD
+from tritonflow.kernels import heuristics
+from tritonflow.kernels.codegen import indexing as ix
+from tritonflow.kernels.codegen.pointwise import store_text
+from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
+from tritonflow.kernels.codegen.emit import Emitter, is_inlined
+from tritonflow.kernels.templates.fusion import VIEW_OPS, epilogue_context
 from tritonflow.ir.graph import Node
 
 DOT_DTYPES = ("float16", "bfloat16", "float32")

@@ -17,7 +17,7 @@ from tritonflow.ir.verify import verify_graph
 from tritonflow.passes import cse, dce, run_passes
 from tritonflow.passes.fold import FOLD_LIMIT, fold_constants
 from tritonflow.passes.simplify import simplify
-from tracer.trace import trace
+from tritonflow.tracer.trace import trace
 
 
 def traced(fn, *args):

@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 
-import kernels
-from kernels import cache
+from tritonflow import kernels
+from tritonflow.kernels import cache
 from kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
 from tritonflow.ops.registry import OPS
@@ -86,7 +86,7 @@ def test_threads_first_call_generate_once():
 SCRIPT = """
 import os, sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {here!r})
-import kernels
+from tritonflow import kernels
 from kernel_helpers import Builder
 b = Builder("cached")
 x = b.input("x", (3, 5))
@@ -109,7 +109,7 @@ def test_second_process_compiles_nothing():
 
 
 def test_eager_run_op_shares_the_lowering():
-    from kernels.eager import run_op
+    from tritonflow.kernels.runtime.eager import run_op
     rng = np.random.default_rng(2)
     a = rng.standard_normal((4, 3)).astype(np.float32)
     b = rng.standard_normal((3,)).astype(np.float32)

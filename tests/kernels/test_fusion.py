@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import kernels
+from tritonflow import kernels
 from kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
 

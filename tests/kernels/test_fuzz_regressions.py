@@ -45,7 +45,7 @@ def test_jitted_random_past_2_to_32_equals_eager(offset, draw):
 
 
 def _lower_and_run(graph, arrays):
-    import kernels
+    from tritonflow import kernels
     from kernel_helpers import to_numpy, to_torch
     low = kernels.lower(graph)
     return low, [to_numpy(o) for o in low([to_torch(a) for a in arrays], {})]

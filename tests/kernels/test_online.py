@@ -1,4 +1,4 @@
-"""Online (single-pass) sums of exponentials in looped reductions (kernels/codegen_online.py).
+"""Online (single-pass) sums of exponentials in looped reductions (kernels/codegen/online_sum.py).
 
 Rows longer than the persistent limit take the looped variant; softmax, log_softmax,
 logsumexp and cross-entropy must then read the row twice at most (statistics, then output),
@@ -12,7 +12,7 @@ import pytest
 import tritonflow as tf
 import tritonflow.nn.functional as F
 from kernel_helpers import assert_close
-from kernels.heuristics import PERSISTENT_MAX
+from tritonflow.kernels.heuristics import PERSISTENT_MAX
 from tritonflow import dtypes as D
 
 COLS = PERSISTENT_MAX + 808          # not a power of two, past the persistent limit

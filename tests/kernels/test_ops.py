@@ -3,7 +3,7 @@ matches the op's NumPy meaning evaluated in float64 (an independent reference)."
 import numpy as np
 import pytest
 
-import kernels
+from tritonflow import kernels
 from kernel_helpers import Builder, assert_close, to_numpy, to_torch, widen
 from tritonflow import dtypes as D
 from tritonflow.ops.registry import OPS, Kind
@@ -13,7 +13,7 @@ TEMPLATE_OPS = {"matmul", "attention", "attention_lse", "attention_dq", "attenti
 
 
 def test_every_primitive_has_a_lowering():
-    from kernels.emit import INLINE_KINDS
+    from tritonflow.kernels.codegen.emit import INLINE_KINDS
     for op in OPS.values():
         lowered = (op.kind in INLINE_KINDS or op.kind in (Kind.REDUCTION, Kind.SCAN)
                    or op.name in TEMPLATE_OPS or op.name == "scatter_add")

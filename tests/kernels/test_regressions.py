@@ -5,7 +5,7 @@ References are float64 NumPy (np.power and np.log1p define the IEEE special case
 import numpy as np
 import pytest
 
-import kernels
+from tritonflow import kernels
 from kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
 

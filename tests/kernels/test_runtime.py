@@ -1,11 +1,11 @@
-"""The runtime (kernels/runtime.py): call plans replay the first call's decisions, intermediates
+"""The runtime (kernels/runtime/call_plan.py): call plans replay the first call's decisions, intermediates
 share an arena by lifetime, strides and symbol values still come from each call."""
 import numpy as np
 import pytest
 import sympy
 import torch
 
-import kernels
+from tritonflow import kernels
 from kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
 
@@ -96,7 +96,7 @@ def test_symbol_values_get_their_own_plans():
 
 
 def test_pack_arena_reuses_only_dead_blocks():
-    from kernels.runtime import ARENA_ALIGN, Buffer, pack_arena
+    from tritonflow.kernels.runtime.call_plan import ARENA_ALIGN, Buffer, pack_arena
     bufs = [Buffer(0, (10,), torch.float32, 40), Buffer(1, (10,), torch.float32, 40),
             Buffer(2, (1000,), torch.float32, 4000), Buffer(3, (5,), torch.float32, 20)]
     lifetimes = {0: (0, 1), 1: (1, 2), 2: (2, 3), 3: (3, 3)}
@@ -139,7 +139,7 @@ def test_generated_launcher_passes_the_right_pointers_grid_and_constexprs():
     pointers it is given and runs the kernel in the interpreter, so wrong pointers, grids or
     constexpr values give wrong results."""
     from types import SimpleNamespace
-    from kernels.runtime import _specialization_key, make_direct_runner
+    from tritonflow.kernels.runtime.call_plan import _specialization_key, make_direct_runner
     g = chained_reductions(6, 10)
     low = kernels.lower(g)
     rng = np.random.default_rng(3)
@@ -208,7 +208,7 @@ def test_lower_rejects_unknown_mode():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 def test_reduce_overhead_replays_cuda_graphs(caplog):
     import logging
-    from kernels import cuda_graphs
+    from tritonflow.kernels.runtime import cuda_graphs
     low = kernels.lower(chained_reductions(64, 512), mode="reduce-overhead")
     x = torch.rand(64, 512, device="cuda") + 1
     outs = []

@@ -7,7 +7,7 @@ reference's hand-derived backward and are checked against finite differences onc
 import numpy as np
 import pytest
 
-import kernels
+from tritonflow import kernels
 from tests.kernels.kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
 from tritonflow import philox

@@ -6,7 +6,7 @@ operands arrive transposed, sliced, batch-broadcast and as non-contiguous graph 
 import numpy as np
 import pytest
 
-import kernels
+from tritonflow import kernels
 from tests.kernels.kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
 

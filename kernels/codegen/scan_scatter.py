@@ -6,18 +6,18 @@ through its index expression, never copied).
 
 - scan: one program per XBLOCK rows walks the scanned dim in RBLOCK chunks, carrying the sum.
 - scatter: atomically adds `src` into an accumulator buffer a previous pointwise kernel filled
-  with `base` (see schedule._place_scatter).
+  with `base` (see fusion._place_scatter).
 """
 from __future__ import annotations
 
 import sympy
 
-from kernels import dtypes as KD
-from kernels import indexing as ix
-from kernels.codegen_pointwise import store_text
-from kernels.context import GeneratedKernel, row_program_head, symbol_evaluator
-from kernels.emit import Emitter, Val
-from kernels.schedule import (KernelPlan, Schedule, make_group_context, make_pointwise_context)
+from tritonflow.kernels.codegen import triton_types as KD
+from tritonflow.kernels.codegen import indexing as ix
+from tritonflow.kernels.codegen.pointwise import store_text
+from tritonflow.kernels.codegen.context import GeneratedKernel, row_program_head, symbol_evaluator
+from tritonflow.kernels.codegen.emit import Emitter, Val
+from tritonflow.kernels.fusion import (KernelPlan, Schedule, make_group_context, make_pointwise_context)
 
 
 def generate_scan(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, name: str) -> GeneratedKernel:

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from kernels.lowered import LoweredGraph
+from tritonflow.kernels.lowering import LoweredGraph
 from tritonflow.ir.graph import Graph
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import OpDef, attrs_key

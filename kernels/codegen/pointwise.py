@@ -5,11 +5,11 @@ computed from inlined producers and stored with the explicit mask `xindex < xnum
 """
 from __future__ import annotations
 
-from kernels import dtypes as KD
-from kernels import indexing as ix
-from kernels.context import GeneratedKernel, symbol_evaluator
-from kernels.emit import Emitter, Val
-from kernels.schedule import KernelPlan, Schedule, make_pointwise_context
+from tritonflow.kernels.codegen import triton_types as KD
+from tritonflow.kernels.codegen import indexing as ix
+from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
+from tritonflow.kernels.codegen.emit import Emitter, Val
+from tritonflow.kernels.fusion import KernelPlan, Schedule, make_pointwise_context
 
 
 def store_text(v: Val, buffer, shape_text: str) -> str:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from kernels.context import KernelContext
-from kernels.emit import Emitter, NotFusable
+from tritonflow.kernels.codegen.context import KernelContext
+from tritonflow.kernels.codegen.emit import Emitter, NotFusable
 from tritonflow.ir.graph import Node
 from tritonflow.ops.registry import OPS, Kind
 
@@ -76,14 +76,14 @@ def _needs_materializing(node: Node) -> bool:
     if op is None:
         return False
     if op.kind is Kind.REDUCTION:
-        from kernels.emit import is_trivial_reduction
+        from tritonflow.kernels.codegen.emit import is_trivial_reduction
         return is_trivial_reduction(node)
     return op.kind in (Kind.ELEMENTWISE, Kind.MOVEMENT, Kind.GATHER, Kind.CREATION)
 
 
 def materialize(sched, node: Node) -> Node:
     """A stored copy of `node`'s value, placed as a pointwise output (often another epilogue)."""
-    from kernels.schedule import _place_pointwise_output
+    from tritonflow.kernels.fusion import _place_pointwise_output
     held = getattr(sched, "template_materialized", None)
     if held is None:
         held = sched.template_materialized = {}
@@ -170,7 +170,7 @@ COL = sympy.Symbol("COL", integer=True, nonnegative=True)
 
 def operand_index(node: Node, role: str, batch_index: tuple, rows, cols) -> tuple:
     """The index of an operand in terms of the batch variables, ROW and COL (None: 1-D rows)."""
-    from kernels import indexing as ix
+    from tritonflow.kernels.codegen import indexing as ix
     if cols is None:
         return ix.expand_index(batch_index + (ROW,), node.shape)
     return ix.expand_index(batch_index + (ROW, COL), node.shape)
@@ -178,8 +178,8 @@ def operand_index(node: Node, role: str, batch_index: tuple, rows, cols) -> tupl
 
 def strided_form(ctx, node: Node, index: tuple, row_size, col_size):
     """(buffer, batch offset, row stride, column stride) if `node` at `index` is a strided view."""
-    from kernels import indexing as ix
-    from kernels.templates.matmul import buffer_of
+    from tritonflow.kernels.codegen import indexing as ix
+    from tritonflow.kernels.templates.matmul import buffer_of
     ctx.ranges.add(ROW, row_size)
     if col_size is not None:
         ctx.ranges.add(COL, col_size)
@@ -223,7 +223,7 @@ def operand_bounds(node: Node, role: str, operand: Node) -> tuple:
 
 def _prepare_attention_operands(sched, node: Node, info: TemplateInfo) -> None:
     """Materialize computed producers, then any operand that is still not a strided view."""
-    from kernels import indexing as ix
+    from tritonflow.kernels.codegen import indexing as ix
     for role, operand in attention_roles(node).items():
         if role in ("seed", "offset"):
             continue  # 0-d scalars: computed inline
@@ -243,7 +243,7 @@ def _prepare_attention_operands(sched, node: Node, info: TemplateInfo) -> None:
 
 def _operand_deps(sched, operand: Node, sources: dict) -> dict:
     """The buffers reading `operand` touches (a dry run of its emission over its own shape)."""
-    from kernels import indexing as ix
+    from tritonflow.kernels.codegen import indexing as ix
     import sympy
     ctx = TemplateContext(sched, {}, False, sources)
     shape = operand.shape
@@ -258,7 +258,7 @@ def _operand_deps(sched, operand: Node, sources: dict) -> dict:
 
 def epilogue_context(sched, plan, layout: dict, wide: bool):
     """(context, full output index) for a template plan: batch, m and n spaces; the node is `acc`."""
-    from kernels import indexing as ix
+    from tritonflow.kernels.codegen import indexing as ix
     import sympy
     node = plan.members[0]
     ctx = TemplateContext(sched, layout, wide, plan.template.sources)
@@ -278,7 +278,7 @@ def epilogue_context(sched, plan, layout: dict, wide: bool):
 
 def try_epilogue(sched, buffer: Node, value: Node) -> bool:
     """Join `value` (a pointwise graph value to store in `buffer`) to a template's epilogue."""
-    from kernels.schedule import ix_shape_equal
+    from tritonflow.kernels.fusion import ix_shape_equal
     for plan in reversed(sched.kernels):
         info = getattr(plan, "template", None)
         if info is None or info.template not in EPILOGUE_TEMPLATES:

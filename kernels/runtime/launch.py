@@ -7,7 +7,7 @@ the kernel, its IR nodes and the path of its generated source.
 """
 from __future__ import annotations
 
-from kernels import cache, heuristics
+from tritonflow.kernels import cache, heuristics
 from tritonflow.errors import LoweringError
 
 
@@ -52,7 +52,7 @@ def base_config(kernel, env: dict, symbols: dict) -> tuple:
 
 def _run(kernel, grid: tuple, args: list, config: dict) -> None:
     compiled = run_jit(kernel, grid, args, config)
-    from kernels.runtime import record_launch  # a call plan being built remembers this launch
+    from tritonflow.kernels.runtime.call_plan import record_launch  # a call plan being built remembers this launch
     record_launch(kernel, grid, config, compiled)
 
 
@@ -72,7 +72,7 @@ def run_jit(kernel, grid: tuple, args: list, config: dict):
 def launch(kernel, env: dict, symbols: dict, mode: str = "default") -> None:
     g = kernel.generated
     if g.config.get("template"):
-        from kernels.templates import launch_template  # matmul/attention templates
+        from tritonflow.kernels.templates import launch_template  # matmul/attention templates
         return launch_template(kernel, env, symbols, mode)
     if g.numel(symbols) == 0:
         return

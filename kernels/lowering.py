@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from kernels import cache, heuristics
-from kernels.codegen_pointwise import generate_pointwise
-from kernels.codegen_reduction import generate_reduction
-from kernels.context import GeneratedKernel
-from kernels.schedule import Schedule, schedule_graph
+from tritonflow.kernels import cache, heuristics
+from tritonflow.kernels.codegen.pointwise import generate_pointwise
+from tritonflow.kernels.codegen.reduction import generate_reduction
+from tritonflow.kernels.codegen.context import GeneratedKernel
+from tritonflow.kernels.fusion import Schedule, schedule_graph
 from tritonflow import matmul_precision as _matmul_precision
 from tritonflow.errors import LoweringError
 from tritonflow.ir.graph import Graph
@@ -113,7 +113,7 @@ class LoweredGraph:
             return compiled
 
     def _compile(self, plan, layout_map: dict, wide: bool) -> CompiledKernel:
-        from kernels.codegen_templates import generate_scan, generate_scatter
+        from tritonflow.kernels.codegen.scan_scatter import generate_scan, generate_scatter
         name = f"k{plan.index}_{plan.kind}"
         try:
             if plan.kind == "pointwise":
@@ -125,7 +125,7 @@ class LoweredGraph:
             elif plan.kind == "scan":
                 generated = generate_scan(self.schedule, plan, layout_map, wide, name)
             elif getattr(plan, "template", None) is not None:
-                from kernels.templates import generate_template  # matmul/attention templates
+                from tritonflow.kernels.templates import generate_template  # matmul/attention templates
                 generated = generate_template(self.schedule, plan, layout_map, wide, name)
             else:
                 generated = generate_scatter(self.schedule, plan, layout_map, wide, name)
@@ -150,7 +150,7 @@ class LoweredGraph:
         """Run the kernels on `inputs` (torch tensors); returns the graph's outputs.
 
         The first call per (input layouts, symbol values, device, matmul precision) takes the
-        general path and records a CallPlan (kernels/runtime.py); later calls replay the plan.
+        general path and records a CallPlan (kernels/runtime/call_plan.py); later calls replay the plan.
         """
         if len(inputs) != len(self.graph.inputs):
             raise LoweringError(f"{self.graph.name}: expected {len(self.graph.inputs)} inputs, got {len(inputs)}")
@@ -160,13 +160,13 @@ class LoweredGraph:
         plan = self._plans.get(key)
         if plan is not None:
             return self._run_plan(plan, key, inputs)
-        from kernels import runtime
-        launches = runtime.start_recording()
+        from tritonflow.kernels.runtime import call_plan
+        launches = call_plan.start_recording()
         try:
             outputs, env = self._call_general(inputs, dict(symbols or {}), device)
         finally:
-            runtime.stop_recording()
-        plan = runtime.build_plan(self.graph, self.schedule, env, inputs, dict(symbols or {}), launches, device)
+            call_plan.stop_recording()
+        plan = call_plan.build_plan(self.graph, self.schedule, env, inputs, dict(symbols or {}), launches, device)
         self._plans[key] = plan
         return outputs
 
@@ -181,7 +181,7 @@ class LoweredGraph:
             return plan.run(inputs)
         graphed = self._graphed.get(key)
         if graphed is None:
-            from kernels.cuda_graphs import GraphedPlan
+            from tritonflow.kernels.runtime.cuda_graphs import GraphedPlan
             graphed = self._graphed[key] = GraphedPlan(plan, self.graph.name)
         return graphed.run(inputs)
 
@@ -246,7 +246,7 @@ class LoweredGraph:
         return found
 
     def _launch(self, kernel: CompiledKernel, env: dict, symbols: dict) -> None:
-        from kernels.launch import launch
+        from tritonflow.kernels.runtime.launch import launch
         launch(kernel, env, symbols, self.mode)
 
 

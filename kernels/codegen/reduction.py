@@ -14,15 +14,15 @@ Row values (reduction results, row-level epilogues) have shape [XBLOCK, 1] and a
 """
 from __future__ import annotations
 
-from kernels import dtypes as KD
-from kernels import indexing as ix
-from kernels.codegen_online import emit_finish as emit_online_finish
-from kernels.codegen_online import emit_step as emit_online_step
-from kernels.codegen_online import find_online_sums
-from kernels.codegen_pointwise import offset_text, store_text
-from kernels.context import GeneratedKernel, row_program_head, symbol_evaluator
-from kernels.emit import Emitter, Val
-from kernels.schedule import KernelPlan, Schedule, make_group_context, row_index
+from tritonflow.kernels.codegen import triton_types as KD
+from tritonflow.kernels.codegen import indexing as ix
+from tritonflow.kernels.codegen.online_sum import emit_finish as emit_online_finish
+from tritonflow.kernels.codegen.online_sum import emit_step as emit_online_step
+from tritonflow.kernels.codegen.online_sum import find_online_sums
+from tritonflow.kernels.codegen.pointwise import offset_text, store_text
+from tritonflow.kernels.codegen.context import GeneratedKernel, row_program_head, symbol_evaluator
+from tritonflow.kernels.codegen.emit import Emitter, Val
+from tritonflow.kernels.fusion import KernelPlan, Schedule, make_group_context, row_index
 
 REDUCE_KIND = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max", "reduce_min": "min",
                "argmax": "argmax", "argmin": "argmin"}

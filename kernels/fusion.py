@@ -23,8 +23,8 @@ from typing import Optional
 
 import sympy
 
-from kernels import indexing as ix
-from kernels.emit import Emitter, NotFusable, is_trivial_reduction
+from tritonflow.kernels.codegen import indexing as ix
+from tritonflow.kernels.codegen.emit import Emitter, NotFusable, is_trivial_reduction
 from tritonflow import dtypes as D
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
@@ -68,7 +68,7 @@ class Schedule:
             self._output_names.setdefault(id(out), f"out{k}")
         # Inputs are `in_<name>`: a parameter named like an internal buffer (out0, buf3, const1)
         # cannot collide with it, and names that sanitize alike (`a.b`, `a_b`) get a suffix.
-        from kernels.context import safe_name
+        from tritonflow.kernels.codegen.context import safe_name
         self._input_names: dict = {}
         for node in graph.inputs:
             base = name = "in_" + safe_name(node.name)
@@ -93,7 +93,7 @@ class Schedule:
         # Inputs and constants keep their own names even when they are graph outputs too:
         # the output is then a copy (see schedule_graph) that carries the output's name.
         if node.op == "input":
-            from kernels.context import safe_name
+            from tritonflow.kernels.codegen.context import safe_name
             return self._input_names.get(id(node)) or "in_" + safe_name(node.name)
         if node.op == "constant":
             return f"const{self.number(node)}"
@@ -171,7 +171,7 @@ def member_row_flat(node: Node, full_index: tuple) -> sympy.Expr:
 
 def make_group_context(schedule: Schedule, plan: KernelPlan, layout: dict, wide: bool):
     """A KernelContext for a reduction group: spaces registered, members known."""
-    from kernels.context import KernelContext
+    from tritonflow.kernels.codegen.context import KernelContext
     ctx = KernelContext(schedule, layout, wide)
     outer, inner, full = reduction_index(plan.shape, plan.rdims)
     ctx.add_space(outer)
@@ -182,7 +182,7 @@ def make_group_context(schedule: Schedule, plan: KernelPlan, layout: dict, wide:
 
 
 def make_pointwise_context(schedule: Schedule, shape: tuple, layout: dict, wide: bool):
-    from kernels.context import KernelContext
+    from tritonflow.kernels.codegen.context import KernelContext
     ctx = KernelContext(schedule, layout, wide)
     dims = [d for d in range(len(shape)) if not ix.is_one(shape[d])]
     space = ix.Space("x", [shape[d] for d in dims], "xindex", "xmask")
@@ -248,7 +248,7 @@ def schedule_graph(graph: Graph) -> Schedule:
         elif kind is Kind.SCAN:
             _place_single(sched, node, "scan", node.inputs[0].shape, (node.attrs["dim"],))
         elif kind is Kind.MATMUL:
-            from kernels.templates import place_template  # matmul/attention templates
+            from tritonflow.kernels.templates import place_template  # matmul/attention templates
             place_template(sched, node)
         elif node.op == "scatter_add":
             _place_scatter(sched, node)
@@ -350,7 +350,7 @@ def _place_scatter(sched: Schedule, node: Node) -> None:
 def _place_pointwise_output(sched: Schedule, buffer: Node, value: Node, new: bool = False) -> None:
     sched.store(buffer)
     if not new:
-        from kernels.templates import try_epilogue  # a matmul/attention epilogue, if it fits
+        from tritonflow.kernels.templates import try_epilogue  # a matmul/attention epilogue, if it fits
         if try_epilogue(sched, buffer, value):
             return
         # An epilogue of the latest reduction group it reads, if it fits there.

@@ -17,8 +17,8 @@ from typing import Optional
 import numpy as np
 import sympy
 
-from kernels import dtypes as KD
-from kernels import indexing as ix
+from tritonflow.kernels.codegen import triton_types as KD
+from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.ir.graph import Node
 from tritonflow.ops.registry import OPS, Kind
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kernels import dtypes as KD
-from kernels import indexing as ix
-from kernels.emit import Emitter, is_inlined
+from tritonflow.kernels.codegen import triton_types as KD
+from tritonflow.kernels.codegen import indexing as ix
+from tritonflow.kernels.codegen.emit import Emitter, is_inlined
 from tritonflow.ir.graph import Node
 
 

@@ -186,7 +186,7 @@ def launch_direct(steps: list, env: list, device) -> None:
 
 
 def _jit_launch(step: Step, env: list):
-    from kernels.launch import run_jit
+    from tritonflow.kernels.runtime.launch import run_jit
     return run_jit(step.kernel, step.grid, _tensor_args(step, env), step.config)
 
 

@@ -14,9 +14,9 @@ from typing import Callable, Optional
 
 import sympy
 
-from kernels import dtypes as KD
-from kernels import indexing as ix
-from kernels.emit import NotFusable, Val, is_inlined
+from tritonflow.kernels.codegen import triton_types as KD
+from tritonflow.kernels.codegen import indexing as ix
+from tritonflow.kernels.codegen.emit import NotFusable, Val, is_inlined
 from tritonflow.ir.graph import Node
 
 
@@ -52,7 +52,7 @@ IR nodes in this kernel:
 import triton
 import triton.language as tl
 
-from kernels import triton_helpers as th
+from tritonflow.kernels import triton_helpers as th
 
 _INF = tl.constexpr(float("inf"))
 _NAN = tl.constexpr(float("nan"))

@@ -18,14 +18,14 @@ was captured with, which decides what can be captured and when a capture can be 
 
 Capturing happens on the first call with new input addresses, after that call has run directly
 (so every kernel is compiled and its outputs are correct). On CPU (Triton's interpreter) there
-are no CUDA graphs: the mode runs as "default" after one logged note (see lowered.py).
+are no CUDA graphs: the mode runs as "default" after one logged note (see kernels/lowering.py).
 """
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
 
-from kernels.runtime import CallPlan, launch_direct
+from tritonflow.kernels.runtime.call_plan import CallPlan, launch_direct
 
 log = logging.getLogger("tritonflow.kernels")
 

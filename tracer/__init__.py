@@ -1,0 +1,6 @@
+"""Capture stage (installed as `tritonflow.tracer`): run a Python function on proxies and record IR.
+
+- `pytree`: nested arguments flattened into tensor leaves and a hashable structure spec;
+- `guards`: what must stay the same for a compiled graph to be reused, and why a call missed;
+- `trace`: the trace itself, producing a `Traced` graph with its input and output mapping.
+"""
