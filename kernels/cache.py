@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 from typing import Callable, Optional
+from tritonflow import environment
 
 log = logging.getLogger("tritonflow.kernels")
 
@@ -31,7 +32,7 @@ _global_lock = threading.Lock()
 
 
 def cache_dir() -> str:
-    path = os.environ.get("TRITONFLOW_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tritonflow")
+    path = environment.cache_dir()
     if not os.path.isdir(path):
         os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(path, 0o700)
@@ -66,7 +67,7 @@ def environment_key() -> str:
 
 
 def device_capability() -> str:
-    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+    if environment.triton_interpret():
         return "interpreter"
     try:
         import torch

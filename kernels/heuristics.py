@@ -11,14 +11,15 @@ as large as the problem allows there.
 """
 from __future__ import annotations
 
-import os
+from tritonflow import environment
+
 
 PERSISTENT_MAX = 8192        # longest row kept whole in registers (elements)
 LOOPED_BLOCK = {2: 8192, 1: 8192, 4: 4096, 8: 2048}
 
 
 def interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return environment.triton_interpret()
 
 
 def next_pow2(n: int) -> int:

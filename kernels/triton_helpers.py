@@ -9,12 +9,12 @@ libdevice.
 """
 from __future__ import annotations
 
-import os
 
 import triton
 import triton.language as tl
+from tritonflow import environment
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+INTERPRETED = environment.triton_interpret()  # fixed when triton is imported, as Triton's own setting
 
 _INF = tl.constexpr(float("inf"))
 _NAN = tl.constexpr(float("nan"))

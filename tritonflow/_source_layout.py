@@ -37,4 +37,6 @@ def install() -> None:
     if not all((folder / "__init__.py").is_file() for folder in SUBPACKAGES.values()):
         return
     if not any(isinstance(finder, SourceTreeFinder) for finder in sys.meta_path):
-        sys.meta_path.append(SourceTreeFinder())
+        # First: the folders beside this tritonflow/ are its own, even where an editable install of
+        # another checkout (a git worktree of this one) maps the same names elsewhere.
+        sys.meta_path.insert(0, SourceTreeFinder())

@@ -6,11 +6,11 @@ generated kernels under Triton's interpreter, which must be switched on before t
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
 
+from tritonflow import environment
 from tritonflow.dispatch import run_numpy_quiet
 from tritonflow.errors import UnsupportedError
 from tritonflow.interpreter import _resolve, _symbolic_attrs, bind_symbols, run_graph
@@ -41,7 +41,7 @@ def triton_interpreter_ready() -> None:
     if missing:
         raise UnsupportedError(f"backend='triton' needs triton and torch installed: pip install "
                                f"'tritonflow[gpu]' (missing: {', '.join(missing)})")
-    if os.environ.get("TRITON_INTERPRET") != "1":
+    if not environment.triton_interpret():
         hint = ("set TRITON_INTERPRET=1 in the environment before triton is first imported "
                 "(for example `TRITON_INTERPRET=1 python your_script.py`)")
         if "triton" in sys.modules:

@@ -16,12 +16,12 @@ with the report when a kernel diverges (`TRITONFLOW_VERIFY=raise` raises instead
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from tritonflow import environment
 from tritonflow import dtypes as D
 from tritonflow.errors import VerificationError
 from tritonflow.ir.graph import Graph
@@ -366,17 +366,9 @@ def verify(fn, *args, backend: str | None = None, **kwargs) -> VerifyReport:
     return verify_entry(entry, arrays, getattr(jitfn.fn, "__qualname__", "fn"))
 
 
-def verify_mode() -> str | None:
-    """The TRITONFLOW_VERIFY setting: None (off), "warn" or "raise"."""
-    value = os.environ.get("TRITONFLOW_VERIFY", "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return None
-    return "raise" if value == "raise" else "warn"
-
-
 def maybe_verify(jitfn, entry, arrays: list, outs) -> None:
     """The TRITONFLOW_VERIFY hook JitFunction calls after running an entry (first call only)."""
-    mode = verify_mode()
+    mode = environment.verify_mode()
     if mode is None or getattr(entry, "_verified", False):
         return
     entry._verified = True

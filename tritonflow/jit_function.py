@@ -9,22 +9,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import os
 import sys
 import threading
 import types
 import warnings
 from collections import namedtuple
 
+from tritonflow import environment
 from tritonflow import autograd, trace_state
 from tritonflow.backends import check_backend, make_runner
 from tritonflow.errors import DeviceError, DTypeError, UnsupportedError
-from tritonflow.passes.pipeline import log_enabled, run_passes
+from tritonflow.passes.pipeline import run_passes
 from tritonflow.philox import default_generator
 from tritonflow.tensor_class import Tensor
 from tritonflow.tracer import guards, pytree
 
-_VERIFY = os.environ.get("TRITONFLOW_VERIFY", "").strip().lower() not in ("", "0", "false", "no", "off")
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries"])
 RECOMPILE_LIMIT = 8
 MODES = ("default", "max-autotune", "reduce-overhead")  # reduce-overhead: CUDA graphs (kernels/runtime/cuda_graphs.py)
@@ -133,7 +132,7 @@ class JitFunction:
         if entry.backward is not None:
             return entry.backward(entry, leaves, arrays)
         outs = entry.runner(arrays, entry.device)
-        if _VERIFY:  # TRITONFLOW_VERIFY=1: check each kernel against the interpreter on first use
+        if environment.verify_mode():  # TRITONFLOW_VERIFY=1: check each kernel against the interpreter on first use
             from tritonflow.debug import maybe_verify
             maybe_verify(self, entry, arrays, outs)
         n = traced.n_outputs
@@ -198,7 +197,7 @@ class JitFunction:
     def _note_recompile(self, reason: str) -> None:
         self.recompile_reasons.append(reason)
         name = getattr(self.fn, "__qualname__", "fn")
-        if log_enabled("recompiles"):
+        if environment.log_enabled("recompiles"):
             print(f"[tritonflow] recompiling {name}: {reason}", file=sys.stderr)
         if self.misses == RECOMPILE_LIMIT:
             hint = ""

@@ -6,14 +6,15 @@ crashed (each failure is shrunk and written to --out as a standalone reproducer)
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from tritonflow import environment
 
 
 def _prepare_triton_interpreter(backend: str, device: str) -> None:
     # Triton's interpreter has to be chosen before triton is first imported.
     if backend == "triton" and device == "cpu":
-        os.environ.setdefault("TRITON_INTERPRET", "1")
+        environment.request_triton_interpreter()
 
 
 def main(argv: list | None = None) -> int:

@@ -1,10 +1,10 @@
 """Passes: the pipeline run on every traced graph, with TRITONFLOW_LOG=ir printing after each pass."""
 from __future__ import annotations
 
-import os
 import sys
 from typing import Callable
 
+from tritonflow import environment
 from tritonflow.ir.graph import Graph
 from tritonflow.passes.cse import cse
 from tritonflow.passes.dce import dce
@@ -23,17 +23,13 @@ def default_passes() -> list[tuple[str, PassFn]]:
     return passes
 
 
-def log_enabled(topic: str) -> bool:
-    return topic in os.environ.get("TRITONFLOW_LOG", "").split(",")
-
-
 def run_passes(graph: Graph, passes: list | None = None, record: list | None = None,
                verify: bool | None = None) -> Graph:
     """Run each pass in order. `record` collects (pass name, graph text) for explain()."""
     from tritonflow.ir.verify import verify_graph
     if verify is None:
-        verify = os.environ.get("TRITONFLOW_DEBUG", "") == "1"
-    logging = log_enabled("ir")
+        verify = environment.debug_ir()
+    logging = environment.log_enabled("ir")
     if record is not None:
         record.append(("trace", str(graph)))
     if logging:

@@ -1,0 +1,62 @@
+"""Core: every environment variable tritonflow reads, read here and nowhere else, with one rule each.
+
+Flags follow Triton's own rule for TRITON_INTERPRET (case-insensitive "1", "true", "on", "yes" are
+on; anything else, or unset, is off), so `TRITON_INTERPRET=true` means the same to tritonflow as to
+Triton. Values are read when asked for, not at import, so a test or a script that sets one before
+the first use sees it. (Triton itself reads TRITON_INTERPRET once, when it is first imported: set
+it before that.)
+"""
+from __future__ import annotations
+
+import os
+
+_ON = ("1", "true", "on", "yes")
+
+# name -> what it does; README.md's table lists the same names (tests/test_layering.py checks).
+VARIABLES = {
+    "TRITON_INTERPRET": "run Triton kernels on CPU in Triton's interpreter (set before triton is imported)",
+    "TRITONFLOW_CACHE_DIR": "where generated kernels and autotuning results are kept (default ~/.cache/tritonflow)",
+    "TRITONFLOW_LOG": "comma-separated topics printed to stderr: `ir` (the graph after each pass), "
+                      "`recompiles` (each retrace and its reason)",
+    "TRITONFLOW_DEBUG": "verify the IR after every pass (flag)",
+    "TRITONFLOW_VERIFY": "check each compiled graph against the interpreter on its first call: a flag "
+                         "or `warn` (warn on a mismatch), or `raise`",
+}
+
+
+def flag(name: str) -> bool:
+    """Whether the flag variable `name` is on (Triton's rule, see the module docstring)."""
+    return os.environ.get(name, "").strip().lower() in _ON
+
+
+def triton_interpret() -> bool:
+    """TRITON_INTERPRET: kernels run in Triton's interpreter on CPU tensors."""
+    return flag("TRITON_INTERPRET")
+
+
+def request_triton_interpreter() -> None:
+    """Switch Triton's interpreter on unless the user chose otherwise (before triton is imported)."""
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def cache_dir() -> str:
+    """TRITONFLOW_CACHE_DIR, or ~/.cache/tritonflow."""
+    return os.environ.get("TRITONFLOW_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tritonflow")
+
+
+def log_enabled(topic: str) -> bool:
+    """Whether TRITONFLOW_LOG names `topic`."""
+    return topic in [t.strip() for t in os.environ.get("TRITONFLOW_LOG", "").split(",")]
+
+
+def debug_ir() -> bool:
+    """TRITONFLOW_DEBUG: verify the graph after every pass."""
+    return flag("TRITONFLOW_DEBUG")
+
+
+def verify_mode() -> str | None:
+    """TRITONFLOW_VERIFY: None (off), "warn" (a flag) or "raise"."""
+    value = os.environ.get("TRITONFLOW_VERIFY", "").strip().lower()
+    if value in ("raise", "warn"):
+        return value
+    return "warn" if value in _ON else None
