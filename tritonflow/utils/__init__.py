@@ -1,0 +1,1 @@
+"""Front end: utilities around training (as `torch.utils`): data loading, logging, checkpointing."""
