@@ -10,7 +10,8 @@ Rules (DESIGN.md, "Lowering"):
   group as an epilogue (softmax's `e / s`, layer_norm's normalized output, `x.sum(0) / n`).
   Otherwise it joins a pointwise kernel of the same shape (several outputs per kernel: an Adam
   update is one kernel) or starts one.
-- Scans, matmuls and scatter-adds are kernels of their own that still inline their producers.
+- Scans, matmuls and scatters (entries with `atomic`) are kernels of their own that still inline
+  their producers.
 
 Whether a node fits a group is decided by emitting its expression in the group's context (a dry
 run): the emitter raises NotFusable when a reduction result would be read off its row.
@@ -24,7 +25,7 @@ from typing import Optional
 import sympy
 
 from tritonflow.kernels.codegen import indexing as ix
-from tritonflow.kernels.codegen.emit import Emitter, NotFusable, is_trivial_reduction
+from tritonflow.kernels.codegen.emit import Emitter, NotFusable, is_trivial_reduction, reduction_of
 from tritonflow import dtypes as D
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
@@ -250,7 +251,7 @@ def schedule_graph(graph: Graph) -> Schedule:
         elif kind is Kind.MATMUL:
             from tritonflow.kernels.templates import place_template  # matmul/attention templates
             place_template(sched, node)
-        elif node.op == "scatter_add":
+        elif op is not None and op.atomic:
             _place_scatter(sched, node)
         elif kind is Kind.OPAQUE:
             from tritonflow.errors import LoweringError
@@ -286,7 +287,7 @@ def _place_reduction(sched: Schedule, node: Node) -> None:
     for plan in reversed(sched.kernels):
         if plan.kind != "reduction" or plan.rdims != rdims or not ix_shape_equal(plan.shape, x.shape):
             continue
-        if node.op in ("argmax", "argmin") or any(m.op in ("argmax", "argmin") for m in plan.members):
+        if reduction_of(node).carries_index or any(reduction_of(m).carries_index for m in plan.members):
             continue  # keeps each argmax's index bookkeeping simple: its own kernel
         ctx = _try_reduction_member(sched, plan, node)
         if ctx is None:
@@ -323,7 +324,8 @@ def _place_single(sched: Schedule, node: Node, kind: str, shape: tuple, rdims: t
 
 
 def _place_scatter(sched: Schedule, node: Node) -> None:
-    """scatter_add = copy base into an accumulator, atomically add src, cast if needed."""
+    """A scatter (an entry with `atomic`, e.g. scatter_add): copy base into an accumulator,
+    combine src in atomically, cast back if the accumulator is wider."""
     base, index, src = node.inputs
     acc_dtype = {"float16": D.float32, "bfloat16": D.float32, "int8": D.int32, "bool": D.int32}.get(
         node.dtype.name, node.dtype)

@@ -1,8 +1,9 @@
 """Lowering stage: small @triton.jit helpers the generated kernels call (imported as `th`).
 
 Two reasons they exist. (1) Semantics Triton does not spell directly: NaN-propagating
-max/min, Python-style floor division and remainder, integer powers, argmax with first-index
-ties, Philox uniforms laid out like tritonflow/philox.py. (2) Triton's interpreter (CPU tests)
+max/min, Python-style floor division and remainder, integer powers, Philox uniforms laid out
+like tritonflow/philox.py. (Reductions' combine functions are not here: they come from the op
+table and are written into each kernel's module.) (2) Triton's interpreter (CPU tests)
 cannot call libdevice, so under TRITON_INTERPRET=1 the libdevice functions the op table names
 are written here with `tl` primitives, in numerically careful forms; on a GPU they forward to
 libdevice.
@@ -21,49 +22,6 @@ _NAN = tl.constexpr(float("nan"))
 
 if not INTERPRETED:
     from triton.language.extra import libdevice
-
-
-# ---------------------------------------------------------------- reduction combiners
-
-@triton.jit
-def add_combine(a, b):
-    return a + b
-
-
-@triton.jit
-def mul_combine(a, b):
-    return a * b
-
-
-@triton.jit
-def max_combine(a, b):
-    # NaN wins, like NumPy's max.
-    return tl.where((a > b) | (a != a), a, b)
-
-
-@triton.jit
-def min_combine(a, b):
-    return tl.where((a < b) | (a != a), a, b)
-
-
-@triton.jit
-def argmax_combine(value_a, index_a, value_b, index_b):
-    nan_a = value_a != value_a
-    nan_b = value_b != value_b
-    greater = (value_a > value_b) | (nan_a & ~nan_b)
-    equal = (value_a == value_b) | (nan_a & nan_b)
-    pick_a = greater | (equal & (index_a < index_b))
-    return tl.where(pick_a, value_a, value_b), tl.where(pick_a, index_a, index_b)
-
-
-@triton.jit
-def argmin_combine(value_a, index_a, value_b, index_b):
-    nan_a = value_a != value_a
-    nan_b = value_b != value_b
-    less = (value_a < value_b) | (nan_a & ~nan_b)
-    equal = (value_a == value_b) | (nan_a & nan_b)
-    pick_a = less | (equal & (index_a < index_b))
-    return tl.where(pick_a, value_a, value_b), tl.where(pick_a, index_a, index_b)
 
 
 # ---------------------------------------------------------------- binary ops with Python semantics

@@ -87,6 +87,7 @@ class KernelContext:
         self.ir_lines: list = []
         self._described: set = set()
         self.defining: set = set()        # ids of nodes this kernel computes (never read back)
+        self.helpers: dict = {}           # name -> source of a @triton.jit function the kernel calls
 
     # ------------------------------------------------------------ names and spaces
 
@@ -196,6 +197,7 @@ class KernelContext:
     def render(self, name: str, summary: str, params: list, body: list) -> str:
         ir = "\n".join(f"  {line}" for line in self.ir_lines) or "  (none)"
         text = HEADER.format(name=name, summary=summary, ir=ir)
+        text += "".join(source + "\n\n\n" for source in self.helpers.values())
         text += "@triton.jit\n"
         text += f"def {name}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
         text += "\n".join(body) + "\n"

@@ -21,6 +21,8 @@ from tritonflow.kernels.codegen import triton_types as KD
 from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.kernels.codegen.emit import Emitter, is_inlined
 from tritonflow.ir.graph import Node
+from tritonflow.ops import elementwise as EW, movement as MV, reduction as RD
+from tritonflow.ops.registry import OPS
 
 
 class OnlineSum:
@@ -39,7 +41,7 @@ class OnlineSum:
 
 def _strip_row_broadcast(node: Node, rdims: tuple, ndim: int) -> Optional[Node]:
     """`node` as a row value: expands of a tensor that is size 1 along every reduced dim."""
-    while node.op == "expand":
+    while OPS.get(node.op) is MV.EXPAND:
         node = node.inputs[0]
     if node.type.ndim != ndim or any(not ix.is_one(node.shape[d]) for d in rdims):
         return None
@@ -68,10 +70,10 @@ def find_online_sums(plan) -> dict:
     ndim = len(plan.shape)
     for node in plan.members:
         stage = plan.stages[id(node)]
-        if node.op != "reduce_sum" or stage == 0 or not node.dtype.is_floating_point:
+        if OPS.get(node.op) is not RD.SUM or stage == 0 or not node.dtype.is_floating_point:
             continue
         e = node.inputs[0]
-        if e.op != "exp" or e.inputs[0].op != "sub":
+        if OPS.get(e.op) is not EW.EXP or OPS.get(e.inputs[0].op) is not EW.SUB:
             continue
         a, b = e.inputs[0].inputs
         c = _strip_row_broadcast(b, plan.rdims, ndim)
@@ -94,7 +96,7 @@ def emit_step(em: Emitter, online: OnlineSum, full: tuple, full_mask: str) -> tu
     if value.ctype != acc_type:
         text = f"{text}.to({acc_type})"
     a = em.assign(f"tl.where({full_mask}, {text}, (-_INF))", acc_type, shaped=True).text
-    grown = em.assign(f"th.max_combine({running}, {a})", acc_type, shaped=True).text
+    grown = em.assign(f"th.maximum({running}, {a})", acc_type, shaped=True).text
     # exp(M_old - M_new), 1 when the max did not move (also for -inf == -inf and inf == inf).
     scale = em.assign(f"tl.where({running} == {grown}, 1.0, tl.exp({running} - {grown}))", acc_type).text
     term = em.assign(f"tl.where({a} == (-_INF), 0.0, tl.exp({a} - {grown}))", acc_type).text
@@ -120,7 +122,7 @@ def emit_finish(post: Emitter, online: OnlineSum, full: tuple, full_mask: str, o
                         acc_type, shaped=True).text
     name = f"red{sched.number(online.node)}"
     post.line(f"{name} = tl.sum({lanes}, 1, keep_dims=True)  # {post.ctx.describe(online.node)}")
-    row_max = post.assign(f"tl.reduce({running}, 1, th.max_combine, keep_dims=True)", acc_type).text
+    row_max = post.assign(f"tl.reduce({running}, 1, th.maximum, keep_dims=True)", acc_type).text
     special = post.assign(f"({c_row} != {c_row}) | (tl.abs({c_row}) == _INF) | ({row_max} == _INF) | "
                           f"({row_max} != {row_max})", "tl.int1", shaped=True).text
     post.line(f"if tl.sum({special}.to(tl.int32)) > 0:")

@@ -5,8 +5,8 @@ Each still inlines its producers through the emitter (a transposed or scaled ope
 through its index expression, never copied).
 
 - scan: one program per XBLOCK rows walks the scanned dim in RBLOCK chunks, carrying the sum.
-- scatter: atomically adds `src` into an accumulator buffer a previous pointwise kernel filled
-  with `base` (see fusion._place_scatter).
+- scatter: atomically combines `src` (tl.atomic_<the entry's `atomic`>) into an accumulator
+  buffer a previous pointwise kernel filled with `base` (see fusion._place_scatter).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tritonflow.kernels.codegen.pointwise import store_text
 from tritonflow.kernels.codegen.context import GeneratedKernel, row_program_head, symbol_evaluator
 from tritonflow.kernels.codegen.emit import Emitter, Val
 from tritonflow.kernels.fusion import (KernelPlan, Schedule, make_group_context, make_pointwise_context)
+from tritonflow.ops.registry import OPS
 
 
 def generate_scan(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, name: str) -> GeneratedKernel:
@@ -79,7 +80,7 @@ def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool
         # view (stride 0) added garbage past the first lane. Arithmetic makes a real block.
         value = Val(f"({value.text} + tl.zeros([XBLOCK], {value.ctype}))", value.ctype, shaped=True)
     text = store_text(value, acc, "[XBLOCK]")
-    em.line(f"tl.atomic_add({ctx.pointer(acc)} + {em.index_text(offset)}, {text}, mask=xmask)"
+    em.line(f"tl.atomic_{OPS[node.op].atomic}({ctx.pointer(acc)} + {em.index_text(offset)}, {text}, mask=xmask)"
             f"  # {ctx.describe(node)}")
     head_printer = ix.TritonPrinter()
     program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"

@@ -31,7 +31,7 @@ def literal(value, dtype: D.DType) -> str:
     if dtype.is_bool:
         return "True" if bool(value) else "False"
     if dtype.is_integer:
-        return str(int(value))
+        return str(int(value)) if int(value) >= 0 else f"({int(value)})"
     value = float(value)
     if math.isnan(value):
         return "_NAN"
@@ -44,18 +44,3 @@ def literal(value, dtype: D.DType) -> str:
 def round_to(value, dtype: D.DType):
     """A scalar rounded to `dtype` the way storing it would round."""
     return np.asarray(value).astype(dtype.np)[()]
-
-
-def neutral(kind: str, dtype: D.DType) -> str:
-    """The value masked-out lanes take in a reduction (sum 0, prod 1, max -inf, ...)."""
-    if kind == "sum":
-        return "0"
-    if kind == "prod":
-        return "1"
-    high = kind in ("min", "argmin")
-    if dtype.is_floating_point:
-        return "_INF" if high else "(-_INF)"
-    if dtype.is_bool:
-        return "1" if high else "0"
-    info = np.iinfo(dtype.np)
-    return str(info.max) if high else f"({info.min})"

@@ -30,7 +30,7 @@ from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
 from tritonflow.kernels.codegen.emit import Emitter
 from tritonflow.kernels.templates.fusion import (TemplateContext, attention_batch, attention_roles, operand_bounds,
-                                          operand_index, strided_form)
+                                                 operand_index, strided_form, template_name)
 from tritonflow.errors import LoweringError
 
 LOG2E = 1.4426950408889634
@@ -190,7 +190,7 @@ def _store_rows(ptr: str, base: str, rows: str, width: str, cols: str, value: st
 
 def _out_base(ctx, node, printer) -> tuple:
     """(pointer, batch base text) of the node's contiguous output buffer."""
-    rows_and_cols = ix.product(node.shape[-2:]) if node.op != "attention_lse" else ix.as_expr(node.shape[-1])
+    rows_and_cols = ix.product(node.shape[-2:]) if template_name(node) != "attention_lse" else ix.as_expr(node.shape[-1])
     return ctx.pointer(node), f"bindex * ({printer(rows_and_cols)})"
 
 

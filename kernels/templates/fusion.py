@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.kernels.codegen.context import KernelContext
 from tritonflow.kernels.codegen.emit import Emitter, NotFusable
 from tritonflow.ir.graph import Node
 from tritonflow.ops.registry import OPS, Kind
 
-VIEW_OPS = ("reshape", "permute", "expand", "slice")
 EPILOGUE_TEMPLATES = ("matmul",)
 
 
@@ -49,7 +49,7 @@ def is_template(node: Node) -> bool:
 
 def view_base(node: Node) -> Node:
     """The node a chain of pure views reads from."""
-    while node.op in VIEW_OPS:
+    while ix.is_plain_view(node):
         node = node.inputs[0]
     return node
 
@@ -170,7 +170,6 @@ COL = sympy.Symbol("COL", integer=True, nonnegative=True)
 
 def operand_index(node: Node, role: str, batch_index: tuple, rows, cols) -> tuple:
     """The index of an operand in terms of the batch variables, ROW and COL (None: 1-D rows)."""
-    from tritonflow.kernels.codegen import indexing as ix
     if cols is None:
         return ix.expand_index(batch_index + (ROW,), node.shape)
     return ix.expand_index(batch_index + (ROW, COL), node.shape)
@@ -178,12 +177,11 @@ def operand_index(node: Node, role: str, batch_index: tuple, rows, cols) -> tupl
 
 def strided_form(ctx, node: Node, index: tuple, row_size, col_size):
     """(buffer, batch offset, row stride, column stride) if `node` at `index` is a strided view."""
-    from tritonflow.kernels.codegen import indexing as ix
     from tritonflow.kernels.templates.matmul import buffer_of
     ctx.ranges.add(ROW, row_size)
     if col_size is not None:
         ctx.ranges.add(COL, col_size)
-    while id(node) not in ctx.sources and node.op in VIEW_OPS:
+    while id(node) not in ctx.sources and ix.is_plain_view(node):
         index = ix.through_view(node, index, ctx.ranges)
         node = node.inputs[0]
     buffer = buffer_of(ctx, node)
@@ -223,7 +221,6 @@ def operand_bounds(node: Node, role: str, operand: Node) -> tuple:
 
 def _prepare_attention_operands(sched, node: Node, info: TemplateInfo) -> None:
     """Materialize computed producers, then any operand that is still not a strided view."""
-    from tritonflow.kernels.codegen import indexing as ix
     for role, operand in attention_roles(node).items():
         if role in ("seed", "offset"):
             continue  # 0-d scalars: computed inline
@@ -243,7 +240,6 @@ def _prepare_attention_operands(sched, node: Node, info: TemplateInfo) -> None:
 
 def _operand_deps(sched, operand: Node, sources: dict) -> dict:
     """The buffers reading `operand` touches (a dry run of its emission over its own shape)."""
-    from tritonflow.kernels.codegen import indexing as ix
     import sympy
     ctx = TemplateContext(sched, {}, False, sources)
     shape = operand.shape
@@ -258,7 +254,6 @@ def _operand_deps(sched, operand: Node, sources: dict) -> dict:
 
 def epilogue_context(sched, plan, layout: dict, wide: bool):
     """(context, full output index) for a template plan: batch, m and n spaces; the node is `acc`."""
-    from tritonflow.kernels.codegen import indexing as ix
     import sympy
     node = plan.members[0]
     ctx = TemplateContext(sched, layout, wide, plan.template.sources)
