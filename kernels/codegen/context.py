@@ -8,7 +8,6 @@ arguments and constexpr block sizes, and a comment per IR node.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -59,11 +58,6 @@ _NAN = tl.constexpr(float("nan"))
 
 
 '''
-
-
-def safe_name(name: str) -> str:
-    name = re.sub(r"\W", "_", str(name))
-    return name if name and not name[0].isdigit() else f"v_{name}"
 
 
 class KernelContext:
@@ -196,12 +190,15 @@ class KernelContext:
 
     def render(self, name: str, summary: str, params: list, body: list) -> str:
         ir = "\n".join(f"  {line}" for line in self.ir_lines) or "  (none)"
+        kernel = "".join(source + "\n\n\n" for source in self.helpers.values())
+        kernel += "@triton.jit\n"
+        kernel += f"def {name}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
+        kernel += "\n".join(body) + "\n"
         text = HEADER.format(name=name, summary=summary, ir=ir)
-        text += "".join(source + "\n\n\n" for source in self.helpers.values())
-        text += "@triton.jit\n"
-        text += f"def {name}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
-        text += "\n".join(body) + "\n"
-        return text
+        if "libdevice." in kernel:
+            text = text.replace("import triton.language as tl\n",
+                                "import triton.language as tl\nfrom triton.language.extra import libdevice\n")
+        return text + kernel
 
 
 def symbol_evaluator(expr) -> Callable:
@@ -215,15 +212,26 @@ def symbol_evaluator(expr) -> Callable:
     return lambda symbols: int(eval(code, {}, {n: symbols[n] for n in names}))
 
 
+def _program_offset(wide: bool, block: str) -> str:
+    program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
+    return f"    xoffset = {program} * {block}"
+
+
+def flat_program_head(printer, numel, wide: bool) -> list:
+    """Opening lines of a kernel whose program owns XBLOCK consecutive elements of `numel`: the
+    size, this program's elements (`xindex`) and their mask. `wide` makes the offset 64-bit."""
+    return [f"    xnumel = {printer(numel)}", _program_offset(wide, "XBLOCK"),
+            "    xindex = xoffset + tl.arange(0, XBLOCK)", "    xmask = xindex < xnumel"]
+
+
 def row_program_head(printer, outer_numel, inner_numel, wide: bool) -> list:
     """Opening lines of a kernel whose program owns XBLOCK rows of `outer_numel` ([XBLOCK, 1])
     and walks `inner_numel` columns: sizes, this program's rows and their mask. `wide` makes the
     row offset 64-bit."""
-    program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
     return [
         f"    xnumel = {printer(outer_numel)}",
         f"    rnumel = {printer(inner_numel)}",
-        f"    xoffset = {program} * XBLOCK",
+        _program_offset(wide, "XBLOCK"),
         "    xindex = xoffset + tl.arange(0, XBLOCK)[:, None]",
         "    xmask = xindex < xnumel",
     ]

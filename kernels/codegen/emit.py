@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 import sympy
 
+from tritonflow.kernels import heuristics
 from tritonflow.kernels.codegen import triton_types as KD
 from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.errors import LoweringError
@@ -65,6 +66,11 @@ def is_inlined(node: Node) -> bool:
     if op is None:
         return False
     return op.kind in INLINE_KINDS or is_trivial_reduction(node)
+
+
+def libdevice_calls(text: str) -> str:
+    """Triton's interpreter cannot call libdevice: its kernels call triton_helpers' stand-ins."""
+    return text.replace("libdevice.", "th.") if heuristics.interpreted() else text
 
 
 def spelling(op, node: Node, in_types: list) -> str:
@@ -226,9 +232,9 @@ class Emitter:
         template = spelling(op, node, [a.ctype for a in args])
         if template == "{0}":
             return args[0]  # the identity for these dtypes
-        template = template.replace("libdevice.", "th.")
+        template = libdevice_calls(template)
         texts = [a.text for a in args]
-        if template.startswith("th.") or template.startswith("tl."):
+        if template.startswith(("th.", "tl.", "libdevice.")):
             # Function calls need a tensor, not a bare Python number.
             texts = self._tensor_args(args)
         text = template.format(*texts, dtype=ctype)

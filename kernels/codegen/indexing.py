@@ -140,6 +140,11 @@ def modulo(expr: sympy.Expr, divisor: Dim, ranges: Ranges) -> sympy.Expr:
 
 # ---------------------------------------------------------------- views (the op table's index rules)
 
+def shape_equal(a: Sequence[Dim], b: Sequence[Dim]) -> bool:
+    """Equal shapes, symbolic dims compared as expressions."""
+    return len(a) == len(b) and all(sympy.expand(as_expr(x) - as_expr(y)) == 0 for x, y in zip(a, b))
+
+
 def broadcast_index(out_index: Index, in_shape: Sequence[Dim]) -> Index:
     """Elementwise ops broadcast implicitly, exactly like expand."""
     return expand_index(out_index, in_shape)

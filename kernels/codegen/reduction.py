@@ -24,11 +24,12 @@ from tritonflow.kernels.codegen.online_sum import emit_finish as emit_online_fin
 from tritonflow.kernels.codegen.online_sum import emit_step as emit_online_step
 from tritonflow.kernels.codegen.online_sum import find_online_sums
 from tritonflow.kernels.codegen.pointwise import offset_text, store_text
-from tritonflow.kernels.codegen.context import GeneratedKernel, row_program_head, safe_name, symbol_evaluator
-from tritonflow.kernels.codegen.emit import Emitter, Val, reduction_of
+from tritonflow.kernels.codegen.context import GeneratedKernel, row_program_head, symbol_evaluator
+from tritonflow.kernels.codegen.emit import Emitter, Val, libdevice_calls, reduction_of
 from tritonflow import dtypes as D
 from tritonflow.ops.registry import OPS
-from tritonflow.kernels.fusion import KernelPlan, Schedule, make_group_context, row_index
+from tritonflow.kernels.codegen.spaces import make_group_context, row_index
+from tritonflow.kernels.plan import KernelPlan, Schedule, safe_name
 
 BIG_INDEX = str(2 ** 62)
 
@@ -71,7 +72,7 @@ def combine_function(ctx, node) -> str:
     op = OPS[node.op]
     red = reduction_of(node)
     name = f"{safe_name(op.name)}_combine"
-    combine = red.combine.replace("libdevice.", "th.")
+    combine = libdevice_calls(red.combine)
     if red.carries_index:
         body = ["    # a wins when preferred, or on a tie (NaN ties NaN) with the lower index",
                 f"    preferred = {combine}",

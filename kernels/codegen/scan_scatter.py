@@ -14,10 +14,11 @@ import sympy
 
 from tritonflow.kernels.codegen import triton_types as KD
 from tritonflow.kernels.codegen import indexing as ix
-from tritonflow.kernels.codegen.pointwise import store_text
+from tritonflow.kernels.codegen.pointwise import flat_kernel_source, store_text
 from tritonflow.kernels.codegen.context import GeneratedKernel, row_program_head, symbol_evaluator
 from tritonflow.kernels.codegen.emit import Emitter, Val
-from tritonflow.kernels.fusion import (KernelPlan, Schedule, make_group_context, make_pointwise_context)
+from tritonflow.kernels.codegen.spaces import make_group_context, make_pointwise_context
+from tritonflow.kernels.plan import KernelPlan, Schedule
 from tritonflow.ops.registry import OPS
 
 
@@ -82,13 +83,8 @@ def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool
     text = store_text(value, acc, "[XBLOCK]")
     em.line(f"tl.atomic_{OPS[node.op].atomic}({ctx.pointer(acc)} + {em.index_text(offset)}, {text}, mask=xmask)"
             f"  # {ctx.describe(node)}")
-    head_printer = ix.TritonPrinter()
-    program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
-    head = [f"    xnumel = {head_printer(space.numel)}", f"    xoffset = {program} * XBLOCK",
-            "    xindex = xoffset + tl.arange(0, XBLOCK)", "    xmask = xindex < xnumel"]
-    head += ctx.index_prologue(space, head_printer, em.printer.used, "    ")
-    args, params = ctx.signature([em.printer, head_printer], ["XBLOCK"])
-    source = ctx.render(name, f"scatter-add of {src.shape} into {base.shape} along dim {dim}", params, head + em.lines)
+    args, source = flat_kernel_source(ctx, em, wide, name,
+                                      f"scatter-add of {src.shape} into {base.shape} along dim {dim}")
     return GeneratedKernel(name=name, kind="scatter", source=source, node_lines=list(ctx.ir_lines), args=args,
                            constexprs={}, grid=None, numel=symbol_evaluator(space.numel), config={},
                            reads=list(ctx.deps.values()), writes=[acc])

@@ -194,33 +194,53 @@ def _out_base(ctx, node, printer) -> tuple:
     return ctx.pointer(node), f"bindex * ({printer(rows_and_cols)})"
 
 
+def _program_block(axis: str, loads: list) -> list:
+    """This program's block of query rows (axis "m") or key rows ("n"), and the (name, operand,
+    "d" or "dv") tiles of those rows it keeps for the whole loop."""
+    block, size = ("BLOCK_M", "size_l") if axis == "m" else ("BLOCK_N", "size_s")
+    lines = [f"    offs_{axis} = pid * {block} + tl.arange(0, {block})", f"    {axis}mask = offs_{axis} < {size}"]
+    for name, operand, width in loads:
+        lines.append(f"    {name} = tl.load({operand.at(f'offs_{axis}[:, None]', f'offs_{width}[None, :]')}, "
+                     f"mask={axis}mask[:, None] & {width}mask[None, :], other=0)")
+    return lines
+
+
+def _key_loop_head(ops, node, state, ctx, transposed: bool) -> list:
+    """The loop over key blocks up to the causal bound: its key tile (`kt` = k^T, or `kb` = k) and
+    the masked, scaled scores `s` of this query block."""
+    k = ops["k"]
+    if transposed:
+        tile, where, mask, rhs = "kt", ("offs_n[None, :]", "offs_d[:, None]"), "nmask[None, :] & dmask[:, None]", "kt"
+    else:
+        tile, where, mask, rhs = "kb", ("offs_n[:, None]", "offs_d[None, :]"), "nmask[:, None] & dmask[None, :]", \
+            "tl.trans(kb)"
+    if state["causal"]:
+        bound = "    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)  # later key blocks are all masked"
+    else:
+        bound = "    hi = size_s"
+    lines = [
+        bound,
+        "    for start_n in range(0, hi, BLOCK_N):",
+        "        offs_n = start_n + tl.arange(0, BLOCK_N)",
+        "        nmask = offs_n < size_s",
+        f"        {tile} = tl.load({k.at(*where)}, mask={mask}, other=0)",
+        f"        s = {_dot('q', rhs, state['dtype'])}.to(ACC) * {state['scale_log2']!r}  # {ctx.describe(node)}",
+    ]
+    return lines + _score_mask_lines(ops, state, "        ", False)
+
+
 # ---------------------------------------------------------------- forward and lse
 
 def _forward_body(ops, node, template, state, printer, ctx) -> list:
     dtype, storage = state["dtype"], state["storage"]
-    q, k = ops["q"], ops["k"]
-    lines = [
-        "    offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)",
-        "    mmask = offs_m < size_l",
-        f"    q = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], other=0)",
+    q = ops["q"]
+    lines = _program_block("m", [("q", q, "d")]) + [
         f"    m_i = tl.full([BLOCK_M], {NEG_INF}, ACC)",
         "    l_i = tl.zeros([BLOCK_M], ACC)",
     ]
     if template == "attention":
         lines.append("    acc = tl.zeros([BLOCK_M, BLOCK_DV], ACC)")
-    if state["causal"]:
-        lines.append("    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)  # later key blocks are all masked")
-    else:
-        lines.append("    hi = size_s")
-    lines += [
-        "    for start_n in range(0, hi, BLOCK_N):",
-        "        offs_n = start_n + tl.arange(0, BLOCK_N)",
-        "        nmask = offs_n < size_s",
-        f"        kt = tl.load({k.at('offs_n[None, :]', 'offs_d[:, None]')}, mask=nmask[None, :] & dmask[:, None], "
-        "other=0)",
-        f"        s = {_dot('q', 'kt', dtype)}.to(ACC) * {state['scale_log2']!r}  # {ctx.describe(node)}",
-    ]
-    lines += _score_mask_lines(ops, state, "        ", False)
+    lines += _key_loop_head(ops, node, state, ctx, transposed=True)
     lines += [
         "        m_new = tl.maximum(m_i, tl.max(s, 1))",
         f"        m_use = tl.where(m_new == {NEG_INF}, 0.0, m_new)  # a fully masked row so far: no NaN",
@@ -274,26 +294,11 @@ def _row_stats_lines(ops, indent: str, index: str) -> list:
 
 def _dq_body(ops, node, template, state, printer, ctx) -> list:
     dtype, storage = state["dtype"], state["storage"]
-    q, k, v, g = ops["q"], ops["k"], ops["v"], ops["g"]
-    lines = [
-        "    offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)",
-        "    mmask = offs_m < size_l",
-        f"    q = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], other=0)",
-        f"    do = tl.load({g.at('offs_m[:, None]', 'offs_dv[None, :]')}, mask=mmask[:, None] & dvmask[None, :], "
-        "other=0)",
-    ]
+    q, v, g = ops["q"], ops["v"], ops["g"]
+    lines = _program_block("m", [("q", q, "d"), ("do", g, "dv")])
     lines += _row_stats_lines(ops, "    ", "offs_m")
     lines.append("    dq = tl.zeros([BLOCK_M, BLOCK_D], ACC)")
-    lines.append("    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)" if state["causal"] else "    hi = size_s")
-    lines += [
-        "    for start_n in range(0, hi, BLOCK_N):",
-        "        offs_n = start_n + tl.arange(0, BLOCK_N)",
-        "        nmask = offs_n < size_s",
-        f"        kb = tl.load({k.at('offs_n[:, None]', 'offs_d[None, :]')}, mask=nmask[:, None] & dmask[None, :], "
-        "other=0)",
-        f"        s = {_dot('q', 'tl.trans(kb)', dtype)}.to(ACC) * {state['scale_log2']!r}  # {ctx.describe(node)}",
-    ]
-    lines += _score_mask_lines(ops, state, "        ", False)
+    lines += _key_loop_head(ops, node, state, ctx, transposed=False)
     lines += [
         "        p = tl.math.exp2(s - lse2[:, None])",
         f"        vt = tl.load({v.at('offs_n[None, :]', 'offs_dv[:, None]')}, mask=nmask[None, :] & dvmask[:, None], "
@@ -318,12 +323,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
 def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     dtype, storage = state["dtype"], state["storage"]
     q, k, v, g = ops["q"], ops["k"], ops["v"], ops["g"]
-    lines = [
-        "    offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)",
-        "    nmask = offs_n < size_s",
-        f"    kb = tl.load({k.at('offs_n[:, None]', 'offs_d[None, :]')}, mask=nmask[:, None] & dmask[None, :], other=0)",
-        f"    vb = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
-        "other=0)",
+    lines = _program_block("n", [("kb", k, "d"), ("vb", v, "dv")]) + [
         "    dk = tl.zeros([BLOCK_N, BLOCK_D], ACC)",
         "    dv = tl.zeros([BLOCK_N, BLOCK_DV], ACC)",
     ]

@@ -6,9 +6,9 @@ never branches on an op's name, so adding an op is one entry. Nothing here impor
 
 Triton text conventions shared by every record:
 - `{0}`, `{1}`, ... are the operands' Triton expressions, `{dtype}` the result's Triton compute type;
-- `tl.` is triton.language; `libdevice.` a CUDA libdevice function (the kernels call it through
-  their helper module, which stands in for it under Triton's CPU interpreter); `th.` names a
-  helper of tritonflow/kernels/triton_helpers.py;
+- `tl.` is triton.language; `libdevice.` a CUDA libdevice function (under Triton's CPU
+  interpreter the kernels call a stand-in of the same name instead); `th.` names a helper of
+  tritonflow/kernels/triton_helpers.py;
 - float16 and bfloat16 values are held in float32 inside a kernel and rounded once when stored.
 """
 from __future__ import annotations

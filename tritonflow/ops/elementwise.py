@@ -195,9 +195,9 @@ RECIPROCAL = _unary("reciprocal", in_f32(lambda x: 1.0 / x), lambda g, out, x: (
 LOGICAL_NOT = _unary("logical_not", np.logical_not, None, "{0} == 0", accepted=ANY, out_dtype=D.bool_,
                      differentiable=False)
 ISNAN = _unary("isnan", np.isnan, None, "{0} != {0}", accepted=FLOATS, out_dtype=D.bool_, differentiable=False)
-ISINF = _unary("isinf", np.isinf, None, "libdevice.isinf({0}) != 0", accepted=FLOATS, out_dtype=D.bool_,
+ISINF = _unary("isinf", np.isinf, None, "tl.abs({0}) == float(\"inf\")", accepted=FLOATS, out_dtype=D.bool_,
                differentiable=False)
-ISFINITE = _unary("isfinite", np.isfinite, None, "libdevice.isfinited({0}) != 0", accepted=FLOATS,
+ISFINITE = _unary("isfinite", np.isfinite, None, "tl.abs({0}) < float(\"inf\")", accepted=FLOATS,
                   out_dtype=D.bool_, differentiable=False)
 
 
@@ -273,7 +273,7 @@ REMAINDER = _binary("remainder", in_f32(_remainder),
                     lambda g, out, a, b: (g, -(g * T.floor_divide(a, b))),
                     by_operand_dtype("th.remainder_float({0}, {1})", "th.remainder_int({0}, {1})"),
                     samples=binary_samples(nonzero_rhs=True))
-POW = _binary("pow", in_f32(_pow), _pow_vjp, by_operand_dtype("th.pow_float({0}, {1})", "th.pow_int({0}, {1})"),
+POW = _binary("pow", in_f32(_pow), _pow_vjp, by_operand_dtype("libdevice.pow({0}, {1})", "th.pow_int({0}, {1})"),
               samples=binary_samples(low=0.2, high=3.0, low_rhs=-2.0, high_rhs=2.0))
 MAXIMUM = _binary("maximum", np.maximum, _minmax_vjp(lambda a, b: a >= b), "th.maximum({0}, {1})")
 MINIMUM = _binary("minimum", np.minimum, _minmax_vjp(lambda a, b: a <= b), "th.minimum({0}, {1})")
