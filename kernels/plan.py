@@ -11,7 +11,7 @@ from typing import Optional
 
 import sympy
 
-from tritonflow.ir.graph import Graph, Node
+from tritonflow.ir.graph import Graph, Node, format_attr, format_constant
 
 
 def safe_name(name: str) -> str:
@@ -81,10 +81,35 @@ class Schedule:
     def number(self, node: Node):
         return self._numbers.get(id(node), self.synthetic_names.get(id(node), "x"))
 
+    def ref(self, node: Node) -> str:
+        """How the IR text names `node`: `%x` for input x, `%4` for node 4."""
+        return f"%{node.name}" if node.op == "input" else f"%{self.number(node)}"
+
     def node_line(self, node: Node) -> str:
+        """The node's line of the IR text, with its type (the kernel docstring lists these)."""
         if node.op == "input":
             return f"%{node.name}: {node.type} (input)"
         return self._lines.get(id(node), f"%{self.number(node)}: {node.type} = {node.op}")
+
+    def short_line(self, node: Node) -> str:
+        """The node as a kernel line's comment: `%4 = mul %3, %3   model.py:12`."""
+        if node.op == "input":
+            return f"%{node.name} (input)"
+        if node.op == "constant":
+            rhs = f"constant {format_constant(node.attrs['value'])}"
+        else:
+            attrs = ", ".join(f"{k}={format_attr(v)}" for k, v in node.attrs.items())
+            args = ", ".join(self.ref(i) for i in node.inputs)
+            rhs = node.op + (f"[{attrs}]" if attrs else "") + (f" {args}" if args else "")
+        line = f"{self.ref(node)} = {rhs}"
+        return f"{line}   {node.loc.short()}" if node.loc is not None else line
+
+    def value_name(self, node: Node) -> str:
+        """The kernel variable holding `node`'s value: `t4` holds %4, `t_x` holds input %x."""
+        if node.op == "input":
+            return f"t_{safe_name(node.name)}"
+        number = str(self.number(node))
+        return f"t{number}" if number[0].isdigit() else f"t_{safe_name(number)}"
 
     def buffer_name(self, node: Node) -> str:
         node = self.aliases.get(id(node), node)
@@ -104,7 +129,8 @@ class Schedule:
     @staticmethod
     def _ir_lines(graph: Graph) -> dict:
         text = str(graph).splitlines()[1:-2]
-        return {id(n): line.strip() for n, line in zip(graph.nodes, text)}
+        # Without the printer's column padding before the source location.
+        return {id(n): re.sub(r"\s+# ", "  # ", line.strip()) for n, line in zip(graph.nodes, text)}
 
     @staticmethod
     def _collect_symbols(graph: Graph) -> set:

@@ -99,10 +99,12 @@ class Emitter:
     def line(self, text: str) -> None:
         self.lines.append(self.indent + text)
 
-    def assign(self, text: str, ctype: str, comment: Optional[str] = None, shaped: bool = False) -> Val:
-        name = self.ctx.fresh("tmp")
-        suffix = f"  # {comment}" if comment else ""
-        self.line(f"{name} = {text}{suffix}")
+    def assign(self, text: str, ctype: str, node: Node, step: str = "", shaped: bool = False) -> Val:
+        """A new variable for `node`'s value (named `t4` for %4, with the node as its comment), or
+        for a `step` towards it (`t4_in`, no comment)."""
+        name = self.ctx.name_for(node, step)
+        comment = "" if step else f"  # {self.ctx.describe(node)}"
+        self.line(f"{name} = {text}{comment}")
         return Val(name, ctype, shaped=shaped)
 
     def index_text(self, expr) -> str:
@@ -121,7 +123,9 @@ class Emitter:
             return None
         return " & ".join(f"({p})" if " " in p else p for p in parts)
 
-    def load(self, ptr: str, offset, dtype, conds: tuple, comment: str) -> Val:
+    def load(self, node: Node, ptr: str, offset, conds: tuple) -> Val:
+        """`node`'s value read from its buffer `ptr` at `offset`."""
+        dtype = node.dtype
         offset = self.ctx.rewrite_offset(offset)
         mask = self.mask_for(offset, conds)
         text = f"tl.load({ptr} + {self.index_text(offset)}"
@@ -132,7 +136,7 @@ class Emitter:
         if KD.compute_type(dtype) != KD.storage_type(dtype):
             text += f".to({KD.compute_type(dtype)})"
         shaped = bool(sympy.sympify(offset).free_symbols)
-        return self.assign(text, KD.compute_type(dtype), comment, shaped)
+        return self.assign(text, KD.compute_type(dtype), node, shaped=shaped)
 
     # ------------------------------------------------------------ the dispatcher
 
@@ -169,12 +173,11 @@ class Emitter:
 
     def _constant(self, node: Node, index: tuple, conds: tuple) -> Val:
         value = node.attrs["value"]
+        self.ctx.constants[id(node)] = node
         if value.ndim == 0 or value.size == 1:
             scalar = np.asarray(value).reshape(())[()]
             return Val(KD.literal(scalar, node.dtype), KD.compute_type(node.dtype), True, scalar)
-        ptr = self.ctx.pointer(node)
-        offset = ix.linearize(index, node.shape)
-        return self.load(ptr, offset, node.dtype, conds, self.ctx.describe(node))
+        return self.load(node, self.ctx.pointer(node), ix.linearize(index, node.shape), conds)
 
     def _creation(self, node: Node, op, index: tuple, conds: tuple) -> Val:
         rule = op.creation
@@ -182,15 +185,17 @@ class Emitter:
             raise LoweringError(f"creation op {node.op} has no lowering (its op-table entry sets no `creation`)")
         ctype = KD.compute_type(node.dtype)
         if rule.constant is not None:
+            self.ctx.describe(node)  # folded into a literal: still listed, its users name it
             scalar = KD.round_to(rule.constant(node.attrs), node.dtype)
             return Val(KD.literal(scalar, node.dtype), ctype, True, scalar)
         position = sympy.expand(sympy.sympify(rule.position(index, node.shape, node.attrs)))
         if rule.template is None:
             if position.is_number:
+                self.ctx.describe(node)
                 scalar = KD.round_to(int(position), node.dtype)
                 return Val(KD.literal(scalar, node.dtype), ctype, True, scalar)
             text = self.index_text(self.ctx.rewrite_offset(position))
-            return self.assign(f"({text}).to({ctype})", ctype, self.ctx.describe(node), True)
+            return self.assign(f"({text}).to({ctype})", ctype, node, shaped=True)
         args = [self.value(inp, ix.broadcast_index(index, inp.shape), conds) for inp in node.inputs]
         position = self.ctx.rewrite_offset(position)
         text = self.index_text(position)
@@ -198,7 +203,7 @@ class Emitter:
             # A one-element block whether the inputs are literals, scalars or loaded blocks.
             text = f"(tl.zeros([1], tl.int64) + {text})"
         source = rule.template.format(*[a.text for a in args], position=text, **node.attrs)
-        return self.assign(source, ctype, self.ctx.describe(node), not position.is_number)
+        return self.assign(source, ctype, node, shaped=not position.is_number)
 
     def _trivial_reduction(self, node: Node, index: tuple, conds: tuple) -> Val:
         x = node.inputs[0]
@@ -210,6 +215,7 @@ class Emitter:
             in_index = tuple(sympy.Integer(0) if d in dims else next(it) for d in range(x.type.ndim))
         ctype = KD.compute_type(node.dtype)
         if reduction_of(node).carries_index:
+            self.ctx.describe(node)
             return Val("0", ctype, True, 0)  # the only position along a size-1 dim
         inner = self.value(x, in_index, conds)
         return self._convert(inner, node, ctype)
@@ -220,7 +226,7 @@ class Emitter:
         if val.literal:
             scalar = KD.round_to(val.value, node.dtype)
             return Val(KD.literal(scalar, node.dtype), ctype, True, scalar)
-        return self.assign(f"{val.text}.to({ctype})", ctype, shaped=val.shaped)
+        return self.assign(f"{val.text}.to({ctype})", ctype, node, shaped=val.shaped)
 
     # ------------------------------------------------------------ elementwise
 
@@ -231,6 +237,7 @@ class Emitter:
             return self._fold(node, op, args, ctype)
         template = spelling(op, node, [a.ctype for a in args])
         if template == "{0}":
+            self.ctx.describe(node)
             return args[0]  # the identity for these dtypes
         template = libdevice_calls(template)
         texts = [a.text for a in args]
@@ -240,7 +247,7 @@ class Emitter:
         text = template.format(*texts, dtype=ctype)
         if node.dtype.is_bool and not template.startswith("tl.where"):
             text = f"({text})"
-        return self.assign(text, ctype, self.ctx.describe(node), any(a.shaped for a in args))
+        return self.assign(text, ctype, node, shaped=any(a.shaped for a in args))
 
     def _tensor_args(self, args: list) -> list:
         out = []
@@ -253,6 +260,7 @@ class Emitter:
 
     def _fold(self, node: Node, op, args: list, ctype: str) -> Val:
         arrays = [np.asarray(a.value).astype(inp.dtype.np) for a, inp in zip(args, node.inputs)]
+        self.ctx.describe(node)
         with np.errstate(all="ignore"):
             result = op.numpy(*arrays, **node.attrs)
         scalar = KD.round_to(np.asarray(result).reshape(()), node.dtype)
@@ -267,7 +275,9 @@ class Emitter:
             raise LoweringError(f"movement op {node.op} has no lowering (its op-table entry sets no `view`)")
         reads = op.view.reads(node, index, self.ctx.ranges)
         if len(reads) == 1 and not reads[0].conds:
-            return self.value(node.inputs[reads[0].input], reads[0].index, conds)
+            found = self.value(node.inputs[reads[0].input], reads[0].index, conds)
+            self.ctx.describe(node)  # listed although it is only index math: its users name it
+            return found
         ctype = KD.compute_type(node.dtype)
         result: Optional[Val] = None
         if op.view.fill is not None:
@@ -280,13 +290,13 @@ class Emitter:
                 continue
             checks = " & ".join(f"({self.index_text(self.ctx.rewrite_offset(e))} {rel} {self.index_text(bound)})"
                                 for e, rel, bound in read.conds)
-            cond = self.assign(checks, "tl.int1")
+            cond = self.assign(checks, "tl.int1", node, f"_reads{read.input}")
             val = self.value(node.inputs[read.input], read.index, conds + (cond.text,))
             if result is None:
                 result = val
             else:
-                result = self.assign(f"tl.where({cond.text}, {val.text}, {result.text})", ctype,
-                                     self.ctx.describe(node))
+                result = self.assign(f"tl.where({cond.text}, {val.text}, {result.text})", ctype, node)
+        self.ctx.describe(node)
         if result is None:
             # Every piece is empty, so the output is too: no lane reads this value. A literal
             # keeps the (never launched, or fully masked) kernel well formed.
@@ -308,7 +318,8 @@ class Emitter:
             x_index[dim] = sympy.Integer(position + int(size) if position < 0 else position)
             return self.value(x, tuple(x_index), conds)
         size_text = self.index_text(ix.as_expr(size))
-        pos = self.assign(f"tl.where({raw.text} < 0, {raw.text} + {size_text}, {raw.text})", raw.ctype)
+        pos = self.assign(f"tl.where({raw.text} < 0, {raw.text} + {size_text}, {raw.text})", raw.ctype, node,
+                          "_position")
         symbol = sympy.Symbol(pos.text, integer=True, nonnegative=True)
         self.ctx.ranges.add(symbol, size)
         symbols = set()

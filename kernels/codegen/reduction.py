@@ -51,13 +51,14 @@ def _reduce_input(em: Emitter, node, value: Val, full_mask: str) -> tuple:
     elif value.ctype != acc_type:
         text = f"{text}.to({acc_type})"
     fill = KD.literal(KD.round_to(reduction_of(node).identity(value_dtype), acc_dtype), acc_dtype)
-    masked = em.assign(f"tl.where({full_mask}, {text}, {fill})", acc_type, shaped=True)
+    masked = em.assign(f"tl.where({full_mask}, {text}, {fill})", acc_type, node, "_in", shaped=True)
     return masked.text, acc_type, fill
 
 
 def _finish(em: Emitter, node, result: str, acc_type: str) -> str:
     """Bring a reduced value to the member's compute dtype."""
-    name = f"red{em.ctx.schedule.number(node)}"
+    name = em.ctx.schedule.value_name(node)  # fixed: this kernel's other values read it by this name
+    em.ctx.names.add(name)
     target = KD.compute_type(node.dtype)
     if node.dtype.is_bool:
         result = f"{result} != 0"
@@ -192,7 +193,8 @@ def _persistent_member(em: Emitter, node, full, full_mask: str) -> None:
     value = em.value(node.inputs[0], full)
     masked, acc_type, fill = _reduce_input(em, node, value, full_mask)
     if reduction_of(node).carries_index:
-        index = em.assign("tl.broadcast_to(rindex, [XBLOCK, RBLOCK]).to(tl.int64)", "tl.int64", shaped=True)
+        index = em.assign("tl.broadcast_to(rindex, [XBLOCK, RBLOCK]).to(tl.int64)", "tl.int64", node, "_index",
+                          shaped=True)
         _finish(em, node, _reduce_block(em, node, [masked, index.text]), "tl.int64")
         return
     _finish(em, node, _reduce_block(em, node, [masked]), acc_type)
@@ -202,11 +204,12 @@ def _looped_member(em: Emitter, node, full, full_mask: str) -> tuple:
     value = em.value(node.inputs[0], full)
     masked, acc_type, fill = _reduce_input(em, node, value, full_mask)
     combine = combine_function(em.ctx, node)
-    acc = f"acc{em.ctx.schedule.number(node)}"
+    acc = em.ctx.name_for(node, "_acc")
     if reduction_of(node).carries_index:
-        em.line(f"{acc}_value, {acc}_index = {combine}({acc}_value, {acc}_index, {masked}, "
+        em.line(f"{acc}, {acc}_index = {combine}({acc}, {acc}_index, {masked}, "
                 f"tl.broadcast_to(rindex, [XBLOCK, RBLOCK]).to(tl.int64))")
-        return node, [f"{acc}_value", f"{acc}_index"], acc_type, fill
+        em.ctx.names.add(f"{acc}_index")
+        return node, [acc, f"{acc}_index"], acc_type, fill
     em.line(f"{acc} = {combine}({acc}, {masked})")
     return node, [acc], acc_type, fill
 
@@ -244,7 +247,7 @@ def _row_outputs(em: Emitter, sched: Schedule, plan: KernelPlan, full) -> None:
     for member in plan.stored_members(sched):
         index = row_index(full, plan.rdims, member.shape, ndim)
         offset = em.ctx.rewrite_offset(ix.linearize(index, member.shape))
-        v = Val(f"red{sched.number(member)}", KD.compute_type(member.dtype), shaped=True)
+        v = Val(sched.value_name(member), KD.compute_type(member.dtype), shaped=True)
         em.line(f"tl.store({em.ctx.pointer(member)} + {offset_text(em, offset)}, "
                 f"{store_text(v, member, '[XBLOCK, 1]')}, mask=xmask)")
 

@@ -32,21 +32,22 @@ def generate_scan(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, n
     em = Emitter(ctx, "        ")
     value = em.value(node.inputs[0], full)
     text = value.text if not value.literal else f"tl.full([XBLOCK, RBLOCK], {value.text}, {ctype})"
-    masked = em.assign(f"tl.where(xmask & rmask, {text}, 0).to({ctype})", ctype, shaped=True)
-    em.line(f"tmp_scan = carry + tl.cumsum({masked.text}, 1)  # {ctx.describe(node)}")
+    masked = em.assign(f"tl.where(xmask & rmask, {text}, 0).to({ctype})", ctype, node, "_in", shaped=True)
+    scanned, carry = ctx.name_for(node), ctx.name_for(node, "_carry")
+    em.line(f"{scanned} = {carry} + tl.cumsum({masked.text}, 1)  # {ctx.describe(node)}")
     offset = ctx.rewrite_offset(ix.linearize(full, node.shape))
     offset_text = em.index_text(offset)
     if not sympy.sympify(offset).free_symbols:
         # Every dim is size 1: a scalar pointer cannot take the [XBLOCK, RBLOCK] block stored to it.
         offset_text += " + 0 * (xindex + rindex)"
     em.line(f"tl.store({ctx.pointer(node)} + {offset_text}, "
-            f"tmp_scan.to({KD.storage_type(node.dtype)}), mask=xmask & rmask)")
-    em.line(f"carry = carry + tl.sum({masked.text}, 1, keep_dims=True)")
+            f"{scanned}.to({KD.storage_type(node.dtype)}), mask=xmask & rmask)")
+    em.line(f"{carry} = {carry} + tl.sum({masked.text}, 1, keep_dims=True)")
     loop = ["        rindex = roffset + tl.arange(0, RBLOCK)[None, :]", "        rmask = rindex < rnumel"]
     loop += ctx.index_prologue(inner, em.printer, em.printer.used, "        ")
     head = row_program_head(head_printer, outer.numel, inner.numel, wide)
     head += ctx.index_prologue(outer, head_printer, em.printer.used, "    ")
-    head += [f"    carry = tl.zeros([XBLOCK, 1], {ctype})", "    for roffset in range(0, rnumel, RBLOCK):"]
+    head += [f"    {carry} = tl.zeros([XBLOCK, 1], {ctype})", "    for roffset in range(0, rnumel, RBLOCK):"]
     args, params = ctx.signature([em.printer, head_printer], ["XBLOCK", "RBLOCK"])
     source = ctx.render(name, f"cumulative sum of {plan.shape} along dim {plan.rdims[0]}", params,
                         head + loop + em.lines)
@@ -71,7 +72,7 @@ def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool
         # A literal or 0-d index (every element to one place): atomic_add needs a block of pointers.
         pos_text += " + 0 * xindex"
         em.printer.used.add("xindex")
-    pos = em.assign(pos_text, raw.ctype)
+    pos = em.assign(pos_text, raw.ctype, node, "_position")
     value = em.value(src, index)
     target = list(index)
     target[dim] = sympy.Symbol(pos.text, integer=True, nonnegative=True)

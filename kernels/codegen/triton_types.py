@@ -27,7 +27,10 @@ def compute_type(dtype: D.DType) -> str:
 
 
 def literal(value, dtype: D.DType) -> str:
-    """A Python literal Triton reads as a weakly typed constant (it takes the other operand's type)."""
+    """A Python literal Triton reads as a weakly typed constant (it takes the other operand's type).
+
+    float64 keeps every digit; the other float dtypes, computed in float32, print float32's shortest
+    round-trip text."""
     if dtype.is_bool:
         return "True" if bool(value) else "False"
     if dtype.is_integer:
@@ -38,6 +41,12 @@ def literal(value, dtype: D.DType) -> str:
     if math.isinf(value):
         return "_INF" if value > 0 else "(-_INF)"
     text = repr(value)
+    if dtype.name != "float64":
+        # Computed in float32: the shortest text that reads back as the same float32 (`1e-05`,
+        # not the float64 expansion `9.999999747378752e-06`), kept only if it really does.
+        short = str(np.float32(value))
+        if np.float32(float(short)) == np.float32(value):
+            text = short
     return f"({text})" if value < 0 else text
 
 

@@ -31,6 +31,7 @@ from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
 from tritonflow.kernels.codegen.emit import Emitter
 from tritonflow.kernels.templates.fusion import (TemplateContext, attention_batch, attention_roles, operand_bounds,
                                                  operand_index, strided_form, template_name)
+from tritonflow import dtypes as D
 from tritonflow.errors import LoweringError
 
 LOG2E = 1.4426950408889634
@@ -157,6 +158,11 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
 
 # ---------------------------------------------------------------- shared pieces
 
+def _num(state, value: float) -> str:
+    """A float literal as the kernel computes with it: float32's shortest text (float64 kernels: all digits)."""
+    return KD.literal(value, D.float64 if state["dtype"] == "float64" else D.float32)
+
+
 def _score_mask_lines(ops, state, indent: str, transposed: bool) -> list:
     """Mask the score tile `s` (or `st`, transposed: key rows x query columns)."""
     s = "st" if transposed else "s"
@@ -167,7 +173,7 @@ def _score_mask_lines(ops, state, indent: str, transposed: bool) -> list:
         mask = ops["mask"]
         load = f"tl.load({mask.at(m_idx, n_idx)}, mask={both}, other=0)"
         if state["mask"] == "additive":
-            lines.append(f"{s} += {load}.to(ACC) * {LOG2E!r}")
+            lines.append(f"{s} += {load}.to(ACC) * {_num(state, LOG2E)}")
         else:
             lines.append(f"{s} = tl.where({load} != 0, {s}, {NEG_INF})")
     if state["causal"]:
@@ -181,7 +187,7 @@ def _keep_lines(state, indent: str, transposed: bool) -> list:
         return []
     m_idx, n_idx = ("offs_m[None, :]", "offs_n[:, None]") if transposed else ("offs_m[:, None]", "offs_n[None, :]")
     return [indent + f"counter = rng_offset + (bindex.to(tl.int64) * size_l + {m_idx}) * size_s + {n_idx}",
-            indent + f"keep = th.philox_uniform(seed, counter, 0) >= {state['dropout']!r}"]
+            indent + f"keep = th.philox_uniform(seed, counter, 0) >= {_num(state, state['dropout'])}"]
 
 
 def _store_rows(ptr: str, base: str, rows: str, width: str, cols: str, value: str, storage: str, mask: str) -> str:
@@ -224,7 +230,7 @@ def _key_loop_head(ops, node, state, ctx, transposed: bool) -> list:
         "        offs_n = start_n + tl.arange(0, BLOCK_N)",
         "        nmask = offs_n < size_s",
         f"        {tile} = tl.load({k.at(*where)}, mask={mask}, other=0)",
-        f"        s = {_dot('q', rhs, state['dtype'])}.to(ACC) * {state['scale_log2']!r}  # {ctx.describe(node)}",
+        f"        s = {_dot('q', rhs, state['dtype'])}.to(ACC) * {_num(state, state['scale_log2'])}  # {ctx.describe(node)}",
     ]
     return lines + _score_mask_lines(ops, state, "        ", False)
 
@@ -253,7 +259,7 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
         keep = _keep_lines(state, "        ", False)
         if keep:
             lines += keep
-            lines.append(f"        p = tl.where(keep, p * {1.0 / (1.0 - state['dropout'])!r}, 0.0)")
+            lines.append(f"        p = tl.where(keep, p * {_num(state, 1.0 / (1.0 - state['dropout']))}, 0.0)")
         lines += [
             f"        v = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
             "other=0)",
@@ -271,7 +277,7 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
         lse_ptr, lse_base = _out_base(ctx, lse_node, printer)
         ctx.describe(lse_node)
         lines.append(f"    lse = tl.where(l_i == 0, {NEG_INF}, (m_i + tl.math.log2(tl.where(l_i == 0, 1.0, l_i))) "
-                     f"* {math.log(2.0)!r})")
+                     f"* {_num(state, math.log(2.0))})")
         lines.append(f"    tl.store({lse_ptr} + {lse_base} + offs_m, lse.to({KD.storage_type(lse_node.dtype)}), "
                      "mask=mmask)")
     return lines
@@ -283,11 +289,11 @@ def _width(d) -> str:
 
 # ---------------------------------------------------------------- backward
 
-def _row_stats_lines(ops, indent: str, index: str) -> list:
+def _row_stats_lines(ops, state, indent: str, index: str) -> list:
     lse, delta = ops["lse"], ops["delta"]
     return [
         indent + f"lse = tl.load({lse.at(index)}, mask=mmask, other=0).to(ACC)",
-        indent + f"lse2 = tl.where(lse == {NEG_INF}, float(\"inf\"), lse * {LOG2E!r})  # masked rows: p = 0",
+        indent + f"lse2 = tl.where(lse == {NEG_INF}, float(\"inf\"), lse * {_num(state, LOG2E)})  # masked rows: p = 0",
         indent + f"delta = tl.load({delta.at(index)}, mask=mmask, other=0).to(ACC)",
     ]
 
@@ -296,7 +302,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
     dtype, storage = state["dtype"], state["storage"]
     q, v, g = ops["q"], ops["v"], ops["g"]
     lines = _program_block("m", [("q", q, "d"), ("do", g, "dv")])
-    lines += _row_stats_lines(ops, "    ", "offs_m")
+    lines += _row_stats_lines(ops, state, "    ", "offs_m")
     lines.append("    dq = tl.zeros([BLOCK_M, BLOCK_D], ACC)")
     lines += _key_loop_head(ops, node, state, ctx, transposed=False)
     lines += [
@@ -308,13 +314,13 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
     keep = _keep_lines(state, "        ", False)
     if keep:
         lines += keep
-        lines.append(f"        dp = tl.where(keep, dp * {1.0 / (1.0 - state['dropout'])!r}, 0.0)")
+        lines.append(f"        dp = tl.where(keep, dp * {_num(state, 1.0 / (1.0 - state['dropout']))}, 0.0)")
     lines += [
         "        ds = p * (dp - delta[:, None])",
         f"        dq += {_dot(f'ds.to({storage})', 'kb', dtype)}.to(ACC)",
     ]
     ptr, base = _out_base(ctx, node, printer)
-    lines.append(f"    dq = dq * {state['scale']!r}")
+    lines.append(f"    dq = dq * {_num(state, state['scale'])}")
     lines.append(_store_rows(ptr, base, "offs_m[:, None]", _width(node.shape[-1]), "offs_d[None, :]", "dq", storage,
                              "mmask[:, None] & dmask[None, :]"))
     return lines
@@ -337,11 +343,11 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
         "        mmask = offs_m < size_l",
         f"        qb = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], "
         "other=0)",
-        f"        st = {_dot('kb', 'tl.trans(qb)', dtype)}.to(ACC) * {state['scale_log2']!r}  "
+        f"        st = {_dot('kb', 'tl.trans(qb)', dtype)}.to(ACC) * {_num(state, state['scale_log2'])}  "
         f"# {ctx.describe(node)}",
     ]
     lines += _score_mask_lines(ops, state, "        ", True)
-    lines += _row_stats_lines(ops, "        ", "offs_m")
+    lines += _row_stats_lines(ops, state, "        ", "offs_m")
     lines += [
         "        pt = tl.math.exp2(st - lse2[None, :])",
         f"        do = tl.load({g.at('offs_m[:, None]', 'offs_dv[None, :]')}, mask=mmask[:, None] & dvmask[None, :], "
@@ -350,7 +356,7 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     ]
     keep = _keep_lines(state, "        ", True)
     if keep:
-        factor = repr(1.0 / (1.0 - state["dropout"]))
+        factor = _num(state, 1.0 / (1.0 - state["dropout"]))
         lines += keep
         lines.append(f"        pdt = tl.where(keep, pt * {factor}, 0.0)")
         lines.append(f"        dpt = tl.where(keep, dpt * {factor}, 0.0)")
@@ -364,7 +370,7 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     ptr, base = _out_base(ctx, node, printer)
     width = _width(node.shape[-1])
     head_dim = _width(attention_roles(node)["k"].shape[-1])
-    lines.append(f"    dk = dk * {state['scale']!r}")
+    lines.append(f"    dk = dk * {_num(state, state['scale'])}")
     lines.append(_store_rows(ptr, base, "offs_n[:, None]", width, "offs_d[None, :]", "dk", storage,
                              "nmask[:, None] & dmask[None, :]"))
     lines.append(_store_rows(ptr, base, "offs_n[:, None]", width, f"{head_dim} + offs_dv[None, :]", "dv", storage,

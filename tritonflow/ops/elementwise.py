@@ -211,6 +211,8 @@ def _cast_numpy(x, dtype):
 def _cast_triton(s) -> str:
     if s.out_dtype.is_bool:
         return "{0} != 0"
+    if not s.in_dtypes[0].is_bool and s.in_types[0] == s.out_storage == s.out_type:
+        return "{0}"  # already held in the target type (a float16 is held in float32)
     text = "{0}.to(tl.int8)" if s.in_dtypes[0].is_bool else "{0}"
     if s.out_dtype.name == "bfloat16" and s.in_types[0] != "tl.float32":
         # Through float32, as ml_dtypes rounds (the spec); Triton's interpreter also converts
