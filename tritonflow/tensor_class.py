@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-import tritonflow.api as T
 from tritonflow import dtypes as D
-from tritonflow import trace_state
 from tritonflow.errors import AutogradError, DTypeError, TraceError, UnsupportedError
+from tritonflow.ops.lazy_api import T  # the tritonflow functions, installed by tritonflow.api (above this)
+from tritonflow.tracer import leaf
+from tritonflow.tracer import state as trace_state
 
 
 class Tensor:
@@ -379,3 +380,15 @@ for _name in TENSOR_METHODS:
 
 for _name in ("add", "sub", "mul", "div", "clamp", "pow", "masked_fill"):
     setattr(Tensor, f"{_name}_", (lambda _n: lambda self, *a, **k: self._assign(getattr(T, _n)(self, *a, **k)))(_name))
+
+
+def _argument_proxy(node, ctx, tensor: Tensor) -> Tensor:
+    """The proxy standing for argument `tensor` in a trace: its device, and whether it requires grad."""
+    proxy = Tensor._proxy(node, ctx)
+    proxy.device = tensor.device
+    if tensor.requires_grad:
+        proxy.requires_grad = True
+    return proxy
+
+
+leaf.register_tensor_type(Tensor, _argument_proxy)
