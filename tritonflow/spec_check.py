@@ -60,12 +60,15 @@ class KernelCheck:
             lines.append(f"  {self.detail}")
         if self.source_path:
             lines.append(f"  generated source: {self.source_path}")
-        lines.append("  IR nodes:")
-        lines += [f"    {n}" for n in self.ir_nodes]
+        lines += section("IR nodes", self.ir_nodes)
         if self.user_lines:
-            lines.append("  user source:")
-            lines += [f"    {u}" for u in self.user_lines]
+            lines += section("user source", self.user_lines)
         return "\n".join(lines)
+
+
+def section(title: str, items) -> list:
+    """A report's titled, indented block of lines (kernel reports here and in explain())."""
+    return [f"  {title}:"] + [f"    {item}" for item in items]
 
 
 @dataclass

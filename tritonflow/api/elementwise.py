@@ -43,14 +43,23 @@ def _numeric_unary(op):
     return _unary(op, _not_bool, "Elementwise {}.")
 
 
-def _predicate(op):
+def _float_only(op, otherwise):
+    """`op` on floating point operands; on integer and bool ones `otherwise(x)`, no kernel needed."""
     def fn(x):
         x = _tensor_arg(x, op.name)
         if not x.dtype.is_floating_point:
-            return full_like(x, op.name == "isfinite", dtype=D.bool_)
+            return otherwise(x)
         return apply(op, [x], {})
     fn.__name__ = op.name
     return fn
+
+
+def _predicate(op):
+    return _float_only(op, lambda x: full_like(x, op.name == "isfinite", dtype=D.bool_))
+
+
+def _rounding(op):
+    return _float_only(op, lambda x: x)  # an integer is already whole
 
 
 exp = _float_unary(E.EXP)
@@ -74,16 +83,6 @@ sign = _numeric_unary(E.SIGN)
 isnan = _predicate(E.ISNAN)
 isinf = _predicate(E.ISINF)
 isfinite = _predicate(E.ISFINITE)
-
-
-def _rounding(op):
-    def fn(x):
-        x = _tensor_arg(x, op.name)
-        if not x.dtype.is_floating_point:
-            return x
-        return apply(op, [x], {})
-    fn.__name__ = op.name
-    return fn
 
 
 floor = _rounding(E.FLOOR)
