@@ -67,22 +67,32 @@ class OnnxGraphBuilder:
 
     # ---------------------------------------------------------------- constants
 
-    def constant(self, array: np.ndarray, hint: str = "const") -> str:
-        """An initializer holding `array` (equal small constants share one)."""
+    def constant(self, array: np.ndarray) -> str:
+        """A Constant node holding `array` (equal small constants share one). Constants are nodes,
+        not initializers: initializers are the model's parameters and buffers."""
+        from onnx import helper
         array = np.asarray(array)
         key = None
         if array.size <= 64:
             key = (str(array.dtype), array.shape, array.tobytes())
             if key in self._constants:
                 return self._constants[key]
-        name = self.reserve(hint)
-        self.initializers.append(tensor_proto_of_array(array, name))
+        name = self.reserve("const")
+        node = helper.make_node("Constant", [], [name], name=self.reserve(f"{name}/Constant"),
+                                value=tensor_proto_of_array(array, name))
+        self.nodes.append(node)
         if key is not None:
             self._constants[key] = name
         return name
 
+    def initializer(self, array: np.ndarray, name: str) -> str:
+        """A named initializer (a parameter or buffer): never shared, even with an equal one."""
+        name = self.reserve(name)
+        self.initializers.append(tensor_proto_of_array(np.asarray(array), name))
+        return name
+
     def int64s(self, values) -> str:
-        return self.constant(np.asarray(list(values), dtype=np.int64), "ints")
+        return self.constant(np.asarray(list(values), dtype=np.int64))
 
     def scalar(self, value, dtype) -> str:
         """A 0-d constant of tritonflow dtype `dtype`."""

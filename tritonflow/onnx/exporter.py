@@ -186,7 +186,9 @@ def graph_to_model(graph: Graph, traced, captured_names: list, input_names, outp
             if isinstance(d, sympy.Symbol):
                 b.symbols.setdefault(d, SymbolSource(names[id(node)], axis))
     for node, tensor, name in zip(graph.inputs[traced.n_args:], traced.captured, captured_names):
-        names[id(node)] = b.constant(tensor.detach().numpy(), name)
+        names[id(node)] = b.initializer(tensor.detach().numpy(), name)
+    for node in graph.inputs[traced.n_args + len(traced.captured):]:
+        names[id(node)] = node.name   # the random seed and offset: every reader raises (no ONNX form)
     for index, node in enumerate(graph.nodes):
         b.loc, b.label = node.loc, f"{node.op}_{index}"
         if node.op == "constant":

@@ -231,9 +231,10 @@ class OnnxModule(Module):
         if missing:
             raise UnsupportedError(f"onnx.load: {label}: inputs {missing} are computed by no earlier node")
         args = [values[n] if n else None for n in input_names]
-        call = NodeCall(op_type, label, attrs, self.opset, args, len(output_names), _as_tensor(ctx), _as_static)
-        handler = HANDLERS[op_type].run
         foldable = ctx is not None and all(a is None or a._node is None for a in args)
+        call = NodeCall(op_type, label, attrs, self.opset, args, len(output_names),
+                        _as_tensor(None if foldable else ctx), _as_static)
+        handler = HANDLERS[op_type].run
         try:
             if foldable:   # every input is known while tracing: compute now, keep a constant
                 with trace_state.tracing(None):
