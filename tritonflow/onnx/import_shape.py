@@ -244,9 +244,16 @@ def pad(call):
     x = T.slice_primitive(x, tuple(start), (1,) * x.ndim, tuple(shape))
     lows, highs = [max(lo, 0) for lo in lows], [max(hi, 0) for hi in highs]
     if mode == "constant":
-        value = call.static(2, "constant_value") if call.opset >= 11 else call.attr("value", 0.0)
-        value = 0 if value is None else np.asarray(value).reshape(-1)[0].item()
-        return T.pad_primitive(x, tuple(zip(lows, highs)), value)
+        widths = tuple(zip(lows, highs))
+        if call.opset >= 11 and call.has(2):
+            value = call.tensor(2)
+            if value._node is not None:   # known only at run time: fill the border through a mask
+                border = T.pad_primitive(T.zeros(tuple(x.shape), dtype=D.bool_), widths, True)
+                return T.where(border, T.reshape(value, ()), T.pad_primitive(x, widths, 0))
+            value = value.numpy().reshape(-1)[0].item()
+        else:
+            value = call.attr("value", 0.0)
+        return T.pad_primitive(x, widths, value)
     for axis in range(x.ndim):
         if lows[axis] or highs[axis]:
             index = _pad_indices(mode, x.shape[axis], lows[axis], highs[axis])

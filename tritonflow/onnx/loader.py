@@ -53,6 +53,7 @@ def read_model(path: str | os.PathLike):
         raise OnnxModelError(f"onnx.load: {path} is not an ONNX model (protobuf decoding failed: {exc})") from None
     if not model.graph.node and not model.graph.output:
         raise OnnxModelError(f"onnx.load: {path} holds no ONNX graph ({len(data)} bytes decoded to an empty model)")
+    default_opset(model)   # before the checker: an opset it does not know is this error, not a cryptic one
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
@@ -189,7 +190,20 @@ class OnnxModule(Module):
     # ---------------------------------------------------------------- running
 
     def forward(self, *inputs):
+        return self._run(inputs, None)
+
+    def shape_inputs(self, *inputs) -> list[str]:
+        """The names of the inputs whose values fix shapes (a Reshape's target, Unsqueeze's axes, ...),
+        found by running the model eagerly on `inputs`. Under tritonflow.jit pass those as Python
+        values (ints or nested lists): they are then static, like any non-tensor argument."""
+        read: list = []
+        self._run(inputs, read)
+        return [name for name, _, _ in self.input_specs if name in read]
+
+    def _run(self, inputs: tuple, static_reads: list | None):
         values = self._bind_inputs(inputs)
+        # static_reads given: which graph inputs each value came from, to report the shape inputs.
+        origins = {id(values[name]): {name} for name, _, _ in self.input_specs} if static_reads is not None else None
         parameters = dict(self.named_parameters())
         ctx = trace_state.current()
         for onnx_name, dotted in self._parameter_paths.items():
@@ -198,8 +212,17 @@ class OnnxModule(Module):
             values[onnx_name] = Tensor._proxy(ctx.capture(p), ctx) if ctx is not None and p._node is None else p
         for name, array in self._constants.items():
             values[name] = Tensor._wrap(array, _dtype_of_array(array), "cpu")
+
+        def as_static(value):
+            if origins is not None:
+                static_reads.extend(origins.get(id(value), ()))
+            return None if value._node is not None else value.detach().numpy()
+
         for op_type, label, attrs, input_names, output_names in self._steps:
-            self._run_node(values, op_type, label, attrs, input_names, output_names, ctx)
+            self._run_node(values, op_type, label, attrs, input_names, output_names, ctx, as_static)
+            if origins is not None:
+                sources = set().union(*(origins.get(id(values[n]), set()) for n in input_names if n))
+                origins.update((id(values[n]), sources) for n in output_names if n in values)
         missing = [n for n in self.output_names if n not in values]
         if missing:
             raise UnsupportedError(f"onnx.load: graph outputs {missing} are produced by no node")
@@ -215,7 +238,7 @@ class OnnxModule(Module):
         values = {}
         for value, (name, dtype, shape) in zip(inputs, self.input_specs):
             if not is_tensor(value):
-                raise DTypeError(f"onnx model {self.graph_name}: input {name!r} must be a tensor, got {type(value).__name__}")
+                value = _static_input(self.graph_name, name, value, dtype)
             if value.dtype is not dtype:
                 raise DTypeError(f"onnx model {self.graph_name}: input {name!r} must be {dtype.name}, got {value.dtype.name}")
             if shape is not None and (len(shape) != value.ndim or any(
@@ -226,14 +249,14 @@ class OnnxModule(Module):
             values[name] = value
         return values
 
-    def _run_node(self, values: dict, op_type, label, attrs, input_names, output_names, ctx) -> None:
+    def _run_node(self, values: dict, op_type, label, attrs, input_names, output_names, ctx, as_static) -> None:
         missing = [n for n in input_names if n and n not in values]
         if missing:
             raise UnsupportedError(f"onnx.load: {label}: inputs {missing} are computed by no earlier node")
         args = [values[n] if n else None for n in input_names]
         foldable = ctx is not None and all(a is None or a._node is None for a in args)
         call = NodeCall(op_type, label, attrs, self.opset, args, len(output_names),
-                        _as_tensor(None if foldable else ctx), _as_static)
+                        _as_tensor(None if foldable else ctx), as_static)
         handler = HANDLERS[op_type].run
         try:
             if foldable:   # every input is known while tracing: compute now, keep a constant
@@ -283,8 +306,18 @@ def _as_tensor(ctx):
     return convert
 
 
-def _as_static(value):
-    return None if value._node is not None else value.detach().numpy()
+def _static_input(graph_name: str, name: str, value, dtype):
+    """An input given as a Python number or nested list: a constant of the declared dtype (static
+    under tritonflow.jit, which keys on non-tensor arguments by value)."""
+    if isinstance(value, (bool, int, float, list, tuple)):
+        try:
+            array = np.asarray(value, dtype=dtype.np)
+        except (TypeError, ValueError):
+            array = None
+        if array is not None and array.dtype != object:
+            return Tensor._wrap(array, dtype, "cpu")
+    raise DTypeError(f"onnx model {graph_name}: input {name!r} must be a tensor (or, for an input that fixes "
+                     f"a shape, a Python number or list), got {type(value).__name__}")
 
 
 def _example_input(graph_name: str, name: str, dtype, shape):

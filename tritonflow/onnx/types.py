@@ -12,6 +12,7 @@ from tritonflow.errors import DTypeError
 # TensorProto.DataType numbers (fixed by the ONNX standard; onnx.TensorProto spells them by name).
 _ONNX_NUMBER = {"float32": 1, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10,
                 "float64": 11, "bfloat16": 16}
+SUPPORTED_ELEMENT_TYPES = frozenset(_ONNX_NUMBER.values())
 _FROM_ONNX = {number: D.from_name(name) for name, number in _ONNX_NUMBER.items()}
 _ONNX_NAMES = {1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
                9: "bool", 10: "float16", 11: "double", 12: "uint32", 13: "uint64", 14: "complex64",
