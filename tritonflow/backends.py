@@ -16,6 +16,7 @@ from tritonflow.errors import UnsupportedError
 from tritonflow.interpreter import _resolve, _symbolic_attrs, bind_symbols, run_graph
 from tritonflow.ir.graph import Graph
 from tritonflow.ops.registry import OPS
+from tritonflow.profiler import hooks as profiler_hooks
 
 BACKENDS = ("numpy", "triton")
 
@@ -92,6 +93,7 @@ class NumpyRunner:
         for slot, step in last_reader.items():
             if slot not in kept:
                 frees[step].append(slot)
+        self.body = body   # the node of each step (the profiler attributes time per IR node)
         self.steps = [(OPS[node.op], tuple(slot_of[id(i)] for i in node.inputs), node.attrs, node.type,
                        slot_of[id(node)], tuple(frees[k]), self.symbolic and _symbolic_attrs(node.attrs))
                       for k, node in enumerate(body)]
@@ -106,12 +108,14 @@ class NumpyRunner:
         assert len(arrays) == self.n_inputs, f"graph {self.graph.name} takes {self.n_inputs} inputs, got {len(arrays)}"
         env = self.template.copy()
         env[:self.n_inputs] = arrays
+        recorder = profiler_hooks.active()   # tritonflow.profile(): each step timed per IR node
+        run_step = run_numpy_quiet if recorder is None else recorder.node_step(self.graph, self.body, run_numpy_quiet)
         # IEEE special values are results, not warnings (as in run_numpy), set once for the graph.
         with np.errstate(all="ignore"):
             for op, inputs, attrs, out_type, out, frees, symbolic in self.steps:
                 if symbolic:
                     attrs = {k: _resolve(v, bindings) for k, v in attrs.items()}
-                env[out] = run_numpy_quiet(op, [env[i] for i in inputs], attrs, out_type)
+                env[out] = run_step(op, [env[i] for i in inputs], attrs, out_type)
                 for slot in frees:
                     env[slot] = None
         return [env[i] for i in self.outputs]

@@ -21,6 +21,7 @@ from tritonflow.backends import check_backend, make_runner
 from tritonflow.errors import DeviceError, DTypeError, UnsupportedError
 from tritonflow.passes.pipeline import run_passes
 from tritonflow.philox import default_generator
+from tritonflow.profiler import hooks as profiler_hooks
 from tritonflow.tensor_class import Tensor
 from tritonflow.tracer import guards, pytree
 
@@ -97,6 +98,9 @@ class JitFunction:
             entry = self._compile(key, leaves, args, kwargs)
         else:
             self.hits += 1
+        recorder = profiler_hooks.active()   # tritonflow.profile(): time this call
+        if recorder is not None:
+            return recorder.compiled_call(self, entry, lambda: self._run(entry, leaves))
         return self._run(entry, leaves)
 
     def entry_for(self, args: tuple, kwargs: dict):
