@@ -111,7 +111,24 @@ def schedule_graph(graph: Graph) -> Schedule:
     for node in graph.outputs:
         if id(node) in sched.owner:
             sched.store(node)
+    _drop_kernels_writing_nothing(sched)
     return sched
+
+
+def _drop_kernels_writing_nothing(sched: Schedule) -> None:
+    """Remove reduction kernels none of whose results is read (their readers folded away, e.g. an
+    argmin over a size-1 dim is 0 whatever it reads), and number the rest again."""
+    kept, renumber = [], {}
+    for plan in sched.kernels:
+        if plan.kind == "reduction" and not (plan.outputs or plan.row_outputs or plan.stored_members(sched)):
+            for member in plan.members:
+                sched.owner.pop(id(member), None)
+            continue
+        renumber[plan.index] = len(kept)
+        plan.index = len(kept)
+        kept.append(plan)
+    sched.kernels = kept
+    sched.owner = {key: renumber[index] for key, index in sched.owner.items()}
 
 
 def _place_reduction(sched: Schedule, node: Node) -> None:

@@ -31,7 +31,9 @@ def _indent(line: str) -> int:
 
 
 def _only_statement_of_block(lines: list, i: int) -> bool:
-    """Whether removing line i would leave the block that line i-1 opens empty."""
+    """Whether removing line i would leave a block empty (the one line i-1 opens, or the kernel's)."""
+    if len(lines) == 1:
+        return True
     if i == 0 or not _code(lines[i - 1]).rstrip().endswith(":"):
         return False
     return i + 1 == len(lines) or _indent(lines[i + 1]) <= _indent(lines[i - 1])
