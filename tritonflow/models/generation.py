@@ -125,9 +125,12 @@ class CausalLM(PretrainedModel):
         was_training = self.training
         self.eval()
         try:
+            greedy = not do_sample or temperature == 0.0
+            # One static key per behaviour: every greedy call shares a graph whatever its other settings.
+            sampling = (0.0, None, None, False) if greedy else (float(temperature), top_k, top_p, True)
             with no_grad():
-                new = self._decode(T.cast(ids, D.int64), max_new_tokens, (temperature, top_k, top_p, do_sample),
-                                   eos_token_id, eos_token_id if pad_token_id is None else pad_token_id, backend)
+                new = self._decode(T.cast(ids, D.int64), max_new_tokens, sampling, eos_token_id,
+                                   eos_token_id if pad_token_id is None else pad_token_id, backend)
         finally:
             self.train(was_training)
         out = T.cat([T.to(ids, new.device), T.cast(new, ids.dtype)], 1)
