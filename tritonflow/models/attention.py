@@ -47,6 +47,9 @@ def causal_attention(q, k, v, scale: float, dropout_p: float = 0.0):
 def write_cache(cache, chunk, start):
     """`cache` (B, H, C, D) with `chunk` (B, H, T, D) written at positions start .. start+T-1."""
     capacity, length = cache.shape[2], chunk.shape[2]
+    if length == 1:  # a decoding step: the token broadcasts into its slot, no gather needed
+        slot = T.reshape(T.iota((capacity,), 0, device=cache.device) == start, (capacity, 1))
+        return T.where(slot, chunk, cache)
     offset = T.iota((capacity,), 0, device=cache.device) - start        # where each slot reads the chunk
     inside = T.logical_and(offset >= 0, offset < length)
     picked = T.index_select(chunk, 2, T.clamp(offset, 0, length - 1))   # (B, H, C, D)
