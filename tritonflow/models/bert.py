@@ -15,14 +15,13 @@ from collections import namedtuple
 
 import tritonflow.api as T
 from tritonflow import dtypes as D
-from tritonflow.autograd import no_grad
 from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.models.activations import ACTIVATIONS, activation
 from tritonflow.models.attention import merge_heads, split_heads
 from tritonflow.models.config import ModelConfig, require
 from tritonflow.models.loading import NameMap
-from tritonflow.models.pretrained import PretrainedModel
-from tritonflow.nn import Dropout, Embedding, LayerNorm, Linear, ModuleList, init
+from tritonflow.models.pretrained import PretrainedModel, init_transformer_weights
+from tritonflow.nn import Dropout, Embedding, LayerNorm, Linear, ModuleList
 from tritonflow.nn import functional as F
 from tritonflow.nn.modules import Module
 
@@ -134,14 +133,7 @@ class Bert(PretrainedModel):
         self.embeddings = BertEmbeddings(config)
         self.layers = ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
         self.pooler = Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
-        with no_grad():
-            for name, p in self.named_parameters():
-                if name.endswith("bias"):
-                    init.zeros_(p)
-                elif "norm" in name:
-                    init.ones_(p)
-                else:
-                    init.normal_(p, 0.0, config.initializer_range)
+        init_transformer_weights(self, config.initializer_range)
 
     def _check_inputs(self, ids, attention_mask, token_type_ids) -> None:
         if not T.is_tensor(ids) or not ids.dtype.is_integer or ids.ndim != 2:

@@ -32,6 +32,7 @@ from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.jit_function import jit
 from tritonflow.models.pretrained import PretrainedModel
 from tritonflow.models.sampling import check_sampling, next_token
+from tritonflow.nn.modules import Module
 
 MIN_BUCKET = 16
 
@@ -58,6 +59,25 @@ def _step(model, token, position, cache, sampling):
     return token, position + 1, cache
 
 
+class CachedBlock(Module):
+    """A pre-norm residual block (attn_norm, attn, mlp_norm, mlp) run through the KV cache; its
+    attention's `forward_cached(x, *args, cache_k, cache_v)` returns (out, cache_k, cache_v)."""
+
+    def forward_cached(self, x, *args):
+        h, cache_k, cache_v = self.attn.forward_cached(self.attn_norm(x), *args)
+        x = x + h
+        return x + self.mlp(self.mlp_norm(x)), cache_k, cache_v
+
+
+def run_cached(blocks, x, cache: list, *args) -> tuple:
+    """x through every block with its layer's keys and values: (x, the new cache list)."""
+    new_cache = []
+    for i, block in enumerate(blocks):
+        x, k, v = block.forward_cached(x, *args, cache[2 * i], cache[2 * i + 1])
+        new_cache += [k, v]
+    return x, new_cache
+
+
 class Decoder:
     """A model's compiled prefill and decoding step (module docstring); one per backend."""
 
@@ -68,8 +88,11 @@ class Decoder:
 
 class CausalLM(PretrainedModel):
     """A decoder-only language model. Families provide `max_positions`, `cache_layout()` ->
-    (layers, kv_heads, head_dim), `forward_cached(ids, start, cache)` -> (hidden, cache) and
-    `logits(hidden)`."""
+    (layers, kv_heads, head_dim), `forward_cached(ids, start, cache)` -> (hidden, cache) and an
+    `lm_head` (or their own `logits(hidden)`)."""
+
+    def logits(self, hidden):
+        return self.lm_head(hidden)
 
     def check_ids(self, ids) -> None:
         if not T.is_tensor(ids) or not ids.dtype.is_integer:

@@ -13,13 +13,13 @@ import dataclasses
 import math
 
 import tritonflow.api as T
-from tritonflow.autograd import no_grad
 from tritonflow.models.activations import ACTIVATIONS, activation
 from tritonflow.models.attention import cached_attention, causal_attention, merge_heads, split_heads
 from tritonflow.models.config import ModelConfig, require
-from tritonflow.models.generation import CausalLM
+from tritonflow.models.generation import CachedBlock, CausalLM, run_cached
 from tritonflow.models.loading import NameMap
-from tritonflow.nn import Dropout, Embedding, LayerNorm, Linear, ModuleList, init
+from tritonflow.models.pretrained import init_transformer_weights
+from tritonflow.nn import Dropout, Embedding, LayerNorm, Linear, ModuleList
 from tritonflow.nn.modules import Module
 
 
@@ -93,7 +93,7 @@ class GPT2MLP(Module):
         return self.proj(self.act(self.fc(x)))
 
 
-class GPT2Block(Module):
+class GPT2Block(CachedBlock):
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
         super().__init__()
         self.attn_norm = LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
@@ -105,11 +105,6 @@ class GPT2Block(Module):
     def forward(self, x):
         x = x + self.dropout(self.attn(self.attn_norm(x)))
         return x + self.dropout(self.mlp(self.mlp_norm(x)))
-
-    def forward_cached(self, x, start, cache_k, cache_v):
-        h, cache_k, cache_v = self.attn.forward_cached(self.attn_norm(x), start, cache_k, cache_v)
-        x = x + h
-        return x + self.mlp(self.mlp_norm(x)), cache_k, cache_v
 
 
 _BLOCK = r"blocks\.(\d+)\."
@@ -148,20 +143,9 @@ class GPT2(CausalLM):
         self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.wte.weight
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        std = self.config.initializer_range
-        with no_grad():
-            for name, p in self.named_parameters():
-                if name.endswith("bias"):
-                    init.zeros_(p)
-                elif "norm" in name:
-                    init.ones_(p)
-                elif name.endswith(("attn.proj.weight", "mlp.proj.weight")):
-                    init.normal_(p, 0.0, std / math.sqrt(2 * self.config.n_layer))
-                else:
-                    init.normal_(p, 0.0, std)
+        std = config.initializer_range
+        init_transformer_weights(self, std, scaled=("attn.proj.weight", "mlp.proj.weight"),
+                                 scaled_std=std / math.sqrt(2 * config.n_layer))
 
     @property
     def max_positions(self) -> int:
@@ -184,12 +168,5 @@ class GPT2(CausalLM):
 
     def forward_cached(self, ids, start, cache: list):
         positions = T.iota((ids.shape[1],), 0, device=ids.device) + start
-        x = self._embed(ids, positions)
-        new_cache = []
-        for i, block in enumerate(self.blocks):
-            x, k, v = block.forward_cached(x, start, cache[2 * i], cache[2 * i + 1])
-            new_cache += [k, v]
-        return self.final_norm(x), new_cache
-
-    def logits(self, hidden):
-        return self.lm_head(hidden)
+        x, cache = run_cached(self.blocks, self._embed(ids, positions), cache, start)
+        return self.final_norm(x), cache

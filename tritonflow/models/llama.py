@@ -17,13 +17,13 @@ import numpy as np
 
 import tritonflow.api as T
 from tritonflow import dtypes as D
-from tritonflow.autograd import no_grad
 from tritonflow.models.activations import ACTIVATIONS, activation
 from tritonflow.models.attention import cached_attention, causal_attention, merge_heads, split_heads
 from tritonflow.models.config import ModelConfig, require
-from tritonflow.models.generation import CausalLM
+from tritonflow.models.generation import CachedBlock, CausalLM, run_cached
 from tritonflow.models.loading import NameMap
-from tritonflow.nn import Embedding, Linear, ModuleList, RMSNorm, init
+from tritonflow.models.pretrained import init_transformer_weights
+from tritonflow.nn import Embedding, Linear, ModuleList, RMSNorm
 from tritonflow.nn.modules import Module
 
 
@@ -141,7 +141,7 @@ class LlamaMLP(Module):
         return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
 
 
-class LlamaBlock(Module):
+class LlamaBlock(CachedBlock):
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
@@ -152,11 +152,6 @@ class LlamaBlock(Module):
     def forward(self, x, cos, sin):
         x = x + self.attn(self.attn_norm(x), cos, sin)
         return x + self.mlp(self.mlp_norm(x))
-
-    def forward_cached(self, x, cos, sin, start, cache_k, cache_v):
-        h, cache_k, cache_v = self.attn.forward_cached(self.attn_norm(x), cos, sin, start, cache_k, cache_v)
-        x = x + h
-        return x + self.mlp(self.mlp_norm(x)), cache_k, cache_v
 
 
 _LAYER = r"layers\.(\d+)\."
@@ -191,14 +186,7 @@ class Llama(CausalLM):
             self.lm_head.weight = self.embed.weight
         self.register_buffer("inv_freq", T.tensor(inverse_frequencies(config.head_dim, config.rotary_base)),
                              persistent=False)
-        with no_grad():
-            for name, p in self.named_parameters():
-                if "norm" in name:
-                    init.ones_(p)
-                elif name.endswith("bias"):
-                    init.zeros_(p)
-                else:
-                    init.normal_(p, 0.0, config.initializer_range)
+        init_transformer_weights(self, config.initializer_range)
 
     @property
     def max_positions(self) -> int:
@@ -224,12 +212,5 @@ class Llama(CausalLM):
     def forward_cached(self, ids, start, cache: list):
         self.check_ids(ids)
         cos, sin = self._rotary(T.iota((ids.shape[1],), 0, device=ids.device) + start)
-        x = self.embed(ids)
-        new_cache = []
-        for i, layer in enumerate(self.layers):
-            x, k, v = layer.forward_cached(x, cos, sin, start, cache[2 * i], cache[2 * i + 1])
-            new_cache += [k, v]
-        return self.final_norm(x), new_cache
-
-    def logits(self, hidden):
-        return self.lm_head(hidden)
+        x, cache = run_cached(self.layers, self.embed(ids), cache, cos, sin, start)
+        return self.final_norm(x), cache

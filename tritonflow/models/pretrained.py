@@ -13,6 +13,7 @@ import threading
 from typing import Iterable
 
 from tritonflow import dtypes as D
+from tritonflow.autograd import no_grad
 from tritonflow.models.config import CONFIG_FILE, ModelConfig
 from tritonflow.models.errors import ConfigError
 from tritonflow.models.loading import NameMap, load_checkpoint
@@ -58,6 +59,21 @@ def resolve_dtype(dtype, config: ModelConfig, source: str):
     if not resolved.is_floating_point:
         raise ConfigError(f"from_pretrained: dtype must be a floating point dtype or 'auto', got {resolved.name}")
     return resolved
+
+
+def init_transformer_weights(model: Module, std: float, scaled: tuple = (), scaled_std: float | None = None) -> None:
+    """transformers' initialisation: biases 0, norm weights 1, every other weight N(0, std), and
+    the weights whose names end with one of `scaled` N(0, scaled_std)."""
+    with no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                init.zeros_(p)
+            elif "norm" in name:
+                init.ones_(p)
+            elif scaled and name.endswith(scaled):
+                init.normal_(p, 0.0, scaled_std)
+            else:
+                init.normal_(p, 0.0, std)
 
 
 class PretrainedModel(Module):
