@@ -263,3 +263,15 @@ def test_pickle_only_or_empty_directories(gpt2_dir, tmp_path):
         models.GPT2.from_pretrained(gpt2_dir)
     with pytest.raises(CheckpointError, match="no such checkpoint directory"):
         checkpoint_tensors(str(tmp_path / "absent"))
+
+
+def test_random_initialisation_is_restored_after_loading(gpt2_dir):
+    """from_pretrained skips the random fills while it builds the model; they work again after,
+    also when building failed."""
+    import tritonflow as tf
+    with pytest.raises(TypeError):
+        models.GPT2.from_pretrained(gpt2_dir, no_such_argument=1)
+    models.GPT2.from_pretrained(gpt2_dir)
+    tf.manual_seed(0)
+    weight = tf.nn.Linear(8, 8).weight.detach().numpy()
+    assert np.abs(weight).max() > 0 and len(np.unique(weight)) == 64

@@ -180,7 +180,7 @@ class CausalLM(PretrainedModel):
             tokens.append(token)
         out = T.stack(tokens, 1)
         if eos is not None:
-            out = _pad_after_eos(out.numpy(), eos, pad)
+            out = T.to(_pad_after_eos(out.numpy(), eos, pad), device)
         return out
 
 
