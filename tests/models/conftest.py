@@ -55,6 +55,12 @@ def build(transformers_lib, kind: str, seed: int = 0, **overrides):
 
 
 @pytest.fixture(scope="session")
+def build_hf(transformers_lib):
+    """build_hf(kind, **overrides): `build` for a test that saves the model itself."""
+    return lambda kind, **overrides: build(transformers_lib, kind, **overrides)
+
+
+@pytest.fixture(scope="session")
 def saved(transformers_lib, tmp_path_factory):
     """saved(kind, **overrides) -> (transformers model, checkpoint directory), built once per setting."""
     made: dict = {}

@@ -115,11 +115,9 @@ def test_base_model_checkpoint_without_prefix_loads(transformers_lib, saved, tok
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_half_precision_checkpoint_loads_in_its_dtype_with_auto(transformers_lib, token_ids, tmp_path, dtype):
+def test_half_precision_checkpoint_loads_in_its_dtype_with_auto(build_hf, token_ids, tmp_path, dtype):
     import torch
-
-    from conftest import build
-    hf_model = build(transformers_lib, "llama").to(getattr(torch, dtype))
+    hf_model = build_hf("llama").to(getattr(torch, dtype))
     hf_model.save_pretrained(str(tmp_path))
     model = models.Llama.from_pretrained(tmp_path, dtype="auto")
     assert all(p.dtype.name == dtype for p in model.parameters())
