@@ -23,6 +23,7 @@ from tritonflow.kernels.fusion import Schedule, schedule_graph
 from tritonflow import matmul_precision as _matmul_precision
 from tritonflow.errors import LoweringError
 from tritonflow.ir.graph import Graph
+from tritonflow import profile_hooks as profiler_hooks
 
 INT32_LIMIT = 2 ** 31
 MODES = ("default", "max-autotune", "reduce-overhead")
@@ -158,6 +159,8 @@ class LoweredGraph:
         key = (tuple([t.is_contiguous() for t in inputs]), tuple(sorted(symbols.items())) if symbols else (),
                device, _matmul_precision._precision)
         plan = self._plans.get(key)
+        if plan is not None and profiler_hooks.active() is not None:
+            return self._call_general(inputs, dict(symbols or {}), device)[0]   # profiling: kernel by kernel
         if plan is not None:
             return self._run_plan(plan, key, inputs)
         from tritonflow.kernels.runtime import call_plan
@@ -259,7 +262,12 @@ class LoweredGraph:
 
     def _launch(self, kernel: CompiledKernel, env: dict, symbols: dict) -> None:
         from tritonflow.kernels.runtime.launch import launch
-        launch(kernel, env, symbols, self.mode)
+        recorder = profiler_hooks.active()   # tritonflow.profile(): time each kernel
+        if recorder is None:
+            launch(kernel, env, symbols, self.mode)
+            return
+        device = next((t.device for t in env.values() if hasattr(t, "device")), None)
+        recorder.kernel_launch(self.graph, kernel, device, lambda: launch(kernel, env, symbols, self.mode))
 
 
 class KernelRun:

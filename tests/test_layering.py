@@ -28,7 +28,7 @@ FOLDERS = {"tritonflow": "tritonflow", "kernels": "tritonflow.kernels", "tracer"
 
 CORE_MODULES = {
     "tritonflow._source_layout", "tritonflow.backends", "tritonflow.dtypes", "tritonflow.environment",
-    "tritonflow.errors", "tritonflow.interpreter", "tritonflow.matmul_precision", "tritonflow.philox",
+    "tritonflow.errors", "tritonflow.interpreter", "tritonflow.matmul_precision", "tritonflow.philox", "tritonflow.profile_hooks",
     "tritonflow.storage", "tritonflow.version",
 }
 CORE_PACKAGES = ("tritonflow.ir", "tritonflow.ops", "tritonflow.passes")

@@ -44,12 +44,15 @@ def __getattr__(name):
     if name in ("grad", "value_and_grad"):
         from tritonflow import functional_transforms as _ft
         return getattr(_ft, name)
-    if name in ("nn", "optim", "debug", "fuzz"):
+    if name in ("nn", "optim", "debug", "fuzz", "onnx", "profiler", "utils"):
         import importlib
         return importlib.import_module(f"tritonflow.{name}")
     if name in ("save", "load"):
         from tritonflow import serialization
         return getattr(serialization, name)
+    if name == "profile":
+        from tritonflow.profiler import profile
+        return profile
     if name == "cache_stats":
         from tritonflow import backends
         return backends.get("triton").cache_stats

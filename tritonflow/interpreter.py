@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import sympy
 
+from tritonflow import profile_hooks
 from tritonflow.errors import TritonflowError, UnsupportedError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
@@ -121,7 +122,8 @@ class Evaluator:
         # A constant is shared by every run of the graph: outputs get copies, never the graph's array.
         self.outputs = [(slot_of[id(n)], n.op == "constant") for n in graph.outputs]
 
-    def __call__(self, arrays: list, observe: Observer | None = None) -> list:
+    def __call__(self, arrays: list, observe: Observer | None = None, step: Callable = run_numpy_quiet) -> list:
+        """`step(op, arrays, attrs, out_type)` computes one node (the profiler passes a timed one)."""
         if len(arrays) != self.n_inputs:
             raise UnsupportedError(f"graph {self.graph.name} takes {self.n_inputs} inputs, got {len(arrays)}")
         bindings = bind_symbols(self.graph, arrays) if self.symbolic else None
@@ -133,7 +135,7 @@ class Evaluator:
                 if symbolic:
                     attrs = {k: _resolve(v, bindings) for k, v in attrs.items()}
                 values = [env[i] for i in inputs]
-                env[out] = run_numpy_quiet(op, values, attrs, out_type)
+                env[out] = step(op, values, attrs, out_type)
                 if observe is not None:
                     observe(node, values, attrs, env[out])
                 for slot in frees:
@@ -158,10 +160,13 @@ class NumpyRunner:
         self.evaluator = Evaluator(graph)
 
     def __call__(self, arrays: list, device: str = "cpu") -> list:
+        recorder = profile_hooks.active()   # tritonflow.profile(): each IR node timed
+        step = run_numpy_quiet if recorder is None else recorder.node_step(
+            self.graph, [s[0] for s in self.evaluator.steps], run_numpy_quiet)
         if device == "cpu":
-            return self.evaluator(arrays)
+            return self.evaluator(arrays, step=step)
         from tritonflow.storage import numpy_to_torch, torch_to_numpy
-        outs = self.evaluator([torch_to_numpy(a) for a in arrays])
+        outs = self.evaluator([torch_to_numpy(a) for a in arrays], step=step)
         return [numpy_to_torch(o, device) for o in outs]
 
 

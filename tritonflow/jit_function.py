@@ -21,6 +21,7 @@ from tritonflow.errors import DeviceError, DTypeError, UnsupportedError
 from tritonflow.jit_entry import CompiledEntry, make_runner, write_back
 from tritonflow.passes.pipeline import run_passes
 from tritonflow.philox import default_generator
+from tritonflow import profile_hooks as profiler_hooks
 from tritonflow.tensor_class import Tensor
 from tritonflow.tracer import guards, pytree
 from tritonflow.tracer import state as trace_state
@@ -69,6 +70,9 @@ class JitFunction:
             entry = self._compile(key, leaves, args, kwargs)
         else:
             self.hits += 1
+        recorder = profiler_hooks.active()   # tritonflow.profile(): time this call
+        if recorder is not None:
+            return recorder.compiled_call(self, entry, lambda: self._run(entry, leaves))
         return self._run(entry, leaves)
 
     def entry_for(self, args: tuple, kwargs: dict):
