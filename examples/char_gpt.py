@@ -12,6 +12,7 @@ then writes a sample with `model.generate` (top-k sampling through the compiled 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
 import sys
@@ -88,17 +89,17 @@ def train_step(model, opt, x, y):
 def train(mode: str, text: str, steps: int = 300, batch: int = 16, block: int = 32, lr: float = 3e-3,
           seed: int = 0, progress: bool = True, backend: str | None = None) -> dict:
     """Train one model; returns the per-step losses, the held-out loss, the model and the data."""
-    try:
-        # The matrices are tiny: BLAS threads only add synchronisation (and stall on a busy machine).
-        from threadpoolctl import threadpool_limits
-        limits = threadpool_limits(1)
-    except ImportError:
-        limits = None
-    try:
+    with one_blas_thread():
         return _train(mode, text, steps, batch, block, lr, seed, progress, backend)
-    finally:
-        if limits is not None:
-            limits.restore_original_limits()
+
+
+def one_blas_thread():
+    """The matrices are tiny: BLAS threads only add synchronisation (and stall on a busy machine)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
 
 
 def _train(mode, text, steps, batch, block, lr, seed, progress, backend) -> dict:
