@@ -121,9 +121,9 @@ class CallPlan:
                 return outputs
         env = self.allocate(inputs)
         if self.interpreted:
+            from tritonflow.kernels.runtime.launch import run_jit  # interpreted launches take turns there
             for step in self.steps:
-                args = _tensor_args(step, env)
-                step.kernel.fn[step.grid](*args, **step.config)
+                run_jit(step.kernel, step.grid, _tensor_args(step, env), step.config)
         else:
             launch_direct(self.steps, env, self.device)
         return [env[s] for s in self.result_slots]

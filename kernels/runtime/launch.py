@@ -4,8 +4,16 @@ The configuration comes from heuristics.py, or in mode="max-autotune" on a GPU f
 benchmarking a few candidates on the first call with real arguments; the winner is remembered
 on disk per kernel and problem size. A Triton compile failure becomes a LoweringError naming
 the kernel, its IR nodes and the path of its generated source.
+
+Every interpreted launch (TRITON_INTERPRET=1) goes through `run_jit`, which takes one
+process-wide lock: for the length of a launch Triton's interpreter patches `triton.language`
+and keeps the program id in module globals, so two threads launching at once break each other
+("Did you forget to add @triton.jit?"). GPU launches are not serialized.
 """
 from __future__ import annotations
+
+import contextlib
+import threading
 
 from tritonflow.kernels import cache, heuristics
 from tritonflow.errors import LoweringError
@@ -56,10 +64,15 @@ def _run(kernel, grid: tuple, args: list, config: dict) -> None:
     record_launch(kernel, grid, config, compiled)
 
 
+_INTERPRETER_LOCK = threading.RLock()
+
+
 def run_jit(kernel, grid: tuple, args: list, config: dict):
     """One launch through Triton's JIT dispatch; returns its CompiledKernel (None when interpreted)."""
+    turn = _INTERPRETER_LOCK if heuristics.interpreted() else contextlib.nullcontext()
     try:
-        return kernel.fn[grid](*args, **config)
+        with turn:
+            return kernel.fn[grid](*args, **config)
     except Exception as exc:
         if isinstance(exc, LoweringError):
             raise
