@@ -4,7 +4,7 @@ The scheduler (kernels/fusion.py) hands every node whose op kind is MATMUL to
 templates/fusion.py's `place_template` and offers each pointwise output to its `try_epilogue`
 first; lowering.py asks `generate_template` for the source of such a plan; runtime/launch.py
 hands its kernels to `launch_template`. The op's `triton` field names the template ("matmul",
-"attention", "attention_lse", "attention_dq", "attention_dkv").
+"attention", "attention_lse", "attention_delta", "attention_dq", "attention_dkv").
 """
 from __future__ import annotations
 

@@ -138,12 +138,13 @@ def _join_forward(sched, node: Node) -> bool:
 # ---------------------------------------------------------------- attention operands
 
 ATTENTION_LEADING = {"attention": ("q", "k", "v"), "attention_lse": ("q", "k"),
-                     "attention_dq": ("q", "k", "v", "g", "lse", "delta"),
-                     "attention_dkv": ("q", "k", "v", "g", "lse", "delta")}
+                     "attention_delta": ("q", "k", "v", "g"),
+                     "attention_dq": ("q", "k", "v", "g", "stats"),
+                     "attention_dkv": ("q", "k", "v", "g", "stats")}
 
 
 def attention_roles(node: Node) -> dict:
-    """The inputs of an attention-family node by role: q, k, v, g, lse, delta, mask, seed, offset."""
+    """The inputs of an attention-family node by role: q, k, v, g, stats, mask, seed, offset."""
     names = ATTENTION_LEADING[template_name(node)]
     roles = dict(zip(names, node.inputs[:len(names)]))
     rest = list(node.inputs[len(names):])
@@ -219,6 +220,8 @@ def operand_bounds(node: Node, role: str, operand: Node) -> tuple:
         return k.shape[-2], operand.shape[-1]
     if role == "mask":
         return q.shape[-2], k.shape[-2]
+    if role == "stats":  # [..., L, 3]: delta, the row max and 1 / z per query row
+        return q.shape[-2], operand.shape[-1]
     return q.shape[-2], None
 
 

@@ -60,7 +60,7 @@ def _attention_setup(g, symbols: dict):
 
 
 SETUPS = {"matmul": _matmul_setup, "attention": _attention_setup, "attention_lse": _attention_setup,
-          "attention_dq": _attention_setup, "attention_dkv": _attention_setup}
+          "attention_delta": _attention_setup, "attention_dq": _attention_setup, "attention_dkv": _attention_setup}
 
 
 def launch_template(kernel, env: dict, symbols: dict, mode: str = "default") -> None:

@@ -218,5 +218,5 @@ EMITTERS = {
     "reduce_sum": emit_reduce, "reduce_prod": emit_reduce, "reduce_max": emit_reduce, "reduce_min": emit_reduce,
     "argmax": emit_arg, "argmin": emit_arg, "cumsum": emit_cumsum, "full": emit_full, "iota": emit_iota,
     "philox_uniform": emit_random, "attention": emit_attention, "attention_lse": emit_backward,
-    "attention_dq": emit_backward, "attention_dkv": emit_backward,
+    "attention_delta": emit_backward, "attention_dq": emit_backward, "attention_dkv": emit_backward,
 }
