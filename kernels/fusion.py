@@ -29,6 +29,7 @@ from tritonflow import dtypes as D
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import OPS, Kind
+from tritonflow.target import Target
 
 
 @dataclass
@@ -51,8 +52,9 @@ class KernelPlan:
 class Schedule:
     """The kernels of a graph, in launch order, and the buffers between them."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, target: Target) -> None:
         self.graph = graph
+        self.target = target            # what the kernels are generated for (tritonflow/target.py)
         self.kernels: list[KernelPlan] = []
         self.owner: dict = {}           # id(node) -> kernel index that writes its buffer
         self.stored: dict = {}          # id(node) -> node that needs a global buffer
@@ -238,8 +240,8 @@ def ix_shape_equal(a: tuple, b: tuple) -> bool:
 
 # ---------------------------------------------------------------- the scheduler
 
-def schedule_graph(graph: Graph) -> Schedule:
-    sched = Schedule(graph)
+def schedule_graph(graph: Graph, target: Target) -> Schedule:
+    sched = Schedule(graph, target)
     for node in graph.nodes:
         op = OPS.get(node.op)
         kind = op.kind if op else None
