@@ -154,7 +154,7 @@ def generate_reduction(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
         config={"rnumel": symbol_evaluator(inner.numel), "persistent": persistent,
                 # Column reductions (innermost dim kept) want many columns per program.
                 "rows_contiguous": (len(plan.shape) - 1) in plan.rdims},
-        reads=list(ctx.deps.values()), writes=writes,
+        reads=list(ctx.deps.values()), loads=ctx.loads, writes=writes,
     )
 
 

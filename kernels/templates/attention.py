@@ -155,7 +155,7 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
               "block_d": block_d, "block_dv": block_dv}
     return GeneratedKernel(name=name, kind=template, source=source, node_lines=list(ctx.ir_lines), args=args,
                            constexprs={}, grid=None, numel=symbol_evaluator(ix.product(node.shape)),
-                           config=config, reads=list(ctx.deps.values()), writes=list(plan.members))
+                           config=config, reads=list(ctx.deps.values()), loads=ctx.loads, writes=list(plan.members))
 
 
 # ---------------------------------------------------------------- shared pieces

@@ -255,5 +255,5 @@ def generate_matmul(sched, plan, layout: dict, wide: bool, name: str) -> Generat
         name=name, kind="matmul", source=source, node_lines=list(ctx.ir_lines), args=args, constexprs={},
         grid=None, numel=symbol_evaluator(ix.product(out_shape)),
         config={"template": "matmul", "sizes": sizes, "dtype": dtype, "paths": paths},
-        reads=list(ctx.deps.values()),
+        reads=list(ctx.deps.values()), loads=ctx.loads,
         writes=([node] if id(node) in sched.stored else []) + [buf for buf, _ in plan.outputs])
