@@ -38,7 +38,9 @@ def linear(x, weight, bias=None):
 
 
 def _max_shifted(x, dim):
-    m = T.amax(x, dim, keepdim=True)
+    # The shift only keeps exp() in range and cancels out of the result, so it carries no gradient:
+    # differentiating through the max would add a pass counting each row's maxima, forward and back.
+    m = T.amax(x.detach(), dim, keepdim=True)
     # A row that is all -inf has max -inf; shifting by 0 keeps exp() at 0 instead of NaN.
     m = T.where(T.isinf(m), 0.0, m)
     return x - m
