@@ -205,30 +205,44 @@ def graphs_cost(graphs: list, target, symbols: Optional[dict] = None, mode: str 
 def compile_graphs(graphs: list, target, symbols: Optional[dict] = None, *, name: str = "function",
                    mode: str = "default", jobs: Optional[int] = None, cache_dir: Optional[str] = None) -> AotReport:
     """Lower `graphs` ([(label, Graph)]) for `target` at sizes `symbols` and compile every kernel."""
-    target = _check_target(target)
-    symbols = dict(symbols or {})
-    report = AotReport(name, target, symbols)
-    requests: list = []          # the distinct compiles
-    compile_of: list = []        # per kernel of the report: its position in `requests`
-    position_of: dict = {}       # request identity -> position in `requests`
-    for label, lowered, plan, kernel, request, config, grid in lowered_launches(graphs, target, symbols, mode):
-        entry = KernelReport(label, kernel.generated.name, kernel.generated.kind, config, grid, kernel.path,
-                             target.shared_memory)
-        entry.cost = cost_model.kernel_cost(lowered.schedule, plan, kernel, config, grid, symbols, target)
-        identity = request_identity(request)
-        if identity in position_of:
-            first = report.kernels[compile_of.index(position_of[identity])]
-            entry.same_as = f"{first.graph}/{first.name}"
-        else:
-            position_of[identity] = len(requests)
-            requests.append(request)
-        compile_of.append(position_of[identity])
-        report.kernels.append(entry)
-    results = compile_requests(requests, jobs=jobs, cache_dir=cache_dir)
-    for entry, position in zip(report.kernels, compile_of):
-        _fill(entry, results[position], duplicate=entry.same_as is not None)
-    report.cost = cost_model.function_cost([k.cost for k in report.kernels], [g for _, g in graphs], symbols, target)
+    (report,) = compile_many([(name, graphs, symbols, target)], mode=mode, jobs=jobs, cache_dir=cache_dir)
     return report
+
+
+def compile_many(functions: list, *, mode: str = "default", jobs: Optional[int] = None,
+                 cache_dir: Optional[str] = None) -> list:
+    """One AotReport per (name, [(label, Graph)], symbols, target) of `functions`, compiled together:
+    one pool of workers, and a kernel several functions share is compiled once."""
+    reports: list = []
+    requests: list = []          # the distinct compiles
+    compile_of: list = []        # per (report, kernel): its position in `requests`
+    position_of: dict = {}       # request identity -> position in `requests`
+    first_kernel: dict = {}      # position -> "function/graph/kernel" that asked for it first
+    for name, graphs, symbols, target in functions:
+        target = _check_target(target)
+        symbols = dict(symbols or {})
+        report = AotReport(name, target, symbols)
+        for label, lowered, plan, kernel, request, config, grid in lowered_launches(graphs, target, symbols, mode):
+            entry = KernelReport(label, kernel.generated.name, kernel.generated.kind, config, grid, kernel.path,
+                                 target.shared_memory)
+            entry.cost = cost_model.kernel_cost(lowered.schedule, plan, kernel, config, grid, symbols, target)
+            identity = request_identity(request)
+            if identity in position_of:
+                entry.same_as = first_kernel[position_of[identity]]
+            else:
+                position_of[identity] = len(requests)
+                first_kernel[len(requests)] = f"{label}/{entry.name}" if len(functions) == 1 else \
+                    f"{name}/{label}/{entry.name}"
+                requests.append(request)
+            compile_of.append((report, entry, position_of[identity]))
+            report.kernels.append(entry)
+        report.cost = cost_model.function_cost([k.cost for k in report.kernels], [g for _, g in graphs], symbols,
+                                               target)
+        reports.append(report)
+    results = compile_requests(requests, jobs=jobs, cache_dir=cache_dir)
+    for _, entry, position in compile_of:
+        _fill(entry, results[position], duplicate=entry.same_as is not None)
+    return reports
 
 
 def _fill(entry: KernelReport, result: dict, duplicate: bool) -> None:

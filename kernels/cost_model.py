@@ -4,7 +4,8 @@ Per kernel, at the call's sizes and the launch configuration the target gets:
 
 - bytes *requested* per buffer, as the kernel loads them: code generation records every load it
   emits (codegen/context.py's LoadRecord: the buffer and the offset in the kernel's index
-  variables); the offset is evaluated over each program's block (a pointwise program's XBLOCK
+  variables; loads on a path only special values take, like the online sum's exact pass for rows
+  holding inf or NaN, are left out); the offset is evaluated over each program's block (a pointwise program's XBLOCK
   elements, a reduction program's XBLOCK rows and every element of them it walks, a matmul
   epilogue's tile) and the distinct addresses a program touches are counted. So a broadcast operand
   reloaded by every program counts once per program, and a looped reduction that reads its row in
@@ -200,7 +201,7 @@ class _RowGeometry:
         """(lane arrays, valid mask, scale): long rows are sampled at evenly strided positions and the
         count scaled back; a load that does not depend on rindex needs one position only."""
         xindex = p * self.xblock + np.arange(self.xblock, dtype=np.int64)[:, None]
-        if "rindex" not in evaluator.names and not evaluator.data_dependent:
+        if "rindex" not in evaluator.names:
             return {"xindex": xindex, "rindex": np.zeros((1, 1), np.int64)}, np.broadcast_to(
                 xindex < self.xnumel, (self.xblock, 1)), 1.0
         step = max(1, cdiv(self.rnumel * self.xblock, LANES_PER_PROGRAM))
@@ -246,7 +247,7 @@ def _recorded_reads(cost: KernelCost, sched, loads: list, geometry, symbols: dic
     flat_names = {"xindex", "rindex", "bindex", "offs_m", "offs_n"}
     for record in loads:
         symbols_used = {s.name for s in sympy.sympify(record.offset).free_symbols}
-        if symbols_used & skip:
+        if record.rare or symbols_used & skip:
             continue
         evaluator = _Evaluator(record, symbols, flat_names)
         elements = _total_over_programs(geometry.programs, lambda p: _distinct(evaluator, geometry, p))
@@ -270,7 +271,9 @@ def _add_writes(cost: KernelCost, sched, nodes: list, symbols: dict) -> None:
         cost.buffers.setdefault(sched.buffer_name(node), BufferTraffic()).written += _bytes(node, symbols)
 
 
-def _vector_flops(sched, kernel, symbols: dict, skip=()) -> float:
+def _vector_flops(sched, kernel, symbols: dict, lanes: int, skip=()) -> float:
+    """One FLOP per element of each computed node, at most one per lane of the kernel's iteration
+    space (a node feeding a gather is computed only at the gathered positions)."""
     total = 0.0
     nodes = sched.graph.nodes
     for line in kernel.generated.node_lines:
@@ -282,9 +285,9 @@ def _vector_flops(sched, kernel, symbols: dict, skip=()) -> float:
         if op is None or node in skip:
             continue
         if op.kind is Kind.ELEMENTWISE:
-            total += _numel(node.shape, symbols)
+            total += min(lanes, _numel(node.shape, symbols))
         elif op.kind is Kind.REDUCTION:
-            total += _numel(node.inputs[0].shape, symbols)
+            total += min(lanes, _numel(node.inputs[0].shape, symbols))
     return total
 
 
@@ -368,17 +371,20 @@ def kernel_cost(sched, plan, kernel, config: dict, grid: tuple, symbols: dict, t
     template = g.config.get("template")
     if template == "matmul":
         _matmul_reads(cost, sched, plan, kernel, config, symbols, target)
-        cost.vector_flops = _vector_flops(sched, kernel, symbols, skip=(plan.members[0],))
+        m, n, _, batch = (f(symbols) for f in g.config["sizes"])
+        cost.vector_flops = _vector_flops(sched, kernel, symbols, m * n * batch, skip=(plan.members[0],))
     elif template:
         _attention_reads(cost, sched, plan, kernel, config, symbols, target)
     else:
         numel = g.numel(symbols)
+        lanes = numel
         if g.kind in ("reduction", "scan"):
+            lanes = numel * g.config["rnumel"](symbols)
             geometry = _RowGeometry(config, numel, g.config["rnumel"](symbols))
         else:
             geometry = _FlatGeometry(config, numel)
         _recorded_reads(cost, sched, g.loads, geometry, symbols, target)
-        cost.vector_flops = _vector_flops(sched, kernel, symbols)
+        cost.vector_flops = _vector_flops(sched, kernel, symbols, lanes)
     _add_writes(cost, sched, g.writes, symbols)
     cost.seconds = _seconds(cost, target)
     return cost

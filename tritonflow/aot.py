@@ -171,6 +171,23 @@ def compile(fn, *args, target="sm_90", sizes: Optional[dict] = None, mode: str =
     return report
 
 
+def compile_all(functions: list, *, mode: str = "default", jobs: Optional[int] = None,
+                cache_dir: Optional[str] = None) -> list:
+    """Reports for [(fn, args, target)] or [(fn, args, target, sizes)], compiled in one pool of workers
+    (a kernel several functions share is compiled once)."""
+    from tritonflow.kernels.aot import compile_many
+    from tritonflow.target import get_target
+    items, names = [], []
+    for fn, args, target, *rest in functions:
+        graphs, symbols, symbol_names, name = trace_graphs(fn, tuple(args), {}, rest[0] if rest else None)
+        items.append((name, graphs, symbols, get_target(target)))
+        names.append(symbol_names)
+    reports = compile_many(items, mode=mode, jobs=jobs, cache_dir=cache_dir)
+    for report, symbol_names in zip(reports, names):
+        report.symbol_names = symbol_names
+    return reports
+
+
 def cost(fn, *args, target="sm_90", sizes: Optional[dict] = None, mode: str = "default", **kwargs):
     """The static cost model of `fn`'s kernels on `target` (bytes, FLOPs, predicted time), without compiling."""
     from tritonflow.kernels.aot import graphs_cost

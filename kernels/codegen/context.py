@@ -8,6 +8,7 @@ arguments and constexpr block sizes, and a comment per IR node.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -37,6 +38,7 @@ class LoadRecord:
     node: Node
     offset: object                  # sympy expression
     spaces: list
+    rare: bool = False              # emitted on a path only special inputs take (inf/NaN fallbacks)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class KernelContext:
         self._described: set = set()
         self.defining: set = set()        # ids of nodes this kernel computes (never read back)
         self.loads: list = []             # LoadRecord per emitted buffer load
+        self._rare = False
 
     # ------------------------------------------------------------ names and spaces
 
@@ -137,6 +140,15 @@ class KernelContext:
             self.ir_lines.append(line)
         return line
 
+    @contextlib.contextmanager
+    def rarely_run(self):
+        """Loads emitted inside are on a path only special inputs take (recorded as `rare`)."""
+        before, self._rare = self._rare, True
+        try:
+            yield
+        finally:
+            self._rare = before
+
     # ------------------------------------------------------------ buffers
 
     def pointer(self, node: Node) -> str:
@@ -161,7 +173,7 @@ class KernelContext:
     def load_buffer(self, emitter, node: Node, index: tuple, conds: tuple) -> Val:
         ptr = self.pointer(node)
         offset = sum((i * s for i, s in zip(index, self.strides(node)) if i != 0), sympy.Integer(0))
-        self.loads.append(LoadRecord(node, offset, self.spaces))
+        self.loads.append(LoadRecord(node, offset, self.spaces, self._rare))
         return emitter.load(ptr, offset, node.dtype, conds, self.describe(node))
 
     def anchor_value(self, emitter, node: Node, index: tuple, conds: tuple) -> Optional[Val]:
