@@ -38,7 +38,7 @@ def check(targets: list, size: str, jobs, only: str) -> tuple:
         for workload in group:
             fn, specs = workload.make(size)
             for target in targets:
-                items.append((fn, specs, target))
+                items.append((fn, specs, target, None, workload.name))
                 labels.append((workload, target))
         with precision(group[0]):
             reports = aot.compile_all(items, jobs=jobs)

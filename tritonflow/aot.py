@@ -173,14 +173,15 @@ def compile(fn, *args, target="sm_90", sizes: Optional[dict] = None, mode: str =
 
 def compile_all(functions: list, *, mode: str = "default", jobs: Optional[int] = None,
                 cache_dir: Optional[str] = None) -> list:
-    """Reports for [(fn, args, target)] or [(fn, args, target, sizes)], compiled in one pool of workers
-    (a kernel several functions share is compiled once)."""
+    """Reports for [(fn, args, target)], [(fn, args, target, sizes)] or [(fn, args, target, sizes, name)],
+    compiled in one pool of workers (a kernel several functions share is compiled once)."""
     from tritonflow.kernels.aot import compile_many
     from tritonflow.target import get_target
     items, names = [], []
     for fn, args, target, *rest in functions:
-        graphs, symbols, symbol_names, name = trace_graphs(fn, tuple(args), {}, rest[0] if rest else None)
-        items.append((name, graphs, symbols, get_target(target)))
+        sizes = rest[0] if rest else None
+        graphs, symbols, symbol_names, name = trace_graphs(fn, tuple(args), {}, sizes)
+        items.append((rest[1] if len(rest) > 1 else name, graphs, symbols, get_target(target)))
         names.append(symbol_names)
     reports = compile_many(items, mode=mode, jobs=jobs, cache_dir=cache_dir)
     for report, symbol_names in zip(reports, names):

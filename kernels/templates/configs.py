@@ -46,12 +46,26 @@ def fit_shared(tile: dict, dtype: str, target: Target) -> dict:
     return tile
 
 
-def matmul_config(m: int, n: int, k: int, batch: int, dtype: str, target: Target) -> dict:
-    """The heuristic tile for one matmul call."""
+# Epilogue sizes (elementwise IR nodes fused after the K loop) past which a tile's accumulator plus
+# the epilogue's temporaries no longer fit 255 registers per thread. Measured with the AOT check
+# (sm_90 and sm_80, bf16): bias + tanh-GELU (about 11 nodes) spilled 40 bytes at 128x256 / 8 warps
+# and none at 128x128; the GELU backward (about 25 nodes, one more loaded tile) spilled 1864 bytes at
+# 128x256, 304 at 128x128 and none at 64x128 / 8 warps. Autotuning still tries the larger tiles.
+LIGHT_EPILOGUE = 4
+HEAVY_EPILOGUE = 16
+
+
+def matmul_config(m: int, n: int, k: int, batch: int, dtype: str, target: Target, epilogue: int = 0) -> dict:
+    """The heuristic tile for one matmul call; `epilogue`: elementwise nodes fused after the K loop."""
     if target.interpreted:
         # Small tiles: several programs per test problem, so tails and grouping are exercised.
         return dict(_tile(32, 32, 32, 4, 1), GROUP_M=2)
-    return fit_shared(dict(_gpu_tile(m, n, batch, dtype), GROUP_M=8), dtype, target)
+    tile = _gpu_tile(m, n, batch, dtype)
+    if tile["BLOCK_M"] * tile["BLOCK_N"] > 64 * 128 and epilogue >= HEAVY_EPILOGUE:
+        tile = _tile(64, 128, 32, 8, 4)
+    elif tile["BLOCK_M"] * tile["BLOCK_N"] > 128 * 128 and epilogue >= LIGHT_EPILOGUE:
+        tile = _tile(128, 128, 32, 8, 4)
+    return fit_shared(dict(tile, GROUP_M=8), dtype, target)
 
 
 def _gpu_tile(m: int, n: int, batch: int, dtype: str) -> dict:
@@ -68,9 +82,9 @@ def _gpu_tile(m: int, n: int, batch: int, dtype: str) -> dict:
     return _tile(64, 64, 32, 4, 4)
 
 
-def matmul_candidates(m: int, n: int, k: int, batch: int, dtype: str, target: Target) -> list:
+def matmul_candidates(m: int, n: int, k: int, batch: int, dtype: str, target: Target, epilogue: int = 0) -> list:
     """A handful of tiles around the heuristic, for mode="max-autotune"."""
-    base = matmul_config(m, n, k, batch, dtype, target)
+    base = matmul_config(m, n, k, batch, dtype, target, epilogue)
     if dtype in ("float64", "int8", "int32", "int64"):
         return [base, dict(_tile(64, 64, 8, 4, 2), GROUP_M=8), dict(_tile(16, 16, 16, 4, 2), GROUP_M=8)]
     tiles = [
@@ -99,7 +113,10 @@ def attention_config(q_len: int, k_len: int, head_dim: int, dtype: str, backward
         return {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
     if backward:
         if head_dim <= 64:
-            return {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
+            # Without wgmma (before sm_90) the dot operands and accumulators live in registers:
+            # the dk/dv kernel spilled at 4 warps on sm_80 (8 bytes), not at 8.
+            warps = 4 if target.capability >= (9, 0) else 8
+            return {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": warps, "num_stages": 2}
         return {"BLOCK_M": 64, "BLOCK_N": 32 if head_dim > 128 else 64, "num_warps": 8, "num_stages": 1}
     if head_dim <= 64:
         return {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}

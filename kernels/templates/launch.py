@@ -8,9 +8,26 @@ problem of the same class, does not benchmark again.
 """
 from __future__ import annotations
 
+import re
+
 from tritonflow.kernels.runtime.launch_setup import LaunchSetup, cdiv
 from tritonflow.kernels.templates import configs
+from tritonflow.ops.registry import OPS, Kind
 from tritonflow.target import Target
+
+
+_OP = re.compile(r"^\s*%[0-9]+: \S+ = (\w+)")
+
+
+def epilogue_size(generated) -> int:
+    """Elementwise IR nodes a template kernel computes besides its dot (its IR node lines)."""
+    count = 0
+    for line in generated.node_lines:
+        found = _OP.match(line)
+        op = OPS.get(found.group(1)) if found else None
+        if op is not None and op.kind is Kind.ELEMENTWISE:
+            count += 1
+    return count
 
 
 def _matmul_setup(g, symbols: dict, target: Target) -> LaunchSetup:
@@ -18,11 +35,12 @@ def _matmul_setup(g, symbols: dict, target: Target) -> LaunchSetup:
     m, n, k, batch = (f(symbols) for f in g.config["sizes"])
     dtype = g.config["dtype"]
     precision = triton_input_precision()
+    epilogue = epilogue_size(g)
     return LaunchSetup(
-        base=configs.matmul_config(m, n, k, batch, dtype, target),
+        base=configs.matmul_config(m, n, k, batch, dtype, target, epilogue),
         grid=lambda c: (batch * cdiv(m, c["BLOCK_M"]) * cdiv(n, c["BLOCK_N"]),),
         finish=lambda c: dict(c, EVEN_K=(k % c["BLOCK_K"] == 0), INPUT_PRECISION=precision),
-        candidates=lambda: configs.matmul_candidates(m, n, k, batch, dtype, target),
+        candidates=lambda: configs.matmul_candidates(m, n, k, batch, dtype, target, epilogue),
         tuning_key=lambda: configs.tuning_key("matmul", dtype + precision, g.config["paths"], target,
                                               m, n, k, batch))
 
