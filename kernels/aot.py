@@ -23,7 +23,8 @@ from typing import Optional
 
 from tritonflow.errors import UnsupportedError
 from tritonflow.kernels import cost_model
-from tritonflow.kernels.aot_pool import compile_requests
+from tritonflow import environment
+from tritonflow.kernels.aot_pool import CompilePool, compile_requests, triton_available
 from tritonflow.kernels.lowering import lower
 from tritonflow.kernels.runtime.launch import launch_setup
 from tritonflow.target import Target, get_target
@@ -213,6 +214,10 @@ def compile_many(functions: list, *, mode: str = "default", jobs: Optional[int] 
                  cache_dir: Optional[str] = None) -> list:
     """One AotReport per (name, [(label, Graph)], symbols, target) of `functions`, compiled together:
     one pool of workers, and a kernel several functions share is compiled once."""
+    triton_available()
+    # Workers start compiling with the first distinct kernel, while the rest are still being lowered.
+    pool = None if (jobs == 1 and cache_dir is None and not environment.triton_interpret()) else \
+        CompilePool(jobs, cache_dir)
     reports: list = []
     requests: list = []          # the distinct compiles
     compile_of: list = []        # per (report, kernel): its position in `requests`
@@ -234,12 +239,14 @@ def compile_many(functions: list, *, mode: str = "default", jobs: Optional[int] 
                 first_kernel[len(requests)] = f"{label}/{entry.name}" if len(functions) == 1 else \
                     f"{name}/{label}/{entry.name}"
                 requests.append(request)
+                if pool is not None:
+                    pool.submit(request)
             compile_of.append((report, entry, position_of[identity]))
             report.kernels.append(entry)
         report.cost = cost_model.function_cost([k.cost for k in report.kernels], [g for _, g in graphs], symbols,
                                                target)
         reports.append(report)
-    results = compile_requests(requests, jobs=jobs, cache_dir=cache_dir)
+    results = pool.results() if pool is not None else compile_requests(requests, jobs=1)
     for _, entry, position in compile_of:
         _fill(entry, results[position], duplicate=entry.same_as is not None)
     return reports

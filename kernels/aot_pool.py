@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,10 @@ def compile_requests(requests: list, jobs: Optional[int] = None, cache_dir: Opti
     if jobs == 1 and not environment.triton_interpret() and cache_dir is None:
         from tritonflow.kernels.aot_worker import compile_request
         return [compile_request(r) for r in requests]
-    return _WorkerPool(jobs, cache_dir).run(requests)
+    pool = CompilePool(jobs, cache_dir)
+    for request in requests:
+        pool.submit(request)
+    return pool.results()
 
 
 class _Worker:
@@ -80,42 +84,61 @@ class _Worker:
         self.log.close()
 
 
-class _WorkerPool:
-    def __init__(self, jobs: int, cache_dir: Optional[str]) -> None:
+class CompilePool:
+    """Worker processes compiling requests as they are submitted (module docstring).
+
+    `submit` returns at once (the workers start with the first request), so a caller keeps lowering
+    or testing while earlier kernels compile; `results()` waits for all and stops the workers."""
+
+    def __init__(self, jobs: Optional[int] = None, cache_dir: Optional[str] = None) -> None:
         import tritonflow
         root = os.path.dirname(os.path.dirname(os.path.abspath(tritonflow.__file__)))
         path = os.pathsep.join(p for p in (root, environment.child_environment().get("PYTHONPATH")) if p)
         self.env = environment.child_environment(unset=("TRITON_INTERPRET",), PYTHONPATH=path,
                                                  TRITON_CACHE_DIR=cache_dir)
-        self.jobs = jobs
-        self.lock = threading.Lock()
+        self.jobs = jobs or default_jobs()
+        self.queue: queue.Queue = queue.Queue()
+        self.requests: list = []
+        self.done: dict = {}
+        self.threads: list = []
 
-    def run(self, requests: list) -> list:
-        results: list = [None] * len(requests)
-        pending = iter(range(len(requests)))
-
-        def serve() -> None:
-            worker = _Worker(self.env)
-            try:
-                while True:
-                    with self.lock:
-                        index = next(pending, None)
-                    if index is None:
-                        return
-                    result = worker.ask(requests[index])
-                    if result is None:  # the worker died on this request: report it, start another
-                        tail = worker.stderr_tail()
-                        worker.close()
-                        results[index] = {"error": f"compile worker exited: {tail.strip()[-1500:]}", "seconds": 0.0}
-                        worker = _Worker(self.env)
-                        continue
-                    results[index] = result
-            finally:
-                worker.close()
-
-        threads = [threading.Thread(target=serve, daemon=True) for _ in range(self.jobs)]
-        for thread in threads:
+    def submit(self, request: dict) -> int:
+        """Queue `request`; returns its index in results()."""
+        index = len(self.requests)
+        self.requests.append(request)
+        self.queue.put(index)
+        if len(self.threads) < self.jobs:
+            thread = threading.Thread(target=self._serve, daemon=True)
             thread.start()
-        for thread in threads:
+            self.threads.append(thread)
+        return index
+
+    def results(self, jobs: Optional[int] = None) -> list:
+        """Wait for every submitted request (with up to `jobs` workers from now on); stop the workers."""
+        while jobs and len(self.threads) < min(jobs, len(self.requests)):
+            thread = threading.Thread(target=self._serve, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
             thread.join()
-        return results
+        self.threads = []
+        return [self.done[i] for i in range(len(self.requests))]
+
+    def _serve(self) -> None:
+        worker = _Worker(self.env)
+        try:
+            while True:
+                index = self.queue.get()
+                if index is None:
+                    return
+                result = worker.ask(self.requests[index])
+                if result is None:  # the worker died on this request: report it, start another
+                    tail = worker.stderr_tail()
+                    worker.close()
+                    result = {"error": f"compile worker exited: {tail.strip()[-1500:]}", "seconds": 0.0}
+                    worker = _Worker(self.env)
+                self.done[index] = result
+        finally:
+            worker.close()

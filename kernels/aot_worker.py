@@ -2,7 +2,8 @@
 
 A *request* (plain JSON) names a generated kernel module, the launch's arguments as stand-ins
 (`["ptr", dtype, aligned]` or `["int", value]`), its constexprs and options (num_warps,
-num_stages) and the target (`arch`, `warp_size`). `compile_request` turns the stand-ins into
+num_stages), the target (`arch`, `warp_size`) and whether to read resources (`resources`, default
+true; the test suite's compile check skips cuobjdump). `compile_request` turns the stand-ins into
 small CPU tensors and integers and goes through Triton's own JIT machinery — the argument binder
 Triton generates for the kernel (`create_function_from_signature`), `JITFunction._pack_args`, then
 `triton.compile(ASTSource(...), target=GPUTarget(...), options=...)` — exactly the steps
@@ -125,7 +126,7 @@ def compile_request(request: dict) -> dict:
         start = time.perf_counter()   # compile seconds: Triton's compile alone (imports excluded)
         compiled = triton.compile(src, target=target, options=options)
         seconds = time.perf_counter() - start
-        result = _resources(compiled.asm["cubin"])
+        result = _resources(compiled.asm["cubin"]) if request.get("resources", True) else {}
         ptx = compiled.asm.get("ptx", "")
         result.update(shared=int(compiled.metadata.shared), num_warps=int(compiled.metadata.num_warps),
                       num_stages=int(compiled.metadata.num_stages), wgmma="wgmma.mma_async" in ptx,

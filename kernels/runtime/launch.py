@@ -44,7 +44,8 @@ def add_observer(callback: Callable) -> None:
 
 
 def remove_observer(callback: Callable) -> None:
-    _observers.remove(callback)
+    if callback in _observers:
+        _observers.remove(callback)
 
 
 def _report(kernel, grid: tuple, args: list, config: dict, compiled) -> None:
