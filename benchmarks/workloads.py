@@ -34,6 +34,7 @@ class Workload:
     matmul_precision: str = "highest"
     note: str = ""
     integer_high: Callable[[str], int] = None   # size class -> exclusive bound of integer arguments
+    nonnegative: tuple = ()            # positions of float arguments drawn as |normal| (variances)
 
     def make(self, size: str) -> tuple:
         if size not in SIZES:
@@ -44,7 +45,8 @@ class Workload:
         """Random tensors for the specs at `size` (integer arguments below `integer_high`)."""
         _, specs = self.make(size)
         high = self.integer_high(size) if self.integer_high else 2
-        return [materialize(spec, device, seed + i, high=high) for i, spec in enumerate(specs)]
+        return [materialize(spec, device, seed + i, high=high, nonnegative=i in self.nonnegative)
+                for i, spec in enumerate(specs)]
 
 
 def _pick(size: str, gpu, tiny):
@@ -166,7 +168,7 @@ WORKLOADS = [
     Workload("cross_entropy bf16 8192x32000", _cross_entropy(False), integer_high=_classes),
     Workload("cross_entropy bf16 8192x32000 fwd+bwd", _cross_entropy(True), integer_high=_classes),
     Workload("column-normalize f32 65536x1024", column_normalize),
-    Workload("AdamW f32 250k", adamw, note="one of 200 tensors of 250k parameters"),
+    Workload("AdamW f32 250k", adamw, note="one of 200 tensors of 250k parameters", nonnegative=(3,)),
     Workload("matmul bf16 8192^3", _matmul("bfloat16", 8192), kind="compute"),
     Workload("matmul fp16 4096^3", _matmul("float16", 4096), kind="compute"),
     Workload("matmul tf32 4096^3", _matmul("float32", 4096), kind="compute", matmul_precision="high"),
@@ -196,13 +198,16 @@ def precision(workload: Workload):
         tf.set_matmul_precision(before)
 
 
-def materialize(spec: TensorSpec, device: str = "cpu", seed: int = 0, sizes: dict = None, high: int = 2):
-    """A random tritonflow tensor for `spec`: standard-normal floats (never zeros), integers in
-    [0, high); named dims take their value from `sizes` (4096 when absent)."""
+def materialize(spec: TensorSpec, device: str = "cpu", seed: int = 0, sizes: dict = None, high: int = 2,
+                nonnegative: bool = False):
+    """A random tritonflow tensor for `spec`: standard-normal floats (never zeros; their absolute
+    values when `nonnegative`), integers in [0, high); named dims take their value from `sizes`
+    (4096 when absent)."""
     rng = np.random.default_rng(seed)
     shape = tuple((sizes or {}).get(d, 4096) if isinstance(d, str) else d for d in spec.shape)
     if spec.dtype.is_floating_point:
-        tensor = tf.tensor(rng.standard_normal(shape, dtype=np.float32), dtype=spec.dtype)
+        values = rng.standard_normal(shape, dtype=np.float32)
+        tensor = tf.tensor(np.abs(values) if nonnegative else values, dtype=spec.dtype)
     else:
         tensor = tf.tensor(rng.integers(0, high, shape), dtype=spec.dtype)
     if device != "cpu":
