@@ -1,6 +1,6 @@
 """Lowering stage (ahead of time): compile a function's kernels for a named GPU on any machine.
 
-`compile_graphs(graphs, target, symbols)` lowers each final IR graph for the target (its code and
+`compile_many([(name, graphs, symbols, target), ...])` lowers each final IR graph for its target (its code and
 launch configurations, as a run on that GPU would choose them at these sizes), turns every kernel
 launch into a compile request with the arguments a real launch passes (contiguous inputs, 16-byte
 aligned buffers, the size arguments' values), compiles them with Triton for the target
@@ -201,13 +201,6 @@ def graphs_cost(graphs: list, target, symbols: Optional[dict] = None, mode: str 
                for _, lowered, plan, kernel, _, config, grid in lowered_launches(
                    [("graph", g) for g in graphs], target, symbols, mode)]
     return cost_model.function_cost(kernels, graphs, symbols, target)
-
-
-def compile_graphs(graphs: list, target, symbols: Optional[dict] = None, *, name: str = "function",
-                   mode: str = "default", jobs: Optional[int] = None, cache_dir: Optional[str] = None) -> AotReport:
-    """Lower `graphs` ([(label, Graph)]) for `target` at sizes `symbols` and compile every kernel."""
-    (report,) = compile_many([(name, graphs, symbols, target)], mode=mode, jobs=jobs, cache_dir=cache_dir)
-    return report
 
 
 def compile_many(functions: list, *, mode: str = "default", jobs: Optional[int] = None,

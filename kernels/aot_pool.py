@@ -91,8 +91,8 @@ class CompilePool:
     or testing while earlier kernels compile; `results()` waits for all and stops the workers."""
 
     def __init__(self, jobs: Optional[int] = None, cache_dir: Optional[str] = None) -> None:
-        import tritonflow
-        root = os.path.dirname(os.path.dirname(os.path.abspath(tritonflow.__file__)))
+        from tritonflow import version   # a core module: its folder's parent holds the tritonflow package
+        root = os.path.dirname(os.path.dirname(os.path.abspath(version.__file__)))
         path = os.pathsep.join(p for p in (root, environment.child_environment().get("PYTHONPATH")) if p)
         self.env = environment.child_environment(unset=("TRITON_INTERPRET",), PYTHONPATH=path,
                                                  TRITON_CACHE_DIR=cache_dir)

@@ -19,8 +19,10 @@ import os
 import sys
 import threading
 from typing import Callable, Optional
+
 from tritonflow import environment
 from tritonflow.target import Target
+from tritonflow.version import __version__
 
 log = logging.getLogger("tritonflow.kernels")
 
@@ -64,12 +66,7 @@ def environment_key(target: Target) -> str:
     if _CODEGEN_HASH is None:
         _CODEGEN_HASH = _codegen_hash()
     import triton
-    try:
-        import tritonflow
-        version = getattr(tritonflow, "__version__", "0")
-    except Exception:  # the framework may be mid-import; the version is then unknown
-        version = "0"
-    return f"tritonflow={version} codegen={_CODEGEN_HASH} triton={triton.__version__} target={target.cache_name}"
+    return f"tritonflow={__version__} codegen={_CODEGEN_HASH} triton={triton.__version__} target={target.cache_name}"
 
 
 def make_key(ir_text: str, target: Target) -> str:

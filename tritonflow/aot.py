@@ -162,11 +162,11 @@ def _check_arity(fn, args: tuple, kwargs: dict, name: str) -> None:
 def compile(fn, *args, target="sm_90", sizes: Optional[dict] = None, mode: str = "default",  # noqa: A001
             jobs: Optional[int] = None, cache_dir: Optional[str] = None, **kwargs):
     """Compile `fn`'s kernels for `target` (module docstring); returns the report (`str()`: its table)."""
-    from tritonflow.kernels.aot import compile_graphs
     from tritonflow.target import get_target
     resolved = get_target(target)
     graphs, symbols, names, name = trace_graphs(fn, args, kwargs, sizes)
-    report = compile_graphs(graphs, resolved, symbols, name=name, mode=mode, jobs=jobs, cache_dir=cache_dir)
+    (report,) = _lowering().compile_ahead([(name, graphs, symbols, resolved)], mode=mode, jobs=jobs,
+                                          cache_dir=cache_dir)
     report.symbol_names = names
     return report
 
@@ -175,7 +175,6 @@ def compile_all(functions: list, *, mode: str = "default", jobs: Optional[int] =
                 cache_dir: Optional[str] = None) -> list:
     """Reports for [(fn, args, target)], [(fn, args, target, sizes)] or [(fn, args, target, sizes, name)],
     compiled in one pool of workers (a kernel several functions share is compiled once)."""
-    from tritonflow.kernels.aot import compile_many
     from tritonflow.target import get_target
     items, names = [], []
     for fn, args, target, *rest in functions:
@@ -183,7 +182,7 @@ def compile_all(functions: list, *, mode: str = "default", jobs: Optional[int] =
         graphs, symbols, symbol_names, name = trace_graphs(fn, tuple(args), {}, sizes)
         items.append((rest[1] if len(rest) > 1 else name, graphs, symbols, get_target(target)))
         names.append(symbol_names)
-    reports = compile_many(items, mode=mode, jobs=jobs, cache_dir=cache_dir)
+    reports = _lowering().compile_ahead(items, mode=mode, jobs=jobs, cache_dir=cache_dir)
     for report, symbol_names in zip(reports, names):
         report.symbol_names = symbol_names
     return reports
@@ -191,10 +190,15 @@ def compile_all(functions: list, *, mode: str = "default", jobs: Optional[int] =
 
 def cost(fn, *args, target="sm_90", sizes: Optional[dict] = None, mode: str = "default", **kwargs):
     """The static cost model of `fn`'s kernels on `target` (bytes, FLOPs, predicted time), without compiling."""
-    from tritonflow.kernels.aot import graphs_cost
     from tritonflow.target import get_target
     resolved = get_target(target)
     if resolved.interpreted:
         raise UnsupportedError("aot.cost: choose a GPU target (sm_80, sm_89, sm_90, ...)")
     graphs, symbols, _, _ = trace_graphs(fn, args, kwargs, sizes)
-    return graphs_cost([g for _, g in graphs], resolved, symbols, mode=mode)
+    return _lowering().cost([g for _, g in graphs], resolved, symbols, mode=mode)
+
+
+def _lowering():
+    """The triton backend object (the core's registry): the only way the front end reaches kernels/."""
+    from tritonflow import backends
+    return backends.get("triton")
