@@ -77,31 +77,24 @@ class Target:
 
 INTERPRETER = Target(name="interpreter", capability=None, description="Triton's interpreter on CPU")
 
-SM_80 = Target(
-    name="sm_80", capability=(8, 0), description="NVIDIA A100 SXM (datasheet figures)",
-    sm_count=108, shared_memory=163 * KB, l2_bytes=40 * MB, memory_bandwidth=2.039e12,
-    matmul_flops={"bfloat16": 312e12, "float16": 312e12, "tf32": 156e12, "float32": 19.5e12},
-    vector_flops=19.5e12)
+def _gpu(name: str, capability: tuple, description: str, sm_count: int, shared_kb: int, l2_mb: int,
+         bandwidth: float, tflops: tuple, vector_tflops: float, measured: bool = False) -> Target:
+    """A named GPU; `tflops`: matmul TFLOP/s with (bf16, fp16, tf32, fp32) operands."""
+    rates = dict(zip(("bfloat16", "float16", "tf32", "float32"), (t * 1e12 for t in tflops)))
+    return Target(name=name, capability=capability, description=description, sm_count=sm_count,
+                  shared_memory=shared_kb * KB, l2_bytes=l2_mb * MB, memory_bandwidth=bandwidth,
+                  matmul_flops=rates, vector_flops=vector_tflops * 1e12, measured=measured)
 
-SM_89 = Target(
-    name="sm_89", capability=(8, 9), description="NVIDIA L4 (datasheet figures)",
-    sm_count=58, shared_memory=99 * KB, l2_bytes=48 * MB, memory_bandwidth=300e9,
-    matmul_flops={"bfloat16": 121e12, "float16": 121e12, "tf32": 60e12, "float32": 30.3e12},
-    vector_flops=30.3e12)
 
-RTX_4090 = Target(
-    name="rtx4090", capability=(8, 9), description="NVIDIA GeForce RTX 4090 (datasheet figures)",
-    sm_count=128, shared_memory=99 * KB, l2_bytes=72 * MB, memory_bandwidth=1.008e12,
-    matmul_flops={"bfloat16": 165e12, "float16": 165e12, "tf32": 82.6e12, "float32": 82.6e12},
-    vector_flops=82.6e12)
-
+SM_80 = _gpu("sm_80", (8, 0), "NVIDIA A100 SXM (datasheet figures)", 108, 163, 40, 2.039e12,
+             (312, 312, 156, 19.5), 19.5)
+SM_89 = _gpu("sm_89", (8, 9), "NVIDIA L4 (datasheet figures)", 58, 99, 48, 300e9, (121, 121, 60, 30.3), 30.3)
+RTX_4090 = _gpu("rtx4090", (8, 9), "NVIDIA GeForce RTX 4090 (datasheet figures)", 128, 99, 72, 1.008e12,
+                (165, 165, 82.6, 82.6), 82.6)
 # DESIGN.md's H200 anchors: 1 GiB device copy 4221 GB/s; torch.matmul bf16 700, fp16 668,
 # tf32 367, fp32 51 TFLOP/s. H100 SXM has the same SM count, shared memory and L2.
-SM_90 = Target(
-    name="sm_90", capability=(9, 0), description="NVIDIA H100/H200 (bandwidth and matmul rates measured on H200)",
-    sm_count=132, shared_memory=227 * KB, l2_bytes=50 * MB, memory_bandwidth=4.221e12,
-    matmul_flops={"bfloat16": 700e12, "float16": 668e12, "tf32": 367e12, "float32": 51e12},
-    vector_flops=60e12, measured=True)
+SM_90 = _gpu("sm_90", (9, 0), "NVIDIA H100/H200 (bandwidth and matmul rates measured on H200)", 132, 227, 50,
+             4.221e12, (700, 668, 367, 51), 60, measured=True)
 
 NAMED = {t.name: t for t in (INTERPRETER, SM_80, SM_89, RTX_4090, SM_90)}
 ALIASES = {"a100": "sm_80", "l4": "sm_89", "h100": "sm_90", "h200": "sm_90", "cpu": "interpreter"}
