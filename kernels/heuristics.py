@@ -22,6 +22,8 @@ PERSISTENT_MAX = 8192        # longest row kept whole in registers (elements)
 LOOPED_BLOCK = {2: 8192, 1: 8192, 4: 4096, 8: 2048}
 COLUMN_BLOCK = 64            # columns per program of a column reduction (coalesced loads)
 COLUMN_PERSISTENT_ELEMENTS = 8192  # a column reduction holds at most this many elements per program
+MIN_COLUMN_BLOCK = 16
+COLUMN_STEP_ELEMENTS = 4096  # elements a looped column reduction loads per step (64 columns x 64 rows)
 
 
 def next_pow2(n: int) -> int:
@@ -63,8 +65,14 @@ def reduction_config(xnumel: int, rnumel: int, itemsize: int, persistent: bool, 
         return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": warps}
     if not rows_contiguous:
         xblock = min(COLUMN_BLOCK, next_pow2(max(xnumel, 1)))
-        rblock = 64 if not interpreted else min(next_pow2(max(rnumel, 1)), 1024)
-        return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": 8}
+        if interpreted:
+            return {"XBLOCK": xblock, "RBLOCK": min(next_pow2(max(rnumel, 1)), 1024), "num_warps": 8}
+        # Fewer column blocks than SMs leave the chip idle (1024 columns in blocks of 64: 16
+        # programs for 132 SMs): narrower blocks, down to 16 columns (64 bytes of float32 per row),
+        # and proportionally more rows per step.
+        while xblock > MIN_COLUMN_BLOCK and -(-xnumel // xblock) < target.sm_count:
+            xblock //= 2
+        return {"XBLOCK": xblock, "RBLOCK": COLUMN_STEP_ELEMENTS // xblock, "num_warps": 8}
     rblock = min(LOOPED_BLOCK.get(itemsize, 4096), next_pow2(max(rnumel, 1)))
     if interpreted:
         rblock = min(rblock, 1024)
