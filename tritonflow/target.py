@@ -155,7 +155,7 @@ def device_target(index: int) -> Target:
     base = same[0] if same else max((t for t in NAMED.values() if t.capability and t.capability <= capability),
                                     key=lambda t: t.capability, default=SM_80)
     shared = getattr(props, "shared_memory_per_block_optin", 0) or base.shared_memory
-    return replace(base, name=f"sm_{props.major}{props.minor}", description=f"{props.name} (cuda:{index})",
+    return replace(base, name=f"sm_{props.major}{props.minor}", description=props.name,
                    capability=capability, sm_count=props.multi_processor_count, shared_memory=shared,
                    registers_per_sm=getattr(props, "regs_per_multiprocessor", 0) or base.registers_per_sm,
                    warp_size=getattr(props, "warp_size", 32) or 32,

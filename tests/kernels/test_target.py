@@ -97,3 +97,18 @@ def test_bfloat16_dot_is_widened_only_for_the_interpreter():
     assert "acc = tl.dot(a, b, acc)" in gpu.generated.source
     assert "a.to(tl.float32)" in interp.generated.source and "a.to(tl.float32)" not in gpu.generated.source
     assert gpu.key != interp.key
+
+
+def test_one_launch_setup_for_templates_and_generated_kernels():
+    b = Builder("mm")
+    x, w = b.input("x", (1000, 512), D.bfloat16), b.input("w", (512, 300), D.bfloat16)
+    (kernel,) = kernels.lower(b.finish(b("matmul", x, w)), target="sm_90").compiled_kernels
+    setup = launch_setup(kernel, {}, SM_90)
+    config, grid = setup.heuristic()
+    tiles = -(-1000 // config["BLOCK_M"]) * -(-300 // config["BLOCK_N"])
+    assert grid == (tiles,)
+    assert config["EVEN_K"] == (512 % config["BLOCK_K"] == 0) and config["INPUT_PRECISION"] == "ieee"
+    assert setup.candidates()[0] == setup.base and setup.tuning_key() != ""
+    # A persistent reduction's candidates keep the whole row in one block.
+    candidates = heuristics.autotune_candidates("reduction", {"XBLOCK": 4, "RBLOCK": 1024, "num_warps": 8}, True)
+    assert candidates and all(c["RBLOCK"] == 1024 for c in candidates)
