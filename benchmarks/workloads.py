@@ -187,15 +187,12 @@ def by_name(name: str) -> Workload:
     raise KeyError(f"no workload named {name!r}; known: {', '.join(w.name for w in WORKLOADS)}")
 
 
-@contextlib.contextmanager
-def precision(workload: Workload):
-    """Run or compile `workload` under its float32 matmul precision."""
-    before = tf.get_matmul_precision()
+def precision(workload: Workload) -> contextlib.ExitStack:
+    """A context that runs or compiles `workload` under its float32 matmul precision, then restores it."""
+    restore = contextlib.ExitStack()
+    restore.callback(tf.set_matmul_precision, tf.get_matmul_precision())
     tf.set_matmul_precision(workload.matmul_precision)
-    try:
-        yield
-    finally:
-        tf.set_matmul_precision(before)
+    return restore
 
 
 def materialize(spec: TensorSpec, device: str = "cpu", seed: int = 0, sizes: dict = None, high: int = 2,
