@@ -11,6 +11,7 @@ leads to the same object means a captured name was rebound, and the function ret
 """
 from __future__ import annotations
 
+import keyword
 import types
 from collections import deque
 from typing import Any, Callable
@@ -37,7 +38,7 @@ def register_container(cls: type, children: Callable[[Any], list]) -> None:
 class Source:
     """A path from a root (a globals dict, a closure cell, or an object held) to one object."""
 
-    __slots__ = ("root_kind", "holder", "key", "steps", "display")
+    __slots__ = ("root_kind", "holder", "key", "steps", "display", "_read")
 
     def __init__(self, root_kind: str, holder, key, steps: tuple, display: str) -> None:
         self.root_kind = root_kind   # "global" (holder[key]), "cell" (holder.cell_contents), "object" (holder)
@@ -45,22 +46,28 @@ class Source:
         self.key = key
         self.steps = steps
         self.display = display
+        self._read = None
 
     def resolve(self, missing=None):
         """The object the path leads to now, or `missing` when a step fails."""
-        kind = self.root_kind
+        if self._read is None:
+            self._read = self._compile()
         try:
-            if kind == "global":
-                obj = self.holder[self.key]
-            elif kind == "cell":
-                obj = self.holder.cell_contents
-            else:
-                obj = self.holder
-            for how, key in self.steps:
-                obj = getattr(obj, key) if how == ATTR else obj[key]
-            return obj
+            return self._read()
         except (KeyError, IndexError, AttributeError, TypeError, ValueError):
             return missing
+
+    def _compile(self):
+        """The path as one Python expression (it is evaluated at every call of a jitted function)."""
+        namespace = {"holder": self.holder, "root_key": self.key}
+        text = {"global": "holder[root_key]", "cell": "holder.cell_contents", "object": "holder"}[self.root_kind]
+        for position, (how, key) in enumerate(self.steps):
+            if how == ATTR and isinstance(key, str) and key.isidentifier() and not keyword.iskeyword(key):
+                text += f".{key}"
+            else:
+                namespace[f"k{position}"] = key
+                text = f"getattr({text}, k{position})" if how == ATTR else f"{text}[k{position}]"
+        return eval(f"lambda: {text}", namespace)  # noqa: S307 - built from attribute names and held keys
 
     def extend(self, steps: tuple, display: str) -> "Source":
         return Source(self.root_kind, self.holder, self.key, self.steps + steps, display)
