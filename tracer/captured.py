@@ -154,6 +154,11 @@ class CaptureBook:
         index = self.index_of.get(id(tensor))
         return id(tensor) in self.arg_proxy or (index is not None and self.outside[index].shadow is not None)
 
+    def is_outside(self, tensor) -> bool:
+        """Whether concrete `tensor` is state from outside the function (found from its globals, or
+        already captured), not a constant made while tracing."""
+        return id(tensor) in self.sources or self.is_shadowed(tensor)
+
     def was_written(self, tensor) -> bool:
         index = self.index_of.get(id(tensor))
         if index is None:

@@ -60,9 +60,10 @@ class Tensor:
         """Same storage or node, new identity, no autograd history."""
         if self._node is None:
             ctx = trace_state.current()
-            if ctx is not None and ctx.book.is_shadowed(self):
-                # A tensor from outside a trace stands for its graph value there (what a backward
-                # rule saves must be that value, not the storage read when tracing).
+            if ctx is not None and ctx.book.is_outside(self):
+                # A tensor from outside a trace stands for its graph value there: a detached view
+                # of it, or what a backward rule saves, must be that value (read at each call),
+                # not the storage read once while tracing.
                 return ctx.shadow_of(self)._alias()
         t = object.__new__(Tensor)
         t._set_state(self._data, self._node, self._trace, self.dtype, self._shape, self.device, self._version)
@@ -152,13 +153,17 @@ class Tensor:
         if self.requires_grad:
             raise AutogradError("numpy(): can't call numpy() on a tensor that requires grad; "
                                 "use tensor.detach().numpy()")
+        return self._host(data)
+
+    def _host(self, data) -> np.ndarray:
+        """This tensor's storage `data` as a NumPy array (copied from the GPU)."""
         if self.device != "cpu":
             from tritonflow.storage import torch_to_numpy
             return torch_to_numpy(data)
         return data
 
     def tolist(self):
-        return self.detach().numpy().tolist()
+        return self._host(self._concrete(".tolist()")).tolist()
 
     def item(self):
         data = self._concrete(".item()")
@@ -193,8 +198,8 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        self._concrete("converting a tensor to a NumPy array (np.asarray, or a NumPy function called on it)")
-        array = self.detach().numpy()
+        array = self._host(self._concrete("converting a tensor to a NumPy array (np.asarray, or a NumPy "
+                                          "function called on it)"))
         return array.astype(dtype) if dtype is not None else array
 
     def __len__(self) -> int:
@@ -225,10 +230,11 @@ class Tensor:
         return format(str(self), spec)
 
     def __repr__(self) -> str:
-        if self._node is not None:
+        ctx = trace_state.current()
+        if self._node is not None or ctx is not None and ctx.book.was_written(self):
             return f"Tensor(traced, shape={self.shape}, dtype={self.dtype.name})"
-        body = np.array2string(np.asarray(self.detach().numpy()).astype(np.float64)
-                               if self.dtype is D.bfloat16 else self.detach().numpy(),
+        array = self._host(self._data)
+        body = np.array2string(np.asarray(array).astype(np.float64) if self.dtype is D.bfloat16 else array,
                                separator=", ", prefix="tensor(")
         extra = ""
         if self.dtype not in (D.float32, D.int64, D.bool_):

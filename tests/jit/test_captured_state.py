@@ -267,6 +267,18 @@ def _helper(x):
     return HELPER_MODEL(x)  # noqa: F821
 
 
+def test_a_captured_tensor_read_through_an_alias_is_read_at_each_call(backend):
+    # detach() (and the aliases contiguous() or a backward rule make) of a captured tensor stand
+    # for its graph value: a later eager update is seen, not the storage read while tracing.
+    weight = tf.ones((2, 2))
+    f = tf.jit(lambda x: x @ weight.detach() + weight.contiguous(), backend=backend)
+    x = tf.ones((1, 2))
+    assert_close(f(x), np.full((2, 2), 3.0), tf.float32)
+    weight.mul_(2.0)
+    assert_close(f(x), np.full((2, 2), 6.0), tf.float32)
+    assert f.cache_info().misses == 1 and len(next(iter(f.entries.values())).graph.inputs) == 2
+
+
 def test_a_captured_index_tensor_used_twice(backend):
     index = tf.tensor([2, 0])
     f = tf.jit(lambda x: x[index] + x[index], backend=backend)
