@@ -39,11 +39,6 @@ CORE_PACKAGES = ("tritonflow.ir", "tritonflow.ops", "tritonflow.passes")
 # set can only shrink: delete an entry in the change that breaks it.
 _K = "tritonflow.kernels."
 PENDING_KERNEL_CYCLES = {
-    # fusion <-> templates.fusion <-> codegen.pointwise (through the templates package's __init__)
-    (_K + "fusion", _K + "templates", _K + "templates.fusion"),
-    (_K + "fusion", _K + "templates", _K + "templates.matmul", _K + "codegen.pointwise"),
-    (_K + "fusion", _K + "templates", _K + "templates.attention", _K + "templates.fusion"),
-    (_K + "templates.fusion", _K + "templates.matmul"),
     # runtime.launch <-> runtime.call_plan <-> templates.launch
     (_K + "runtime.launch", _K + "runtime.call_plan"),
     (_K + "runtime.launch", _K + "templates", _K + "templates.launch"),
