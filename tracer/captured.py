@@ -106,7 +106,7 @@ class CaptureBook:
         self.arg_index: dict[int, int] = {}      # id(argument proxy) -> its first leaf index
         self.value_guards: dict = {}
         self.effects: dict = {}
-        self.frozen: dict[int, str] = {}
+        self.after_checks: list = []             # (what, graph inputs it writes, first node after it)
         self.ran_backward = False
 
     # ---------------------------------------------------------------- values
@@ -135,8 +135,6 @@ class CaptureBook:
         proxy = self.arg_proxy.get(id(tensor))
         if proxy is not None:
             return proxy
-        if self.frozen and id(tensor) in self.frozen:
-            raise TraceError(self.frozen[id(tensor)])
         entry = self.outside[self.register(tensor)]
         if entry.shadow is None:
             graph = self.ctx.graph
@@ -234,21 +232,43 @@ class CaptureBook:
         if key not in self.value_guards:
             self.value_guards[key] = ValueGuard(read, read(), what, show)
 
-    def defer(self, key, run: Callable[[], Any], before: bool, what: str, writes: tuple = ()) -> None:
+    def _input_node(self, tensor):
+        """The graph input standing for `tensor` (an argument's or a captured one), or None."""
+        proxy = self.arg_proxy.get(id(tensor))
+        if proxy is not None:
+            return self.ctx.graph.inputs[self.arg_index[id(proxy)]]
+        index = self.index_of.get(id(tensor))
+        return self.outside[index].node if index is not None else None
+
+    def _first_reader(self, inputs: list, start: int = 0):
+        """The first graph node from position `start` on that reads one of `inputs`."""
+        wanted = {id(n) for n in inputs if n is not None}
+        return next((n for n in self.ctx.graph.nodes[start:] if any(id(i) in wanted for i in n.inputs)), None)
+
+    def defer(self, key, run: Callable[[], Any], before: bool | None, what: str, writes: tuple = ()) -> None:
+        """`before=None`: before the graph unless the graph has already read one of the tensors the
+        effect writes (`writes`), else after it, and then nothing later in the trace may read them."""
         if key is None:
             key = len(self.effects)         # not deduplicated: each call of it is one effect
         if key in self.effects:
             return
+        inputs = [self._input_node(t) for t in writes]
+        if before is None:
+            before = self._first_reader(inputs) is None
         self.effects[key] = Effect(run, before, what)
-        if not before:
-            for t in writes:
-                self.frozen[id(t)] = (f"{what} runs after the compiled graph, but the function reads "
-                                      f"{self.describe(t)} again after it; call it last in the function")
+        if not before and writes:
+            self.after_checks.append((what, inputs, len(self.ctx.graph.nodes)))
 
     # ---------------------------------------------------------------- the result
 
     def finish(self, node_of: Callable) -> tuple[CaptureSummary, list]:
         """(the summary, the extra graph output nodes: written-back values, then gradients)."""
+        for what, inputs, start in self.after_checks:
+            reader = self._first_reader(inputs, start)
+            if reader is not None:
+                name = next(n.name for n in inputs if n is not None and n in reader.inputs)
+                raise TraceError(f"{what} runs after the compiled graph, but the function reads %{name} again "
+                                 f"after it; call it last in the function", reader.loc)
         outputs, written, grads, grad_guards = [], [], [], []
         for index in self.captured:
             entry = self.outside[index]

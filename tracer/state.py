@@ -66,9 +66,10 @@ class TraceContext:
         `show=False` keeps the value out of messages (a tuple of object ids)."""
         self.book.guard_value(key, read, what, show)
 
-    def defer(self, key, run, *, before: bool, what: str, writes: tuple = ()) -> None:
+    def defer(self, key, run, *, before: bool | None, what: str, writes: tuple = ()) -> None:
         """Run `run()` at every call of the compiled function, before or after its graph, instead of
-        once now (Python state that must advance per call: a learning-rate scheduler's step)."""
+        once now (Python state that must advance per call: a learning-rate scheduler's step).
+        `before=None` decides from `writes`, the tensors it updates (CaptureBook.defer)."""
         self.book.defer(key, run, before, what, writes)
 
     def name_of(self, obj, default: str) -> str:

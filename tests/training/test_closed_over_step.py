@@ -222,14 +222,21 @@ def test_freezing_and_unfreezing_retraces_and_keeps_both_graphs(backend):
     assert fn.recompile_reasons == ["captured model.0.weight: requires_grad changed from True to False"]
 
 
-def test_scheduler_before_the_update_runs_before_the_graph(backend):
+@pytest.mark.parametrize("pass_optimizer", [False, True], ids=["closed_over", "optimizer_argument"])
+def test_scheduler_before_the_update_runs_before_the_graph(backend, pass_optimizer):
+    # The graph has not read the rate when sched.step() runs, so jit runs it before the graph; the
+    # same when the optimizer is an argument (its rate tensors are then argument inputs).
     def build(model, opt, sched):
-        def step(x, y):
+        def step(x, y, *passed):
             sched.step()              # unusual order: this update must use the new rate
-            return update_step(model, opt, sched)(x, y)
+            return update_step(model, passed[0] if passed else opt, sched)(x, y)
         return step
 
-    runs = eager_and_jitted(backend, "sgd", build, feed(5))
+    def drive(fn, model, opt, sched):
+        for x, y in batches(5):
+            fn(tf.tensor(x), tf.tensor(y), *([opt] if pass_optimizer else []))
+
+    runs = eager_and_jitted(backend, "sgd", build, drive)
     assert_same_training(runs[0][:3], runs[1][:3])
     assert runs[1][3].cache_info().misses == 1
 

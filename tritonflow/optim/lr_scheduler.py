@@ -39,9 +39,8 @@ class LRScheduler:
             self._advance()
             return
         lrs = tuple(hyper["lr"] for hyper in self.optimizer._hyper if "lr" in hyper)
-        read_already = any(ctx.book.is_shadowed(t) for t in lrs)
-        ctx.defer(None, self._advance, before=not read_already,
-                  what=f"{ctx.name_of(self, type(self).__name__)}.step()", writes=lrs)
+        ctx.defer(None, self._advance, before=None, what=f"{ctx.name_of(self, type(self).__name__)}.step()",
+                  writes=lrs)   # before the graph unless it has read the rate already
 
     def _advance(self) -> None:
         self.last_epoch += 1
