@@ -29,6 +29,7 @@ class CompiledEntry:
         self.backward = None  # set by the autograd support for entries that need gradients
         self.free_guards: tuple = ()  # globals and closure variables the trace read (see _compile)
         self.binding = CapturedBinding(traced.state)
+        self.unguarded = False   # set by jit: no captured state and no globals to check at a call
         self.arg_names = [n.name for n in traced.graph.inputs[:traced.n_args]]
 
     @property

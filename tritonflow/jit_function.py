@@ -68,11 +68,16 @@ class JitFunction:
         if trace_state.current() is not None:
             return self.fn(*args, **kwargs)  # a jitted function called while tracing is inlined
         key, leaves = self.key_of(args, kwargs)
-        entry, bound = self._find(key, leaves)
-        if entry is None:
-            entry, bound = self._compile(key, leaves, args, kwargs)
-        else:
+        found = self._variants.get(key)
+        if found and found[0].unguarded:   # nothing captured, no globals read: the key decides alone
+            entry, bound = found[0], ()
             self.hits += 1
+        else:
+            entry, bound = self._find(key, leaves)
+            if entry is None:
+                entry, bound = self._compile(key, leaves, args, kwargs)
+            else:
+                self.hits += 1
         recorder = profiler_hooks.active()   # tritonflow.profile(): time this call
         if recorder is not None:
             return recorder.compiled_call(self, entry, lambda: self._run(entry, leaves, bound))
@@ -178,6 +183,7 @@ class JitFunction:
             # counter) does not invalidate its own entry.
             free_guards = guards.free_value_guards(self.fn)
             entry.free_guards = free_guards
+            entry.unguarded = not free_guards and entry.binding.empty
             entry.guards = (list(entry.guards) + entry.binding.describe(entry.arg_names)
                             + guards.describe_free_value_guards(free_guards))
             bound, why, _ = entry.binding.bind(leaves, entry.arg_names)
