@@ -91,6 +91,12 @@ class CaptureSummary:
     after: list = field(default_factory=list)
     ran_backward: bool = False
 
+    def forget_gradients(self) -> None:
+        """Drop the trace-time gradient tensors (each call finds the gradient as `owner.grad`)."""
+        for entry in self.outside:
+            if entry.grad_of is not None:
+                entry.tensor = None
+
 
 class CaptureBook:
     """The outside tensors, gradient slots, guards and effects of one trace (module docstring)."""
@@ -289,6 +295,8 @@ class CaptureBook:
             outputs.append(node_of(value))
             grads.append((slot.owner, True))
         effects = list(self.effects.values())
+        for entry in self.outside:
+            entry.shadow = None   # a proxy keeps its trace (and the trace its argument tensors) alive
         summary = CaptureSummary(self.outside, list(self.captured), written, grads, grad_guards,
                                  list(self.value_guards.values()), [e for e in effects if e.before],
                                  [e for e in effects if not e.before], self.ran_backward)

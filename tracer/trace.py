@@ -38,6 +38,13 @@ class Traced:
         """The owner (("arg", leaf index) or ("outside", index)) of each gradient output."""
         return [owner for owner, has_output in self.state.grads if has_output] if self.state else []
 
+    def forget_gradients(self) -> None:
+        """Drop the trace-time gradients a compiled entry would keep alive (None in `captured`):
+        each call finds the gradient as `owner.grad` (tracer/binding.py)."""
+        if self.state is not None:
+            self.state.forget_gradients()
+            self.captured = [self.state.outside[i].tensor for i in self.state.captured]
+
     @property
     def n_written(self) -> int:
         """Outputs after the function's own: written-back arguments, captured tensors, gradients."""

@@ -184,6 +184,7 @@ class JitFunction:
             free_guards = guards.free_value_guards(self.fn)
             entry.free_guards = free_guards
             entry.unguarded = not free_guards and entry.binding.empty
+            entry.traced.forget_gradients()
             entry.guards = (list(entry.guards) + entry.binding.describe(entry.arg_names)
                             + guards.describe_free_value_guards(free_guards))
             bound, why, _ = entry.binding.bind(leaves, entry.arg_names)

@@ -285,6 +285,23 @@ def test_a_captured_index_tensor_used_twice(backend):
     assert_close(f(tf.tensor([1.0, 2.0, 3.0])), np.array([6.0, 2.0]), tf.float32)
 
 
+def test_a_compiled_entry_keeps_neither_trace_time_gradients_nor_arguments():
+    import gc
+    import weakref
+    w = tf.ones(3, requires_grad=True)
+    w.grad = tf.ones(3)
+    f = tf.jit(lambda x: x + w.grad * 2)
+    x = tf.ones(3)
+    grad_ref, x_ref = weakref.ref(w.grad), weakref.ref(x)
+    assert_close(f(x), np.full(3, 3.0), tf.float32)
+    w.grad = tf.zeros(3)              # the next call reads the new gradient as w.grad
+    del x
+    gc.collect()
+    assert grad_ref() is None and x_ref() is None
+    assert_close(f(tf.ones(3)), np.ones(3), tf.float32)
+    assert f.cache_info().misses == 1
+
+
 # ---------------------------------------------------------------- what a jitted function returns
 
 def test_numpy_arrays_and_python_values_are_returned_as_they_are(backend):
