@@ -1,8 +1,8 @@
 """Benchmark: a jitted training step that closes over its model, optimizer and scheduler against
 the same step taking the model and optimizer as arguments (issue 15), on CPU, numpy backend.
 
-Both run one compiled graph per step: zero_grad, forward, cross-entropy, backward,
-clip_grad_norm_, the AdamW update; the argument-passing step then calls the scheduler eagerly,
+Both run one compiled graph per step, benchmarks/train_step_cpu.py's step: zero_grad, forward,
+cross-entropy, backward, the AdamW update; the argument-passing step then calls the scheduler eagerly,
 the closed-over one has it inside (jit runs it after the graph). What differs is the per-call
 work around the graph: arguments are flattened and keyed at every call (the model's and the
 optimizer's tensors), captured state is found again along its paths and guarded. Two models: the
@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tritonflow as tflow  # noqa: E402
 from tritonflow import nn  # noqa: E402
-import tritonflow.nn.functional as F  # noqa: E402
 from benchmarks.timing import interleaved_samples, paired_ratio  # noqa: E402
+from benchmarks.train_step_cpu import _step as _update  # noqa: E402
 
 MODELS = {"digits MLP 64-256-128-10, batch 64": ((64, 256, 128, 10), 64),
           "tiny MLP 8-16-4, batch 4": ((8, 16, 4), 4)}
@@ -45,15 +45,6 @@ def _state(widths: tuple, batch: int):
     x = tflow.tensor(rng.random((batch, widths[0])), dtype="float32")
     y = tflow.tensor(rng.integers(0, widths[-1], batch))
     return model, opt, sched, x, y
-
-
-def _update(model, opt, x, y):
-    opt.zero_grad()
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    tflow.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    return loss
 
 
 def contenders(widths: tuple, batch: int) -> dict:
