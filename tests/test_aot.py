@@ -49,7 +49,8 @@ def _matmul(a, b):
 def reports():
     """Every compile of this file's checks in one pool of workers (one start-up)."""
     mm = [S((512, 512), "bfloat16"), S((512, 512), "bfloat16")]
-    names = ["softmax", "hopper", "ampere", "training", "dynamic"]
+    names = ["softmax", "hopper", "ampere", "training", "dynamic", "module"]
+    model = tf.nn.Sequential(tf.nn.Linear(32, 64), tf.nn.GELU(), tf.nn.Linear(64, 16))
     found = aot.compile_all([
         (_softmax, [S((16384, 4096), "float32")], "sm_90"),
         (_matmul, mm, "sm_90"),
@@ -57,6 +58,7 @@ def reports():
         (_norm, [S((4096, 512), "bfloat16", True), S((512,), "bfloat16", True), S((512,), "bfloat16", True)],
          "sm_90"),
         (_softmax, [S(("rows", 64), "float32")], "sm_90", {"rows": 1000}),
+        (tf.compile(model), [S((128, 32), "float32")], "sm_90"),
     ])
     return dict(zip(names, found))
 
@@ -89,6 +91,14 @@ def test_forward_and_backward_graphs_are_compiled_for_training_specs(reports):
     # The weight and bias gradients sum 4096 rows per column: looped on a GPU, never held whole.
     column = [k for k in report.kernels if k.graph == "backward" and k.config.get("XBLOCK", 1) > 1]
     assert column and all(k.config["RBLOCK"] < 4096 for k in column)
+
+
+def test_a_compiled_module_compiles_with_its_parameters(reports):
+    report = reports["module"]
+    # The parameters require grad: the forward (two matmuls) and the backward are compiled.
+    assert {k.graph for k in report.kernels} == {"forward", "backward"}
+    assert sum(k.kind == "matmul" and k.graph == "forward" for k in report.kernels) == 2
+    assert not report.failures
 
 
 def test_dynamic_dims_take_their_size_and_stay_arguments(reports):

@@ -68,7 +68,8 @@ def _as_meta(args: tuple, kwargs: dict, sizes: dict):
     """(args, kwargs with specs and tensors replaced by meta tensors, tensor keys, symbol values, names)."""
     from tritonflow.tensor_class import Tensor
     symbol_of: dict = {}
-    keys, metas = [], []
+    keys: dict = {}                      # id(meta tensor) -> its tensor key (shape key, dtype, device, grad)
+    metas: list = []
 
     def convert(value):
         if isinstance(value, TensorSpec):
@@ -87,7 +88,7 @@ def _as_meta(args: tuple, kwargs: dict, sizes: dict):
                 shape_key.append(d)
                 shape.append(d)
         meta = _meta_tensor(spec, tuple(shape))
-        keys.append((tuple(shape_key), spec.dtype.name, "cpu", spec.requires_grad))
+        keys[id(meta)] = (tuple(shape_key), spec.dtype.name, "cpu", spec.requires_grad)
         metas.append(meta)
         return meta
 
@@ -98,7 +99,7 @@ def _as_meta(args: tuple, kwargs: dict, sizes: dict):
                          f"(dynamic dims: {', '.join(symbol_of) or 'none'})")
     symbols = {f"s{k}": int(sizes.get(name, DEFAULT_DYNAMIC_SIZE)) for name, k in symbol_of.items()}
     names = {f"s{k}": name for name, k in symbol_of.items()}
-    return meta_args, meta_kwargs, metas, tuple(keys), symbols, names
+    return meta_args, meta_kwargs, metas, keys, symbols, names
 
 
 def static_meta_arguments(args: tuple, kwargs: dict, sizes: Optional[dict] = None):
@@ -135,7 +136,9 @@ def trace_graphs(fn, args: tuple, kwargs: dict, sizes: Optional[dict] = None):
     _check_arity(jitted.fn, meta_args, meta_kwargs, name)
     leaves: list = []
     spec = pytree.flatten((meta_args, meta_kwargs), leaves)
-    key = (spec, keys, autograd.is_grad_enabled(), ())
+    # Tensors inside other argument structures (a compiled module's parameters) keep their shapes.
+    tensor_keys = tuple(keys.get(id(t)) or (tuple(t.shape), t.dtype.name, "cpu", t.requires_grad) for t in leaves)
+    key = (spec, tensor_keys, autograd.is_grad_enabled(), ())
     shown = ", ".join(repr(a) for a in args)
     try:
         entry = JitFunction(jitted.fn, backend="numpy").build(key, leaves, meta_args, meta_kwargs)
