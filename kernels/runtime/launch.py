@@ -10,12 +10,19 @@ its IR nodes and the path of its generated source.
 Launches are reported to whoever listens: the call plan being recorded on this thread
 (runtime/call_plan.py builds a plan from them) and the observers added with `add_observer`
 (the test suite's compile check collects every kernel it ran).
+
+Every interpreted launch (TRITON_INTERPRET=1) goes through `run_jit`, which takes one
+process-wide lock: for the length of a launch Triton's interpreter patches `triton.language`
+and keeps the program id in module globals, so two threads launching at once break each other
+("Did you forget to add @triton.jit?"). GPU launches are not serialized.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Callable
 
+from tritonflow import environment
 from tritonflow.errors import LoweringError
 from tritonflow.kernels import cache, heuristics
 from tritonflow.kernels.runtime.launch_setup import LaunchSetup, cdiv
@@ -116,10 +123,15 @@ def launch(kernel, env: dict, symbols: dict, mode: str, target: Target) -> None:
     _report(kernel, grid, args, config, compiled)
 
 
+_INTERPRETER_LOCK = threading.RLock()
+
+
 def run_jit(kernel, grid: tuple, args: list, config: dict):
     """One launch through Triton's JIT dispatch; returns its CompiledKernel (None when interpreted)."""
+    turn = _INTERPRETER_LOCK if environment.triton_interpret() else contextlib.nullcontext()
     try:
-        return kernel.fn[grid](*args, **config)
+        with turn:
+            return kernel.fn[grid](*args, **config)
     except Exception as exc:
         if isinstance(exc, LoweringError):
             raise
