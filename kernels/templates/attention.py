@@ -42,12 +42,13 @@ LOG2E = 1.4426950408889634
 NEG_INF = "float(\"-inf\")"
 
 
-def _dot(a: str, b: str, dtype: str) -> str:
+def _dot(a: str, b: str, state: dict) -> str:
+    dtype = state["dtype"]
     if dtype == "float64":
         return f"tl.sum({a}[:, :, None] * {b}[None, :, :], 1)"
     if dtype == "float32":
         return f"tl.dot({a}, {b}, input_precision=INPUT_PRECISION)"
-    if dtype == "bfloat16" and heuristics.interpreted():
+    if dtype == "bfloat16" and state["interpreted"]:
         # Triton 3.6's interpreter returns garbage for bfloat16 tl.dot; widening is exact.
         return f"tl.dot({a}.to(tl.float32), {b}.to(tl.float32), input_precision=\"ieee\")"
     return f"tl.dot({a}, {b})"
@@ -121,7 +122,9 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
                                 f"    rng_offset = tl.sum({offset.text} + tl.zeros([1], tl.int64), 0)"]
         printer.used |= em.printer.used
     scale_log2 = float(attrs["scale"]) * LOG2E
-    state = dict(dtype=dtype, storage=storage, mask=mask_kind, causal=bool(attrs.get("is_causal")),
+    # Triton 3.6's interpreter returns garbage for a bfloat16 tl.dot: widened there (see _dot).
+    state = dict(dtype=dtype, interpreted=sched.target.interpreted, storage=storage, mask=mask_kind,
+                 causal=bool(attrs.get("is_causal")),
                  dropout=dropout, scale_log2=scale_log2, scale=float(attrs["scale"]),
                  lse_node=plan.members[1] if len(plan.members) > 1 else None)
     body = {"attention": _forward_body, "attention_lse": _forward_body, "attention_delta": _delta_body,
@@ -232,7 +235,7 @@ def _key_loop_head(ops, node, state, ctx, transposed: bool) -> list:
         return lines + [_key_rows_load("kb", k, "d", "        ")] + _backward_scores(ops, node, state, ctx, "        ")
     lines += [
         f"        kt = tl.load({k.at('offs_n[None, :]', 'offs_d[:, None]')}, mask=nmask[None, :] & dmask[:, None], other=0)",
-        f"        s = {_dot('q', 'kt', state['dtype'])}.to(ACC) * {_num(state, state['scale_log2'])}  # {ctx.describe(node)}",
+        f"        s = {_dot('q', 'kt', state)}.to(ACC) * {_num(state, state['scale_log2'])}  # {ctx.describe(node)}",
     ]
     return lines + _score_mask_lines(ops, state, "        ")
 
@@ -245,7 +248,7 @@ def _key_rows_load(name: str, operand, width: str, indent: str) -> str:
 # ---------------------------------------------------------------- forward and lse
 
 def _forward_body(ops, node, template, state, printer, ctx) -> list:
-    dtype, storage = state["dtype"], state["storage"]
+    storage = state["storage"]
     q = ops["q"]
     lines = _program_block("m", [("q", q, "d")]) + [
         f"    m_i = tl.full([BLOCK_M], {NEG_INF}, ACC)",
@@ -270,7 +273,7 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
         lines += [
             f"        v = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
             "other=0)",
-            f"        acc = acc * alpha[:, None] + {_dot(f'p.to({storage})', 'v', dtype)}.to(ACC)",
+            f"        acc = acc * alpha[:, None] + {_dot(f'p.to({storage})', 'v', state)}.to(ACC)",
         ]
     lines.append("        m_i = m_new")
     ptr, base = _out_base(ctx, node, printer)
@@ -309,7 +312,7 @@ def _backward_scores(ops, node, state, ctx, indent: str) -> list:
     same p). In natural units, unlike the forward: s - m is then taken between two numbers rounded
     at their own magnitude (~1e3 for large scores), and only the small difference is scaled for
     exp2, so a row's largest score gives exp2(0) = 1 exactly."""
-    line = f"s = {_dot('q', 'tl.trans(kb)', state['dtype'])}.to(ACC) * {_num(state, state['scale'])}"
+    line = f"s = {_dot('q', 'tl.trans(kb)', state)}.to(ACC) * {_num(state, state['scale'])}"
     return [f"{indent}{line}  # {ctx.describe(node)}"] + _score_mask_lines(ops, state, indent, log2=False)
 
 
@@ -317,7 +320,7 @@ def _exp_lines(state, indent: str, top: str) -> list:
     """p = exp(s - top) of the tile and dp = dO @ vb^T, dropped out as the forward dropped p
     (`pd`: p dropped out, for dv); shared like _backward_scores."""
     lines = [indent + f"p = tl.math.exp2((s - {top}[:, None]) * {_num(state, LOG2E)})",
-             indent + f"dp = {_dot('do', 'tl.trans(vb)', state['dtype'])}.to(ACC)"]
+             indent + f"dp = {_dot('do', 'tl.trans(vb)', state)}.to(ACC)"]
     keep = _keep_lines(state, indent)
     if keep:
         factor = _num(state, 1.0 / (1.0 - state["dropout"]))
@@ -368,7 +371,7 @@ def _delta_body(ops, node, template, state, printer, ctx) -> list:
 
 
 def _dq_body(ops, node, template, state, printer, ctx) -> list:
-    dtype, storage = state["dtype"], state["storage"]
+    storage = state["storage"]
     q, g = ops["q"], ops["g"]
     lines = _program_block("m", [("q", q, "d"), ("do", g, "dv")])
     lines += _row_stats_lines(ops, state, "    ")
@@ -378,7 +381,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
     lines += _normalized_lines(state, "        ")
     lines += [
         "        ds = p * (dp - delta[:, None])",
-        f"        dq += {_dot(f'ds.to({storage})', 'kb', dtype)}.to(ACC)",
+        f"        dq += {_dot(f'ds.to({storage})', 'kb', state)}.to(ACC)",
     ]
     ptr, base = _out_base(ctx, node, printer)
     lines.append(f"    dq = dq * {_num(state, state['scale'])}")
@@ -390,7 +393,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
 def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     """Per key block, over the query blocks that see it: the tiles in the (query, key)
     orientation of the other backward kernels, transposed only as operands of the products."""
-    dtype, storage = state["dtype"], state["storage"]
+    storage = state["storage"]
     q, k, v, g = ops["q"], ops["k"], ops["v"], ops["g"]
     lines = _program_block("n", [("kb", k, "d"), ("vb", v, "dv")]) + [
         "    dk = tl.zeros([BLOCK_N, BLOCK_D], ACC)",
@@ -413,9 +416,9 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     lines += _backward_scores(ops, node, state, ctx, "        ")
     lines += _normalized_lines(state, "        ")
     lines += [
-        f"        dv += {_dot(f'tl.trans(pd).to({storage})', 'do', dtype)}.to(ACC)",
+        f"        dv += {_dot(f'tl.trans(pd).to({storage})', 'do', state)}.to(ACC)",
         "        ds = p * (dp - delta[:, None])",
-        f"        dk += {_dot(f'tl.trans(ds).to({storage})', 'q', dtype)}.to(ACC)",
+        f"        dk += {_dot(f'tl.trans(ds).to({storage})', 'q', state)}.to(ACC)",
     ]
     ptr, base = _out_base(ctx, node, printer)
     width = _width(node.shape[-1])
