@@ -21,6 +21,7 @@ from tritonflow.jit_function import jit  # noqa: F401
 from tritonflow.matmul_precision import get_matmul_precision, set_matmul_precision  # noqa: F401
 from tritonflow.version import __version__  # noqa: F401
 from tritonflow.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from tritonflow.amp.autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: F401
 
 bool = bool_  # noqa: A001  (tritonflow.bool, as torch.bool)
 float = float32  # noqa: A001
@@ -47,7 +48,7 @@ def __getattr__(name):
     if name == "TensorSpec":
         from tritonflow.aot import TensorSpec
         return TensorSpec
-    if name in ("nn", "optim", "debug", "fuzz", "onnx", "profiler", "utils", "aot", "target"):
+    if name in ("nn", "optim", "debug", "fuzz", "onnx", "profiler", "utils", "aot", "target", "amp"):
         import importlib
         return importlib.import_module(f"tritonflow.{name}")
     if name in ("save", "load"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import weakref
 
+from tritonflow.amp.autocast_mode import suspended as autocast_suspended
 from tritonflow.errors import AutogradError
 from tritonflow.ops.lazy_api import T  # the tritonflow functions, installed by tritonflow.api (above this)
 from tritonflow.ops.movement import sum_to_shape
@@ -333,13 +334,17 @@ def _accumulate(leaf, g) -> None:
 
 
 class _no_grad_for_backward:
-    """Backward itself records no tape (no higher-order gradients); tracing still records ops."""
+    """Backward itself records no tape (no higher-order gradients); tracing still records ops.
+    Nor does it autocast: the vjp rules follow the dtypes the forward chose."""
 
     def __enter__(self):
         self.prev = is_grad_enabled()
         set_grad_enabled(False)
+        self.autocast = autocast_suspended()
+        self.autocast.__enter__()
 
     def __exit__(self, *exc):
+        self.autocast.__exit__(*exc)
         set_grad_enabled(self.prev)
 
 

@@ -60,6 +60,16 @@ class TemplateContext(KernelContext):
         return super().anchor_value(emitter, node, index, conds)
 
 
+def is_input_cast(node: Node) -> bool:
+    """A float-to-float cast of (views of) a graph input — autocast's cast of a weight. A matmul
+    reads such an operand from the input and converts each tile as it loads it, so the cast needs
+    no kernel of its own (kernels/templates/matmul.py)."""
+    if node.op != "cast" or not node.dtype.is_floating_point:
+        return False
+    source = node.inputs[0]
+    return source.dtype.is_floating_point and view_base(source).op == "input"
+
+
 def _needs_materializing(node: Node) -> bool:
     if node.op in ("input", "constant"):
         return False
@@ -96,7 +106,7 @@ def place_template(sched, node: Node, place_output) -> None:
     if info.template == "matmul":
         for inp in node.inputs:
             base = view_base(inp)
-            if _needs_materializing(base):
+            if _needs_materializing(base) and not is_input_cast(base):
                 info.sources[id(base)] = materialize(sched, base, place_output)
     else:
         _prepare_attention_operands(sched, node, info, place_output)

@@ -12,6 +12,7 @@ from tritonflow import dtypes as D
 from tritonflow.errors import DTypeError, ShapeError, UnsupportedError
 from tritonflow.nn.layers import WeightAndBias
 from tritonflow.nn.modules import Module
+from tritonflow.amp.autocast_mode import autocast_to_low
 
 
 def _pair(value, name: str, op: str) -> tuple[int, int]:
@@ -56,6 +57,7 @@ def unfold2d(x, kernel, stride, padding, dilation, pad_value, op: str):
     return (T.cat(patches, 2) if len(patches) > 1 else patches[0]), ho, wo
 
 
+@autocast_to_low
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
     """2-D cross-correlation, as torch.nn.functional.conv2d (padding may be 'valid' or 'same')."""
     op = "conv2d"

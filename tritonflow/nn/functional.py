@@ -16,8 +16,10 @@ from tritonflow.dispatch import apply
 from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.ops.attention import ATTENTION, fused_supported
 from tritonflow.ops.shapes import broadcast_shapes, fmt
+from tritonflow.amp.autocast_mode import autocast_to_float32, autocast_to_low
 
 
+@autocast_to_low
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch."""
     if x.shape[-1] != weight.shape[-1]:
@@ -82,6 +84,7 @@ def _normalized_dims(x, normalized_shape, name):
     return tuple(range(x.ndim - k, x.ndim))
 
 
+@autocast_to_float32
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     x = float_tensor(x, "layer_norm")
     dims = _normalized_dims(x, normalized_shape, "layer_norm")
@@ -98,6 +101,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     return T.cast(y, out_dtype)
 
 
+@autocast_to_float32
 def rms_norm(x, normalized_shape, weight=None, eps: float | None = None):
     x = float_tensor(x, "rms_norm")
     dims = _normalized_dims(x, normalized_shape, "rms_norm")
@@ -172,6 +176,7 @@ def _check_weight(weight, classes: int, name: str) -> None:
         raise ShapeError(f"{name}: weight {fmt(weight.shape)} must hold one weight per class ({classes},)")
 
 
+@autocast_to_float32
 def nll_loss(log_probs, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
     if log_probs.ndim < 1:
         raise ShapeError("nll_loss: input needs a class dimension")
@@ -195,6 +200,7 @@ def nll_loss(log_probs, target, weight=None, ignore_index: int = -100, reduction
     return _reduce(loss, reduction, "nll_loss", T.sum(w) if reduction == "mean" else None)
 
 
+@autocast_to_float32
 def cross_entropy(logits, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0):
     """PyTorch's F.cross_entropy: class indices (with ignore_index) or class probabilities.
@@ -235,11 +241,13 @@ def cross_entropy(logits, target, weight=None, ignore_index: int = -100, reducti
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / classes)
 
 
+@autocast_to_float32
 def mse_loss(input, target, reduction: str = "mean"):
     diff = input - target
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
+@autocast_to_low
 def fused_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None,
                     generator=None):
     """The fused attention primitive (tritonflow/ops/attention.py) with scaled_dot_product_attention's meaning.
@@ -263,6 +271,7 @@ def fused_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: 
     return apply(ATTENTION, inputs, attrs)
 
 
+@autocast_to_low
 def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
                                  scale: float | None = None):
     """softmax(q @ k^T * scale + mask) @ v over the last two dims (the written-out form)."""
