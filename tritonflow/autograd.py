@@ -60,6 +60,26 @@ class enable_grad(no_grad):
     mode = True
 
 
+class recording:
+    """`with recording() as nodes:` collects the ids of the tape nodes made inside (the region
+    of tritonflow.utils.checkpoint, whose backward runs only within it: `backward_many(region=)`)."""
+
+    def __enter__(self) -> set:
+        self.prev = getattr(_state, "recording", None)
+        self.nodes: set = set()
+        _state.recording = self.nodes
+        return self.nodes
+
+    def __exit__(self, *exc) -> None:
+        _state.recording = self.prev
+
+
+def _note(node) -> None:
+    nodes = getattr(_state, "recording", None)
+    if nodes is not None:
+        nodes.add(id(node))
+
+
 # ---------------------------------------------------------------- the tape
 
 class OutputSlot:
@@ -105,6 +125,7 @@ class GradNode:
         self.n_outputs = 1
         self.out_ref = weakref.ref(out)  # for retain_grad() on the output tensor
         self.freed = False
+        _note(self)
 
     @property
     def name(self) -> str:
@@ -143,6 +164,7 @@ class FunctionNode(GradNode):
         self.n_outputs = len(outputs)
         self.out_ref = None
         self.freed = False
+        _note(self)
 
     @property
     def name(self) -> str:
@@ -161,6 +183,7 @@ class FunctionNode(GradNode):
 
     def release(self) -> None:
         self.vjp = None  # drops the closure, and with it the saved activations
+        self.saved = []  # what a checkpoint keeps (its region's inputs), listed for inspection
         self.freed = True
 
     def __repr__(self) -> str:
@@ -169,8 +192,9 @@ class FunctionNode(GradNode):
 
 # ---------------------------------------------------------------- the engine
 
-def _toposort(roots: list) -> list:
-    """Nodes reachable from `roots`, each before the nodes it sends gradients to."""
+def _toposort(roots: list, region: set | None = None) -> list:
+    """Nodes reachable from `roots` (within `region` if given), each before the nodes it sends
+    gradients to."""
     order, seen = [], set()
     for root in roots:
         stack = [(root, False)]
@@ -184,7 +208,7 @@ def _toposort(roots: list) -> list:
             seen.add(id(node))
             stack.append((node, True))
             for parent, _, _ in node.edges:
-                if parent is not None and id(parent) not in seen:
+                if parent is not None and id(parent) not in seen and (region is None or id(parent) in region):
                     stack.append((parent, False))
     return order[::-1]
 
@@ -224,11 +248,14 @@ def _add(prev, g):
     return g if prev is None else prev + g
 
 
-def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs: list | None = None):
+def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs: list | None = None,
+                  region: set | None = None):
     """Run reverse mode from several roots at once.
 
     With `inputs=None`, gradients accumulate into every reachable leaf's `.grad`. With a list of
-    tensors, nothing is written: the gradient reaching each of them (or None) is returned.
+    tensors, nothing is written: the gradient reaching each of them (or None) is returned. With
+    `region` (ids of nodes, see `recording`), only those nodes run, nothing is written, and the
+    gradients leaving the region are returned: {("leaf", id(leaf)) or ("node", id(parent), slot): g}.
     """
     seeds = [_seed(t, g) for t, g in zip(tensors, grads)]
     tracing = _trace_state.current()
@@ -246,9 +273,15 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
             else:
                 want_slot[(id(fn), 0)] = position
     results = [None] * len(inputs) if inputs is not None else None
+    crossing: dict = {}
+
+    def cross(key, g):
+        crossing[key] = _add(crossing.get(key), g)
 
     def deliver_leaf(leaf, g):
-        if inputs is None:
+        if region is not None:
+            cross(("leaf", id(leaf)), g)
+        elif inputs is None:
             _accumulate(leaf, g)
         elif id(leaf) in want:
             results[want[id(leaf)]] = _add(results[want[id(leaf)]], g.detach())
@@ -265,7 +298,7 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
             slots = pending.setdefault(id(node), [None] * node.n_outputs)
             slots[slot] = _add(slots[slot], g)
             roots.append(node)
-        order = _toposort(roots)
+        order = _toposort(roots, region)
         for node in order:
             grads_in = pending.pop(id(node), None)
             if grads_in is None or all(g is None for g in grads_in):
@@ -277,7 +310,7 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
                 key = (id(node), slot)
                 if key in want_slot and g is not None:
                     results[want_slot[key]] = _add(results[want_slot[key]], g)
-            if inputs is None and node.out_ref is not None:
+            if inputs is None and region is None and node.out_ref is not None:
                 out = node.out_ref()
                 if out is not None and out._retains_grad and out._grad_fn is node:
                     out.grad = _add(out.grad, grads_in[0].detach())
@@ -293,12 +326,14 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
                 gi = _fit(gi, shape, dtype)
                 if leaf is not None:
                     deliver_leaf(leaf, gi)
+                elif region is not None and id(parent) not in region:
+                    cross(("node", id(parent), slot), gi)
                 else:
                     slots = pending.setdefault(id(parent), [None] * parent.n_outputs)
                     slots[slot] = _add(slots[slot], gi)
             if not retain_graph:
                 node.release()
-    return results
+    return crossing if region is not None else results
 
 
 def run_backward(tensor, grad=None, retain_graph: bool = False) -> None:

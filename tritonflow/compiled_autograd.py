@@ -6,7 +6,8 @@ Framework stage (the autodiff pass). When a jitted function's tensor arguments r
    cotangent input per differentiable output is added and reverse mode runs on the proxies
    (`autograd.backward_many`). The vjp rules are tritonflow ops, so the backward is recorded into
    the same graph, with the gradients of the inputs as extra outputs.
-2. Partition: nodes that do not depend on a cotangent are the forward; the rest the backward.
+2. Partition: nodes that do not depend on a cotangent are the forward; the rest the backward,
+   with the nodes a checkpointed region recomputed during the backward (tritonflow/utils/checkpoint.py).
    The forward values the backward reads are the boundary. Cheap values (elementwise, views,
    constants) are recomputed in the backward from their inputs rather than saved; what is left
    (matmul and reduction results, random numbers) becomes extra outputs of the forward graph:
@@ -44,6 +45,7 @@ class JointTrace:
     diff_outputs: list             # index (among the function's tensor outputs) of each differentiable one
     targets: list                  # ("arg", leaf index) or ("captured", index) per gradient output
     grad_nodes: list               # the gradient of each target (a node of the joint graph)
+    recomputed: frozenset = frozenset()  # ids of nodes a checkpoint's backward recomputed (utils/checkpoint.py)
 
 
 def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> JointTrace:
@@ -76,12 +78,14 @@ def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple,
         if diff and target_tensors:
             grads = autograd.backward_many([outs[i] for i in diff], seeds, inputs=target_tensors)
         info.update(diff=diff, cotangents=cotangents, targets=targets,
-                    grad_nodes=[None if g is None else ctx.node_of(g) for g in grads])
+                    grad_nodes=[None if g is None else ctx.node_of(g) for g in grads],
+                    recomputed=frozenset(getattr(ctx, "recomputed", ())))
         return result
 
     traced = trace(joint, args, kwargs, leaves, tensor_keys, name, named_as=fn)
     kept = [(t, g) for t, g in zip(info["targets"], info["grad_nodes"]) if g is not None]
-    return JointTrace(traced, info["cotangents"], info["diff"], [t for t, _ in kept], [g for _, g in kept])
+    return JointTrace(traced, info["cotangents"], info["diff"], [t for t, _ in kept], [g for _, g in kept],
+                      info["recomputed"])
 
 
 def _recomputable(node: Node) -> bool:
@@ -106,7 +110,8 @@ def partition(joint: JointTrace) -> tuple[Graph, Graph, list, int]:
     graph = joint.traced.graph
     forward_inputs = list(graph.inputs)
     cotangent_ids = {id(n) for n in joint.cotangents}
-    depends = set(cotangent_ids)
+    # a checkpointed region's recomputation belongs to the backward, though it needs no cotangent
+    depends = set(cotangent_ids) | joint.recomputed
     for node in graph.nodes:
         if any(id(i) in depends for i in node.inputs):
             depends.add(id(node))

@@ -136,6 +136,26 @@ class suspended:
         _state.suspended -= 1
 
 
+class restored:
+    """The regions `snapshot()` saw, in force while inside (checkpoint's recomputation runs the
+    region under the autocast of its forward, though backward itself does not autocast)."""
+
+    def __init__(self, snapshot: tuple) -> None:
+        self.snapshot = snapshot
+
+    def __enter__(self) -> None:
+        self.saved = (dict(_regions()), getattr(_state, "suspended", 0))
+        _state.regions, _state.suspended = dict(self.snapshot[0]), self.snapshot[1]
+
+    def __exit__(self, *exc) -> None:
+        _state.regions, _state.suspended = self.saved
+
+
+def snapshot() -> tuple:
+    """This thread's autocast state, for `restored`."""
+    return dict(_regions()), getattr(_state, "suspended", 0)
+
+
 # ---------------------------------------------------------------- the op policy
 
 def _cast_to(value, target_of):
