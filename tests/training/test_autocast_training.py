@@ -1,5 +1,5 @@
 """A small GPT (tritonflow.models.GPT2) trained 100 AdamW steps under bfloat16 autocast tracks the
-same model trained in float32: same initial weights, same batches.
+same model trained in float32: same initial weights, same batches, one jitted training step (compiled once) per precision.
 
 Tolerance: bfloat16 keeps 8 significant bits, so each autocast matmul is off by about 2^-9
 relative. The weights stay float32 (autocast casts copies), and AdamW's update is normalised by
@@ -31,22 +31,28 @@ def _batches():
 
 
 def _train(autocast: bool) -> np.ndarray:
+    """100 AdamW steps of one jitted training step (the autocast region inside it)."""
     tf.manual_seed(3)
     config = GPT2Config(vocab_size=VOCAB, n_positions=BLOCK, n_embd=32, n_layer=2, n_head=2,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     model = GPT2(config)
     opt = tf.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    losses = []
-    for x, y in _batches():
+
+    @tf.jit(backend="numpy")
+    def step(x, y):
+        opt.zero_grad()
         with tf.autocast("cpu", dtype=tf.bfloat16, enabled=autocast):
             logits = model(x)
             loss = F.cross_entropy(tf.reshape(logits, (-1, VOCAB)), tf.reshape(y, (-1,)))
-        assert loss.dtype is tf.float32
-        opt.zero_grad()
         loss.backward()
-        assert all(p.grad.dtype is tf.float32 for p in model.parameters())
         opt.step()
-        losses.append(float(loss.item()))
+        return loss
+
+    losses = [float(step(x, y).item()) for x, y in _batches()]
+    assert step.cache_info().misses == 1
+    assert all(p.dtype is tf.float32 and p.grad.dtype is tf.float32 for p in model.parameters())
+    if autocast:
+        assert "bf16" in tf.explain(step, *next(_batches())).graph   # the step did run in bfloat16
     return np.array(losses)
 
 

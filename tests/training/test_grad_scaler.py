@@ -156,3 +156,29 @@ def test_misuse_raises_torchs_errors():
         GradScaler(growth_factor=1.0)
     with pytest.raises(GradScalerError, match="source state dict is empty"):
         GradScaler().load_state_dict({})
+
+
+def test_a_jitted_function_reads_the_current_scale(backend):
+    """The scale is a 0-d tensor updated in place: a jitted step that scales its loss sees each
+    update without recompiling."""
+    scaler = GradScaler(init_scale=8.0)
+    w = tf.tensor(np.array([1.0, -2.0, 0.5], np.float32), requires_grad=True)
+    opt = tf.optim.SGD([w], lr=0.0)
+
+    @tf.jit(backend=backend)
+    def scaled_loss(x):
+        return scaler.scale((w * x).sum())
+
+    x = tf.tensor(np.array([2.0, 1.0, 4.0], np.float32))
+    scaler.scale(tf.tensor(1.0))   # makes the scale tensor before the first trace
+    assert scaled_loss(x).item() == 8.0 * 2.0
+    for step, want_scale in ((0, 4.0), (1, 2.0)):
+        loss = scaled_loss(x)
+        loss.backward()
+        w.grad = tf.tensor(np.array([np.inf, 0.0, 0.0], np.float32))   # an overflow: back off
+        scaler.step(opt)
+        scaler.update()
+        assert scaler.get_scale() == want_scale
+        assert scaled_loss(x).item() == want_scale * 2.0
+        w.grad = None
+    assert scaled_loss.cache_info().misses == 1
