@@ -47,7 +47,8 @@ class FuzzSummary:
         lines = [f"programs run: {self.programs} in {self.seconds:.1f} s ({per_dtype})",
                  f"outcomes: {per_status}",
                  f"mismatches (wrong values or crashes): {self.mismatches}",
-                 f"candidate lines regenerated because the reference overflowed: {self.regenerated}",
+                 f"candidate lines regenerated because the reference overflowed (or neared a kink, for "
+                 f"gradients): {self.regenerated}",
                  f"worst error seen, as a fraction of the allowance: {self.worst_ratio:.3g}"]
         for index, outcome, path in self.failures:
             lines.append(f"  program {index}: {outcome.status}: {outcome.detail.splitlines()[0][:200]}"
