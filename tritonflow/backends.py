@@ -153,4 +153,7 @@ def make_runner(graph: Graph, backend: str, device: str, mode: str = "default"):
         return NumpyRunner(graph)
     if device == "cpu":
         triton_interpreter_ready()
+    from tritonflow.segmented_runner import SegmentedRunner, has_collectives
+    if has_collectives(graph):  # kernels cannot talk to other processes: run those ops between kernels
+        return SegmentedRunner(graph, backend, device, mode)
     return TritonRunner(graph, mode)
