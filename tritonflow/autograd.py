@@ -180,7 +180,10 @@ def _toposort(roots: list) -> list:
                 continue
             seen.add(id(node))
             stack.append((node, True))
-            for parent, _, _ in node.edges:
+            # Reversed, so the first input's branch (the activations) is ordered last: the branches
+            # ending at later inputs (weights, biases) run as soon as their node has, which starts
+            # their leaves' hooks (DDP's buckets) early in the backward, as torch's engine does.
+            for parent, _, _ in reversed(node.edges):
                 if parent is not None and id(parent) not in seen:
                     stack.append((parent, False))
     return order[::-1]

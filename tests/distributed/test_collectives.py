@@ -10,7 +10,6 @@ import pytest
 import ml_dtypes
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import describe, run_ranks  # noqa: E402
 from workers import rank_data  # noqa: E402
 
 import tritonflow as tf  # noqa: E402
@@ -19,11 +18,9 @@ import tritonflow.distributed as dist  # noqa: E402
 WORLD = 2
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
-    results = run_ranks("collectives", tmp_path_factory.mktemp("collectives"), WORLD, timeout=120)
-    assert all(r.returncode == 0 for r in results), describe(results)
-    return results
+@pytest.fixture
+def ranks(suite):
+    return suite
 
 
 def _all(shape, seed=0, dtype=np.float32):
