@@ -1,10 +1,12 @@
 """tritonflow.nn.parallel: which gradients travel together — DDP's bucket assignment.
 
-Front end stage (data-parallel training). As torch's DistributedDataParallel does: parameters are
-taken in reverse order of `module.parameters()` (roughly the order their gradients become ready
-in the backward), grouped by dtype and device (one flat buffer each), and a bucket is closed once
-it holds at least its cap in bytes; the first bucket is capped at 1 MiB so the first all-reduce
-starts early in the backward, the others at `bucket_cap_mb`.
+Front end stage (data-parallel training). The rule is torch's (`_compute_bucket_assignment_by_size`)
+applied, as torch's DDP applies it once it has seen a backward, in the order gradients become
+ready — taken here as the reverse of `module.parameters()`: tensors are grouped by dtype and
+device (one flat buffer each); a group's bucket closes once it holds at least its limit in bytes;
+each group's first bucket has the first limit (1 MiB when `bucket_cap_mb` is left at its default,
+so the first all-reduce starts early in the backward), later ones `bucket_cap_mb`; buckets are
+ordered by the first tensor they hold.
 """
 from __future__ import annotations
 
@@ -19,24 +21,29 @@ def nbytes(tensor) -> int:
     return size * tensor.dtype.itemsize
 
 
-def assign_buckets(tensors: list, cap_bytes: float, first_cap_bytes: float | None = None,
-                   reverse: bool = True) -> list[list[int]]:
-    """Buckets as lists of indices into `tensors`, in the order they are to be reduced."""
-    first_cap = cap_bytes if first_cap_bytes is None else min(first_cap_bytes, cap_bytes)
-    order = range(len(tensors) - 1, -1, -1) if reverse else range(len(tensors))
-    open_buckets: dict = {}     # (dtype, device) -> (indices, bytes)
+def bucket_limits(bucket_cap_mb: float | None) -> list:
+    """[first bucket's limit, every later one's] in bytes, as torch's DDP chooses them."""
+    cap = int((DEFAULT_BUCKET_CAP_MB if bucket_cap_mb is None else float(bucket_cap_mb)) * 1024 * 1024)
+    return [FIRST_BUCKET_BYTES if bucket_cap_mb is None else cap, cap]
+
+
+def assign_by_size(tensors: list, limits: list) -> list[list[int]]:
+    """Buckets of indices into `tensors` (taken in the given order)."""
+    open_buckets: dict = {}     # (dtype, device) -> [indices, bytes, how many buckets it closed]
     closed: list[list[int]] = []
-    for index in order:
-        t = tensors[index]
-        key = (t.dtype.name, t.device)
-        indices, size = open_buckets.get(key, ([], 0))
-        indices.append(index)
-        size += nbytes(t)
-        limit = first_cap if not closed else cap_bytes
-        if size >= limit:
-            closed.append(indices)
-            open_buckets.pop(key, None)
-        else:
-            open_buckets[key] = (indices, size)
-    closed.extend(indices for indices, _ in open_buckets.values())
-    return closed
+    for index, t in enumerate(tensors):
+        entry = open_buckets.setdefault((t.dtype.name, t.device), [[], 0, 0])
+        entry[0].append(index)
+        entry[1] += nbytes(t)
+        if entry[1] >= limits[min(entry[2], len(limits) - 1)]:
+            closed.append(entry[0])
+            entry[0], entry[1], entry[2] = [], 0, entry[2] + 1
+    closed.extend(entry[0] for entry in open_buckets.values() if entry[0])
+    return sorted(closed, key=lambda bucket: bucket[0])
+
+
+def assign_buckets(tensors: list, limits: list, reverse: bool = True) -> list[list[int]]:
+    """Buckets of indices into `tensors`, in the order they are reduced (`reverse`: ready order is
+    the reverse of `tensors`)."""
+    order = list(range(len(tensors) - 1, -1, -1)) if reverse else list(range(len(tensors)))
+    return [[order[i] for i in bucket] for bucket in assign_by_size([tensors[i] for i in order], limits)]

@@ -25,7 +25,7 @@ import tritonflow.api as T
 from tritonflow import trace_state
 from tritonflow.errors import DTypeError, ShapeError, UnsupportedError
 from tritonflow.nn.modules import Module, functional_clone
-from tritonflow.nn.parallel.buckets import DEFAULT_BUCKET_CAP_MB, FIRST_BUCKET_BYTES, assign_buckets
+from tritonflow.nn.parallel.buckets import assign_buckets, bucket_limits
 from tritonflow.nn.parallel.reducer import Reducer
 from tritonflow.staged_backward import mark_backward_stages
 
@@ -59,9 +59,8 @@ class DistributedDataParallel(Module):
         verify_same_model(module, self.process_group)
         if init_sync:
             sync_tensors([t for _, t in module.state_dict(keep_vars=True).items()], self.process_group)
-        cap = (DEFAULT_BUCKET_CAP_MB if bucket_cap_mb is None else float(bucket_cap_mb)) * 1024 * 1024
         params = [p for _, p in named]
-        self.bucket_indices = assign_buckets(params, cap, FIRST_BUCKET_BYTES)
+        self.bucket_indices = assign_buckets(params, bucket_limits(bucket_cap_mb))
         self.reducer = Reducer(params, [n for n, _ in named], self.bucket_indices, self.process_group,
                                find_unused_parameters, lambda: self.require_backward_grad_sync)
         self.find_unused_parameters = find_unused_parameters
@@ -154,7 +153,7 @@ def sync_tensors(tensors: list, group) -> None:
     src = group.ranks[0]
     tensors = [t for t in tensors if t is not None]
     tracing = trace_state.current() is not None
-    for bucket in assign_buckets(tensors, BROADCAST_BUCKET_BYTES, reverse=False):
+    for bucket in assign_buckets(tensors, [BROADCAST_BUCKET_BYTES], reverse=False):
         members = [tensors[i] for i in bucket]
         pieces = [T.reshape(t.detach(), (-1,)) for t in members]
         flat = T.cat(pieces) if len(pieces) > 1 else T.clone(pieces[0])
