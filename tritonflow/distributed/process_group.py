@@ -28,13 +28,18 @@ def torch_distributed():
 
 
 class ProcessGroup:
-    """A set of ranks that run collectives together (the world, or one made by new_group)."""
+    """A set of ranks that run collectives together (the world, or one made by new_group).
+
+    The world's `torch_group` is None (torch's default group), and a destroyed group drops its
+    torch group: a reference to torch's process group outliving destroy_process_group() (held by a
+    Work handle, say) lets gloo's threads be torn down during interpreter exit, which aborts."""
 
     def __init__(self, group_id: int, torch_group, ranks: list, timeout_s: float | None) -> None:
         self.id = group_id
         self.torch_group = torch_group
         self.ranks = list(ranks)
         self.timeout_s = timeout_s
+        self.destroyed = False
 
     def rank(self) -> int:
         return torch_distributed().get_rank(self.torch_group)
@@ -94,19 +99,30 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         # tritonflow's "cuda" device is torch's current device: one GPU per local rank.
         torch.cuda.set_device(int(environment.launch_variables()["LOCAL_RANK"] or 0))
     seconds = None if delta is None else delta.total_seconds()
-    _groups[WORLD_ID] = ProcessGroup(WORLD_ID, dist.group.WORLD, list(range(dist.get_world_size())), seconds)
+    _groups[WORLD_ID] = ProcessGroup(WORLD_ID, None, list(range(dist.get_world_size())), seconds)
 
 
 def destroy_process_group(group: ProcessGroup | None = None) -> None:
     """Leave `group` (the default one, and with it every group, when None)."""
     dist = torch_distributed()
     if group is None:
+        for pg in _groups.values():
+            _forget(pg)
+        _groups.clear()
         if dist.is_initialized():
             dist.destroy_process_group()
-        _groups.clear()
         return
-    dist.destroy_process_group(group.torch_group)
-    _groups.pop(group.id, None)
+    if group.id == WORLD_ID:
+        destroy_process_group(None)
+        return
+    torch_group = group.torch_group
+    _forget(_groups.pop(group.id, group))
+    dist.destroy_process_group(torch_group)
+
+
+def _forget(group: ProcessGroup) -> None:
+    group.torch_group = None
+    group.destroyed = True
 
 
 def is_available() -> bool:
@@ -135,6 +151,8 @@ def resolve(group, op: str) -> ProcessGroup:
     if not isinstance(group, ProcessGroup):
         raise DistributedError(f"{op}: group must be a tritonflow.distributed ProcessGroup (from new_group), "
                                f"got {type(group).__name__}")
+    if group.destroyed:
+        raise DistributedError(f"{op}: {group!r} was destroyed (destroy_process_group)")
     return group
 
 
