@@ -2,10 +2,14 @@
 
     python examples/train_digits.py                      # both models, eager and compiled, on CPU
     python examples/train_digits.py --model cnn --mode compiled --device cuda
+    python examples/train_digits.py --logdir runs/digits    # then: tensorboard --logdir runs/digits
 
 The data ships with scikit-learn (1,797 images, no download). The split is fixed (25% test,
 stratified, seed 0). Compiled mode jits the whole training step — forward, loss.backward(), and
 the AdamW update — plus the evaluation function; eager mode runs the same Python code op by op.
+With --logdir, each run logs to TensorBoard (tritonflow.utils.tensorboard) in its own folder: the
+loss and learning rate per epoch, parameter histograms, the test accuracy, and the compiled
+prediction function's graph.
 """
 from __future__ import annotations
 
@@ -60,8 +64,9 @@ def predict(model, x):
 
 
 def train(model_name: str, mode: str = "eager", epochs: int = 30, device: str = "cpu", backend: str | None = None,
-          seed: int = 0, progress: bool = True, lr: float = 3e-3) -> dict:
-    """Train one model; returns {"losses": per-epoch mean loss, "accuracy": test accuracy, "seconds": ...}."""
+          seed: int = 0, progress: bool = True, lr: float = 3e-3, log_dir: str | None = None) -> dict:
+    """Train one model; returns {"losses": per-epoch mean loss, "accuracy": test accuracy, "seconds": ...}.
+    With `log_dir`, also writes TensorBoard events there."""
     try:
         # The matrices here are tiny: BLAS threads only add synchronisation (and stall on a busy machine).
         from threadpoolctl import threadpool_limits
@@ -69,13 +74,13 @@ def train(model_name: str, mode: str = "eager", epochs: int = 30, device: str = 
     except ImportError:
         limits = None
     try:
-        return _train(model_name, mode, epochs, device, backend, seed, progress, lr)
+        return _train(model_name, mode, epochs, device, backend, seed, progress, lr, log_dir)
     finally:
         if limits is not None:
             limits.restore_original_limits()
 
 
-def _train(model_name, mode, epochs, device, backend, seed, progress, lr) -> dict:
+def _train(model_name, mode, epochs, device, backend, seed, progress, lr, log_dir) -> dict:
     from tqdm import tqdm
     x_train, y_train, x_test, y_test = load_split()
     tf.manual_seed(seed)
@@ -87,6 +92,11 @@ def _train(model_name, mode, epochs, device, backend, seed, progress, lr) -> dic
     step = tf.jit(train_step, backend=backend) if mode == "compiled" else train_step
     infer = tf.jit(predict, backend=backend) if mode == "compiled" else predict
     rng = np.random.default_rng(seed)
+    writer = None
+    if log_dir is not None:
+        from tritonflow.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(log_dir)
+        writer.add_text("run", f"{model_name} {mode} on {device}: {epochs} epochs, batch {BATCH}, AdamW lr {lr}")
     losses = []
     start = time.perf_counter()
     bar = tqdm(range(epochs), desc=f"{model_name} {mode}", disable=not progress, leave=False)
@@ -102,11 +112,23 @@ def _train(model_name, mode, epochs, device, backend, seed, progress, lr) -> dic
             sched.step()
         losses.append(float(total) / steps_per_epoch)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if writer is not None:
+            epoch = len(losses)
+            writer.add_scalar("loss/train", losses[-1], epoch)
+            writer.add_scalar("lr", opt.param_groups[0]["lr"], epoch)
+            for name, p in model.named_parameters():
+                writer.add_histogram(f"params/{name}", p, epoch)
     model.eval()
     with tf.no_grad():
         predicted = infer(model, tf.tensor(x_test, device=device)).numpy()
     seconds = time.perf_counter() - start
     accuracy = float((predicted == y_test).mean())
+    if writer is not None:
+        writer.add_scalar("accuracy/test", accuracy, len(losses))
+        with tf.no_grad():
+            writer.add_graph(infer if mode == "compiled" else tf.jit(predict, backend=backend),
+                             (model, tf.tensor(x_test[:BATCH], device=device)))
+        writer.close()
     return {"losses": losses, "accuracy": accuracy, "seconds": seconds, "test_size": len(y_test)}
 
 
@@ -118,6 +140,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--backend", default=None, help="numpy or triton (default: numpy on CPU, triton on CUDA)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--logdir", default=None, help="write TensorBoard events under this folder, one run each")
     args = parser.parse_args(argv)
     models = ["mlp", "cnn"] if args.model == "both" else [args.model]
     modes = ["eager", "compiled"] if args.mode == "both" else [args.mode]
@@ -125,7 +148,9 @@ def main(argv=None) -> int:
     lines, ok = [], True
     for name in models:
         for mode in modes:
-            r = train(name, mode, args.epochs, args.device, args.backend, progress=not args.no_progress)
+            log_dir = os.path.join(args.logdir, f"{name}_{mode}") if args.logdir else None
+            r = train(name, mode, args.epochs, args.device, args.backend, progress=not args.no_progress,
+                      log_dir=log_dir)
             passed = r["accuracy"] >= targets[name]
             ok &= passed
             lines.append(f"{name:>3} {mode:<8} test accuracy {r['accuracy'] * 100:6.2f}% "

@@ -19,7 +19,9 @@ import os
 import sys
 import threading
 from typing import Callable, Optional
+
 from tritonflow import environment
+from tritonflow.version import __version__
 
 log = logging.getLogger("tritonflow.kernels")
 
@@ -58,12 +60,7 @@ def environment_key() -> str:
     if _CODEGEN_HASH is None:
         _CODEGEN_HASH = _codegen_hash()
     import triton
-    try:
-        import tritonflow
-        version = getattr(tritonflow, "__version__", "0")
-    except Exception:  # the framework may be mid-import; the version is then unknown
-        version = "0"
-    return f"tritonflow={version} codegen={_CODEGEN_HASH} triton={triton.__version__} device={device_capability()}"
+    return f"tritonflow={__version__} codegen={_CODEGEN_HASH} triton={triton.__version__} device={device_capability()}"
 
 
 def device_capability() -> str:

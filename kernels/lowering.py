@@ -23,6 +23,7 @@ from tritonflow.kernels.fusion import Schedule, schedule_graph
 from tritonflow import matmul_precision as _matmul_precision
 from tritonflow.errors import LoweringError
 from tritonflow.ir.graph import Graph
+from tritonflow import profile_hooks as profiler_hooks
 
 INT32_LIMIT = 2 ** 31
 MODES = ("default", "max-autotune", "reduce-overhead")
@@ -61,7 +62,7 @@ def torch_dtype(dtype):
 def _is_contiguous(tensor) -> bool:
     """Whether `tensor` takes the contiguous variant (torch's test: size-1 dims' strides ignored).
 
-    LoweredGraph.__call__ keys its plans with the same test; tritonflow/debug.py picks variants with it."""
+    LoweredGraph.__call__ keys its plans with the same test that start_run picks variants with."""
     return tensor.is_contiguous()
 
 
@@ -158,6 +159,8 @@ class LoweredGraph:
         key = (tuple([t.is_contiguous() for t in inputs]), tuple(sorted(symbols.items())) if symbols else (),
                device, _matmul_precision._precision)
         plan = self._plans.get(key)
+        if plan is not None and profiler_hooks.active() is not None:
+            return self._call_general(inputs, dict(symbols or {}), device)[0]   # profiling: kernel by kernel
         if plan is not None:
             return self._run_plan(plan, key, inputs)
         from tritonflow.kernels.runtime import call_plan
@@ -194,13 +197,24 @@ class LoweredGraph:
 
     def _call_general(self, inputs: list, symbols: dict, device) -> tuple:
         """Every decision made afresh: variant, buffers, launch configurations (the recorded path)."""
+        run = self.start_run(inputs, symbols, device)
+        for kernel in run.kernels:
+            run.launch(kernel)
+        return [run.output(node) for node in self.graph.outputs], run.buffers
+
+    def start_run(self, inputs: list, symbols: dict | None = None, device=None, *, poison: bool = False) -> "KernelRun":
+        """A call set up as `__call__`'s general path sets it up (variant, buffers), its kernels left
+        for the caller to launch one at a time (the per-kernel hook debug.verify uses).
+
+        poison=True fills the stored buffers with NaN (or -123, True) instead of leaving them
+        uninitialized, so an element no kernel writes shows up instead of whatever memory held."""
         import torch
-        graph = self.graph
+        symbols = dict(symbols or {})
+        device = self._device(inputs, device)
         layout = tuple(_is_contiguous(t) for t in inputs)
-        wide = self._static_wide() or self._dynamic_wide(symbols)
-        compiled = self._variant(layout, wide)
-        env = {id(node): tensor for node, tensor in zip(graph.inputs, inputs)}
-        for node in graph.nodes:
+        compiled = self._variant(layout, self._static_wide() or self._dynamic_wide(symbols))
+        env = {id(node): tensor for node, tensor in zip(self.graph.inputs, inputs)}
+        for node in self.graph.nodes:
             if node.op == "constant":
                 env[id(node)] = self._constant(node, device)
         for node in self.schedule.stored.values():
@@ -210,13 +224,14 @@ class LoweredGraph:
                 continue
             shape = tuple(_evaluate(d, symbols) for d in node.shape)
             env[id(node)] = torch.empty(shape, dtype=torch_dtype(node.dtype), device=device)
+            if poison:
+                dtype = node.dtype
+                env[id(node)].fill_(float("nan") if dtype.is_floating_point else (True if dtype.is_bool else -123))
         for node_id, node in list(self.schedule.stored.items()):
             target = self.schedule.aliases.get(node_id)
             if target is not None:
                 env[node_id] = env[id(target)]
-        for kernel in compiled:
-            self._launch(kernel, env, symbols)
-        return [self._output(node, env) for node in graph.outputs], env
+        return KernelRun(self, compiled, env, symbols)
 
     def _output(self, node, env):
         buffer = self.schedule.output_buffers.get(id(node), node)
@@ -247,7 +262,33 @@ class LoweredGraph:
 
     def _launch(self, kernel: CompiledKernel, env: dict, symbols: dict) -> None:
         from tritonflow.kernels.runtime.launch import launch
-        launch(kernel, env, symbols, self.mode)
+        recorder = profiler_hooks.active()   # tritonflow.profile(): time each kernel
+        if recorder is None:
+            launch(kernel, env, symbols, self.mode)
+            return
+        device = next((t.device for t in env.values() if hasattr(t, "device")), None)
+        recorder.kernel_launch(self.graph, kernel, device, lambda: launch(kernel, env, symbols, self.mode))
+
+
+class KernelRun:
+    """One call of a LoweredGraph whose caller launches the kernels (`LoweredGraph.start_run`).
+
+    Between launches any buffer may be read or overwritten: `buffers` maps id(IR node) to its
+    torch tensor (inputs, constants, every stored value); `kernels` are in launch order, each with
+    `.generated` (name, node_lines, reads, writes) and `.path`."""
+
+    def __init__(self, lowered: LoweredGraph, kernels: list, buffers: dict, symbols: dict) -> None:
+        self.lowered = lowered
+        self.kernels = kernels
+        self.buffers = buffers
+        self.symbols = symbols
+
+    def launch(self, kernel: CompiledKernel) -> None:
+        self.lowered._launch(kernel, self.buffers, self.symbols)
+
+    def output(self, node):
+        """The tensor the call returns for graph output `node`."""
+        return self.lowered._output(node, self.buffers)
 
 
 def _evaluate(d, symbols: dict) -> int:

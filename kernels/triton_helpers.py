@@ -1,69 +1,21 @@
 """Lowering stage: small @triton.jit helpers the generated kernels call (imported as `th`).
 
 Two reasons they exist. (1) Semantics Triton does not spell directly: NaN-propagating
-max/min, Python-style floor division and remainder, integer powers, argmax with first-index
-ties, Philox uniforms laid out like tritonflow/philox.py. (2) Triton's interpreter (CPU tests)
-cannot call libdevice, so under TRITON_INTERPRET=1 the libdevice functions the op table names
-are written here with `tl` primitives, in numerically careful forms; on a GPU they forward to
-libdevice.
+max/min, Python-style floor division and remainder, integer powers, Philox uniforms laid out
+like tritonflow/philox.py. (Reductions' combine functions are not here: they come from the op
+table and are written into each kernel's module.) (2) Triton's interpreter (CPU tests) cannot
+call libdevice, so the libdevice functions the op table names are also written here with `tl`
+primitives, in numerically careful forms, under libdevice's names; kernels generated for the
+interpreter call these, kernels for a GPU call libdevice itself.
 """
 from __future__ import annotations
 
 
 import triton
 import triton.language as tl
-from tritonflow import environment
-
-INTERPRETED = environment.triton_interpret()  # fixed when triton is imported, as Triton's own setting
 
 _INF = tl.constexpr(float("inf"))
 _NAN = tl.constexpr(float("nan"))
-
-if not INTERPRETED:
-    from triton.language.extra import libdevice
-
-
-# ---------------------------------------------------------------- reduction combiners
-
-@triton.jit
-def add_combine(a, b):
-    return a + b
-
-
-@triton.jit
-def mul_combine(a, b):
-    return a * b
-
-
-@triton.jit
-def max_combine(a, b):
-    # NaN wins, like NumPy's max.
-    return tl.where((a > b) | (a != a), a, b)
-
-
-@triton.jit
-def min_combine(a, b):
-    return tl.where((a < b) | (a != a), a, b)
-
-
-@triton.jit
-def argmax_combine(value_a, index_a, value_b, index_b):
-    nan_a = value_a != value_a
-    nan_b = value_b != value_b
-    greater = (value_a > value_b) | (nan_a & ~nan_b)
-    equal = (value_a == value_b) | (nan_a & nan_b)
-    pick_a = greater | (equal & (index_a < index_b))
-    return tl.where(pick_a, value_a, value_b), tl.where(pick_a, index_a, index_b)
-
-
-@triton.jit
-def argmin_combine(value_a, index_a, value_b, index_b):
-    nan_a = value_a != value_a
-    nan_b = value_b != value_b
-    less = (value_a < value_b) | (nan_a & ~nan_b)
-    equal = (value_a == value_b) | (nan_a & nan_b)
-    pick_a = less | (equal & (index_a < index_b))
-    return tl.where(pick_a, value_a, value_b), tl.where(pick_a, index_a, index_b)
 
 
 # ---------------------------------------------------------------- binary ops with Python semantics
@@ -168,88 +120,52 @@ def philox_uniform(seed, counter, LANE: tl.constexpr):
     return tl.uint_to_uniform_float(bits)
 
 
-# ---------------------------------------------------------------- libdevice, or its stand-ins
+# ---------------------------------------------------------------- libdevice stand-ins (interpreter)
+# Named as the libdevice functions the op table spells (`libdevice.log1p`): under Triton's
+# interpreter the generated kernels call these (`th.log1p`); on a GPU they call libdevice.
 
-if INTERPRETED:
-    pow_float = pow_float_portable
+pow = pow_float_portable  # noqa: A001  (libdevice's name)
 
-    @triton.jit
-    def log1p(x):
-        # Goldberg: log(u) * x / (u - 1) keeps full relative accuracy near 0.
-        # u == inf (x == inf) would give inf / inf; log1p(inf) is inf.
-        u = 1.0 + x
-        safe = tl.where((u == 1.0) | (u == _INF), 2.0, u)
-        body = tl.where(u == 1.0, x, tl.log(safe) * x / (safe - 1.0))
-        return tl.where(u == _INF, u, body)
 
-    @triton.jit
-    def expm1(x):
-        # Kahan: (u - 1) * x / log(u).
-        u = tl.exp(x)
-        safe = tl.where((u == 1.0) | (u - 1.0 == -1.0), 2.0, u)
-        body = (safe - 1.0) * x / tl.log(safe)
-        body = tl.where(u - 1.0 == -1.0, -1.0, body)
-        body = tl.where(u == 1.0, x, body)
-        return tl.where(x > 80.0, u, body)
+@triton.jit
+def log1p(x):
+    # Goldberg: log(u) * x / (u - 1) keeps full relative accuracy near 0.
+    # u == inf (x == inf) would give inf / inf; log1p(inf) is inf.
+    u = 1.0 + x
+    safe = tl.where((u == 1.0) | (u == _INF), 2.0, u)
+    body = tl.where(u == 1.0, x, tl.log(safe) * x / (safe - 1.0))
+    return tl.where(u == _INF, u, body)
 
-    @triton.jit
-    def tanh(x):
-        e = expm1(-2.0 * tl.abs(x))
-        t = -e / (2.0 + e)
-        return tl.where(x < 0, -t, t)
 
-    @triton.jit
-    def rsqrt(x):
-        if x.dtype == tl.float64:
-            return 1.0 / tl.sqrt(x)  # sqrt_rn is float32-only; float64 sqrt is correctly rounded
-        return 1.0 / tl.sqrt_rn(x)
+@triton.jit
+def expm1(x):
+    # Kahan: (u - 1) * x / log(u).
+    u = tl.exp(x)
+    safe = tl.where((u == 1.0) | (u - 1.0 == -1.0), 2.0, u)
+    body = (safe - 1.0) * x / tl.log(safe)
+    body = tl.where(u - 1.0 == -1.0, -1.0, body)
+    body = tl.where(u == 1.0, x, body)
+    return tl.where(x > 80.0, u, body)
 
-    @triton.jit
-    def nearbyint(x):
-        # Round half to even.
-        f = tl.floor(x)
-        d = x - f
-        up = (d > 0.5) | ((d == 0.5) & ((f % 2.0) != 0))
-        return tl.where(up, f + 1.0, f)
 
-    @triton.jit
-    def isinf(x):
-        return tl.abs(x) == _INF
+@triton.jit
+def tanh(x):
+    e = expm1(-2.0 * tl.abs(x))
+    t = -e / (2.0 + e)
+    return tl.where(x < 0, -t, t)
 
-    @triton.jit
-    def isfinited(x):
-        return tl.abs(x) < _INF
 
-else:
-    @triton.jit
-    def pow_float(a, b):
-        # libdevice's pow is C99's, special cases included (the meaning NumPy gives pow).
-        return libdevice.pow(a, b)
+@triton.jit
+def rsqrt(x):
+    if x.dtype == tl.float64:
+        return 1.0 / tl.sqrt(x)  # sqrt_rn is float32-only; float64 sqrt is correctly rounded
+    return 1.0 / tl.sqrt_rn(x)
 
-    @triton.jit
-    def log1p(x):
-        return libdevice.log1p(x)
 
-    @triton.jit
-    def expm1(x):
-        return libdevice.expm1(x)
-
-    @triton.jit
-    def tanh(x):
-        return libdevice.tanh(x)
-
-    @triton.jit
-    def rsqrt(x):
-        return libdevice.rsqrt(x)
-
-    @triton.jit
-    def nearbyint(x):
-        return libdevice.nearbyint(x)
-
-    @triton.jit
-    def isinf(x):
-        return tl.abs(x) == _INF
-
-    @triton.jit
-    def isfinited(x):
-        return tl.abs(x) < _INF
+@triton.jit
+def nearbyint(x):
+    # Round half to even.
+    f = tl.floor(x)
+    d = x - f
+    up = (d > 0.5) | ((d == 0.5) & ((f % 2.0) != 0))
+    return tl.where(up, f + 1.0, f)

@@ -2,5 +2,9 @@
 
 - `pytree`: nested arguments flattened into tensor leaves and a hashable structure spec;
 - `guards`: what must stay the same for a compiled graph to be reused, and why a call missed;
-- `trace`: the trace itself, producing a `Traced` graph with its input and output mapping.
+- `trace`: the trace itself, producing a `Traced` graph with its input and output mapping;
+- `state`: whether a trace is recording on this thread (the front end's dispatch asks it);
+- `leaf`: the tensor type the front end registers, so the tracer never imports it.
+
+The tracer imports only the core (IR, dtypes, errors).
 """

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sympy
 
+from tritonflow.tracer import leaf
+
 
 def tensor_keys(leaves: list, dynamic: bool) -> tuple:
     """Per tensor: (shape key, dtype name, device, requires_grad)."""
@@ -18,8 +20,7 @@ def tensor_keys(leaves: list, dynamic: bool) -> tuple:
     # argument: a weight's (in, out) or a batch equal to a feature size must match static dims
     # exactly (x @ w needs x's last dim == w's first), so making it a symbol would break the trace.
     # Parameters keep static shapes, as in PyTorch: a weight's rows are not a batch, and slicing
-    # them (q, k, v out of one projection) needs concrete sizes.
-    from tritonflow.nn.parameter import Parameter
+    # them (q, k, v out of one projection) needs concrete sizes (tracer/leaf.py).
     inner_sizes = set()
     for t in leaves:
         inner_sizes.update(t._shape[1:])
@@ -27,7 +28,7 @@ def tensor_keys(leaves: list, dynamic: bool) -> tuple:
     keys = []
     for t in leaves:
         shape = t._shape
-        if shape and shape[0] not in (0, 1) and shape[0] not in inner_sizes and not isinstance(t, Parameter):
+        if shape and shape[0] not in (0, 1) and shape[0] not in inner_sizes and not leaf.has_static_shape(t):
             sym = symbol_of.setdefault(shape[0], len(symbol_of))
             shape_key = (("sym", sym),) + tuple(shape[1:])
         else:
@@ -163,12 +164,11 @@ def changed_free_value(guards: tuple):
 
 def describe_free_value_guards(guards: tuple) -> list[str]:
     """Plain-language lines for explain(): the numbers, strings and tensors guarded (not functions)."""
-    from tritonflow.tensor_class import Tensor
     lines = []
     for holder, name, value in guards:
         kind = "global" if type(holder) is dict else "closure variable"
         if type(value) in _BY_VALUE:
             lines.append(f"{kind} {name!r} equal to {value!r}")
-        elif isinstance(value, Tensor):
+        elif leaf.is_tensor(value):
             lines.append(f"{kind} {name!r} is the same tensor object (its values are read at each call)")
     return lines

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tritonflow.tensor_class import Tensor
+from tritonflow.tracer import leaf
 
 TENSOR = "T"
 
@@ -38,7 +38,8 @@ class Opaque:
 def flatten(obj: Any, leaves: list) -> Any:
     """Append the tensors of `obj` to `leaves`; return the structure spec (hashable)."""
     kind = type(obj)
-    if kind is Tensor or isinstance(obj, Tensor):
+    tensor_type = leaf.tensor_type
+    if kind is tensor_type or isinstance(obj, tensor_type):
         leaves.append(obj)
         return TENSOR
     if kind is tuple:

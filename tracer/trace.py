@@ -11,12 +11,11 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
-from tritonflow import trace_state
 from tritonflow.errors import TraceError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
-from tritonflow.tensor_class import Tensor
-from tritonflow.tracer import pytree
+from tritonflow.tracer import leaf, pytree
+from tritonflow.tracer.state import TraceContext, tracing
 
 
 @dataclass
@@ -53,7 +52,7 @@ def input_names(fn, args: tuple, kwargs: dict, count: int) -> list[str]:
     for label, value in labelled:
         found: list = []
         pytree.flatten(value, found)
-        if len(found) == 1 and isinstance(value, Tensor):
+        if len(found) == 1 and leaf.is_tensor(value):
             names.append(str(label))
         else:
             names.extend(f"{label}_{k}" for k in range(len(found)))
@@ -87,7 +86,7 @@ def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name:
     from tritonflow.tracer.guards import symbolic_shape
 
     graph = Graph(name)
-    ctx = trace_state.TraceContext(graph)
+    ctx = TraceContext(graph)
     proxies = []
     names = input_names(fn, args, kwargs, len(leaves))
     first_proxy: dict = {}
@@ -98,10 +97,7 @@ def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name:
             # or an in-place write seen through one reference is seen through the other.
             proxies.append(first_proxy[id(tensor)])
             continue
-        proxy = Tensor._proxy(node, ctx)
-        proxy.device = tensor.device
-        if tensor.requires_grad:
-            proxy.requires_grad = True
+        proxy = leaf.proxy_for(node, ctx, tensor)
         proxies.append(proxy)
         first_proxy[id(tensor)] = proxy
         ctx.input_tensors[id(proxy)] = proxy
@@ -110,7 +106,7 @@ def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name:
     spec = pytree.flatten((args, kwargs), in_spec_leaves)
     proxy_args, proxy_kwargs = pytree.unflatten(spec, proxies) if leaves else (args, kwargs)
 
-    with trace_state.tracing(ctx):
+    with tracing(ctx):
         result = fn(*proxy_args, **proxy_kwargs)
         out_leaves: list = []
         out_spec = pytree.flatten(result, out_leaves)

@@ -17,8 +17,9 @@ from tritonflow import ops  # noqa: F401  (registers the op table)
 from tritonflow.api import *  # noqa: F401,F403
 from tritonflow.api import softmax, log_softmax  # noqa: F401
 from tritonflow.tensor_class import Tensor  # noqa: F401
-from tritonflow.jit_function import compile, jit  # noqa: F401,A004
+from tritonflow.jit_function import jit  # noqa: F401
 from tritonflow.matmul_precision import get_matmul_precision, set_matmul_precision  # noqa: F401
+from tritonflow.version import __version__  # noqa: F401
 from tritonflow.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 
 bool = bool_  # noqa: A001  (tritonflow.bool, as torch.bool)
@@ -28,8 +29,6 @@ half = float16
 long = int64
 int = int32  # noqa: A001
 
-__version__ = "0.1.0"
-
 
 def __getattr__(name):
     # Heavier pieces load on first use so `import tritonflow` stays light.
@@ -38,16 +37,23 @@ def __getattr__(name):
         # Importing the submodule bound `tritonflow.explain` to the module; the function wins.
         globals()["explain"] = explain
         return explain
+    if name == "compile":  # tritonflow.compile(module) lives with nn (it takes an nn.Module)
+        from tritonflow.nn.compiled import compile
+        globals()["compile"] = compile
+        return compile
     if name in ("grad", "value_and_grad"):
         from tritonflow import functional_transforms as _ft
         return getattr(_ft, name)
-    if name in ("nn", "optim", "debug", "fuzz"):
+    if name in ("nn", "optim", "debug", "fuzz", "onnx", "profiler", "utils"):
         import importlib
         return importlib.import_module(f"tritonflow.{name}")
     if name in ("save", "load"):
         from tritonflow import serialization
         return getattr(serialization, name)
+    if name == "profile":
+        from tritonflow.profiler import profile
+        return profile
     if name == "cache_stats":
-        from tritonflow.kernels import cache_stats
-        return cache_stats
+        from tritonflow import backends
+        return backends.get("triton").cache_stats
     raise AttributeError(f"module 'tritonflow' has no attribute {name!r}")

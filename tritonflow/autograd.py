@@ -17,6 +17,8 @@ import weakref
 
 from tritonflow import autograd_hooks
 from tritonflow.errors import AutogradError
+from tritonflow.ops.lazy_api import T  # the tritonflow functions, installed by tritonflow.api (above this)
+from tritonflow.ops.movement import sum_to_shape
 
 _state = threading.local()
 
@@ -191,7 +193,6 @@ def _toposort(roots: list) -> list:
 
 def _seed(tensor, grad):
     """Check and normalize the gradient seeding one root."""
-    import tritonflow.api as T
 
     if not tensor.requires_grad:
         raise AutogradError(f"backward: the tensor of shape {tuple(tensor.shape)} does not require grad and "
@@ -213,8 +214,6 @@ def _seed(tensor, grad):
 
 def _fit(gi, shape, dtype):
     """A gradient summed down to its input's shape (broadcasting) and cast to its dtype."""
-    import tritonflow.api as T
-    from tritonflow.ops.movement import sum_to_shape
 
     if tuple(gi.shape) != tuple(shape):
         gi = sum_to_shape(gi, shape)

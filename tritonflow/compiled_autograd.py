@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from tritonflow import autograd, autograd_hooks, staged_backward, trace_state
-from tritonflow.backends import make_runner
+import tritonflow.api as T
+from tritonflow import autograd, autograd_hooks, staged_backward
 from tritonflow.errors import UnsupportedError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
+from tritonflow.jit_entry import CompiledEntry, make_runner, write_back
 from tritonflow.ops.registry import OPS, Kind
 from tritonflow.passes.pipeline import run_passes
 from tritonflow.tensor_class import Tensor
+from tritonflow.tracer import pytree
+from tritonflow.tracer import state as trace_state
+from tritonflow.tracer.trace import trace
 
 _RECOMPUTE_KINDS = (Kind.ELEMENTWISE, Kind.MOVEMENT)
 
@@ -47,8 +51,6 @@ class JointTrace:
 
 def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> JointTrace:
     """Trace `fn` and its backward into one graph (see module docstring, step 1)."""
-    from tritonflow.tracer import pytree
-    from tritonflow.tracer.trace import trace
 
     info: dict = {}
 
@@ -176,13 +178,11 @@ class DifferentiableRunner:
         self.n_saved = n_saved
 
     def __call__(self, entry, leaves: list, arrays: list):
-        from tritonflow.tracer import pytree
-        from tritonflow.jit_function import _write_back
         traced = self.traced
         outs = entry.runner(arrays, entry.device)
         n = traced.n_outputs
         results = [Tensor._wrap(o, node.type.dtype, entry.device) for o, node in zip(outs[:n], entry.graph.outputs)]
-        _write_back(traced, leaves, outs, entry)
+        write_back(traced, leaves, outs, entry)
         first_saved = n + len(traced.mutated)
         saved = list(outs[first_saved:first_saved + self.n_saved])
         passed = [arrays[i] for i in self.passed_positions]
@@ -193,7 +193,6 @@ class DifferentiableRunner:
         return pytree.unflatten(traced.out_spec, results)
 
     def _attach(self, entry, diff_results: list, targets: list, saved: list) -> None:
-        import tritonflow.api as T
         runner, device = self.backward_runner, entry.device
         shapes = [(tuple(r.shape), r.dtype) for r in diff_results]
 
@@ -217,8 +216,6 @@ class DifferentiableRunner:
 
 def build_differentiable_entry(jitfn, key, traced, graph, record, backend: str, device: str, guards, leaves):
     """The CompiledEntry for a call whose inputs require grad (see module docstring)."""
-    from tritonflow.tracer import pytree
-    from tritonflow.jit_function import CompiledEntry
 
     name = jitfn.display_name
     try:

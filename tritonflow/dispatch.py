@@ -1,24 +1,23 @@
 """Framework stage: apply one primitive to tensors — record it when tracing, else run it now.
 
-Eager CPU tensors run the op table's NumPy meaning; eager CUDA tensors run the same op as a
-one-node graph through the Triton lowering (tritonflow.kernels.runtime.eager), so eager and compiled share code.
-Autograd records a GradNode whenever an input requires grad.
+Eager CPU tensors run the op table's NumPy meaning (the interpreter's run_numpy); eager CUDA
+tensors run the same op through the triton backend's `run_op` (a one-node graph through the
+lowering), so eager and compiled share code. Autograd records a GradNode whenever an input
+requires grad. The front end installs `apply` into the core (ops/lazy_api.py) for the vjp rules.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from tritonflow import autograd
-from tritonflow import trace_state
+from tritonflow import autograd, backends
 from tritonflow.errors import DeviceError, TraceError, TritonflowError, UnsupportedError, user_location
+from tritonflow.interpreter import run_numpy
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import OpDef
+from tritonflow.tensor_class import Tensor
+from tritonflow.tracer import state as trace_state
 
 
 def apply(op: OpDef, inputs: list, attrs: dict):
     """Run or record `op(*inputs, **attrs)` and return the output Tensor."""
-    from tritonflow.tensor_class import Tensor
-
     ctx = trace_state.current()
     if ctx is not None:
         nodes = [ctx.node_of(t) for t in inputs]
@@ -54,29 +53,6 @@ def apply(op: OpDef, inputs: list, attrs: dict):
     return out
 
 
-def run_numpy(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.ndarray:
-    """The op's meaning on NumPy arrays, with the result in exactly the inferred dtype and shape."""
-    # IEEE special values (NaN compares, 0/0, overflow) are results, not errors: no NumPy warnings.
-    with np.errstate(all="ignore"):
-        return run_numpy_quiet(op, arrays, attrs, out_type)
-
-
-def run_numpy_quiet(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.ndarray:
-    """`run_numpy` for a caller that already holds `np.errstate(all="ignore")` (a whole graph run:
-    entering errstate costs about as much as a small op)."""
-    try:
-        result = op.numpy(*arrays, **attrs)
-    except TritonflowError:
-        raise
-    except Exception as exc:  # a NumPy failure the type rule did not foresee is our bug
-        raise UnsupportedError(f"{op.name}: the reference implementation failed on inputs "
-                               f"{[tuple(a.shape) for a in arrays]}: {exc}") from exc
-    result = np.asarray(result)
-    if result.dtype != out_type.dtype.np:
-        result = result.astype(out_type.dtype.np)
-    return result
-
-
 def _common_device(op: OpDef, inputs: list, attrs: dict) -> str:
     if not inputs:
         return attrs.get("device", "cpu") if "device" in attrs else "cpu"
@@ -95,8 +71,8 @@ def _common_device(op: OpDef, inputs: list, attrs: dict) -> str:
 
 def _run_cuda(op: OpDef, inputs: list, attrs: dict, out_type: TensorType):
     try:
-        from tritonflow.kernels.runtime import eager
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise DeviceError(f"{op.name}: CUDA tensors need triton and torch installed ({exc})") from exc
+        backend = backends.get("triton", "cuda")
+    except UnsupportedError as exc:  # pragma: no cover - depends on the machine
+        raise DeviceError(f"{op.name}: CUDA tensors run on the triton backend: {exc}") from exc
     datas = [t._data if t.device != "cpu" else t.to("cuda")._data for t in inputs]
-    return eager.run_op(op, datas, attrs, out_type)
+    return backend.run_op(op, datas, attrs, out_type)

@@ -81,9 +81,13 @@ INT_DTYPES = (int8, int32, int64)
 DEFAULT_FLOAT = float32
 DEFAULT_INT = int64
 
+# PyTorch's short names: `tritonflow.half`, `Tensor.double()`, `Module.float()`.
+SHORT_NAMES = {"half": float16, "bfloat16": bfloat16, "float": float32, "double": float64, "long": int64,
+               "int": int32, "bool": bool_}
+
 _BY_NAME = {d.name: d for d in ALL_DTYPES}
-_BY_NAME.update({"half": float16, "float": float32, "double": float64, "long": int64, "int": int32,
-                 "bool_": bool_})
+_BY_NAME.update(SHORT_NAMES)
+_BY_NAME["bool_"] = bool_
 _BY_NUMPY = {d.np: d for d in ALL_DTYPES}
 
 

@@ -14,6 +14,7 @@ import types
 from dataclasses import dataclass, field
 
 from tritonflow.ir.graph import Graph, format_graph
+from tritonflow.spec_check import section
 
 _NODE_REF = re.compile(r"^\s*%([0-9]+):")
 _LOCATION = re.compile(r"#\s*(\S+:[0-9]+)\s*$")
@@ -38,10 +39,8 @@ class ExplainedKernel:
             lines.append(f"  file: {self.path}")
         if self.user_lines:
             lines.append(f"  user lines: {', '.join(self.user_lines)}")
-        lines.append("  IR nodes:")
-        lines += [f"    {text}" for text in self.ir_lines]
-        lines.append("  source:")
-        lines += [f"    {text}" for text in self.source.rstrip().splitlines()]
+        lines += section("IR nodes", self.ir_lines)
+        lines += section("source", self.source.rstrip().splitlines())
         return "\n".join(lines)
 
 

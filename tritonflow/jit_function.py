@@ -15,55 +15,28 @@ import types
 import warnings
 from collections import namedtuple
 
-from tritonflow import environment
-from tritonflow import autograd, trace_state
-from tritonflow.backends import check_backend, make_runner
+from tritonflow import autograd, backends, environment
+from tritonflow.compiled_autograd import build_differentiable_entry
 from tritonflow.errors import DeviceError, DTypeError, UnsupportedError
+from tritonflow.jit_entry import CompiledEntry, make_runner, write_back
 from tritonflow.passes.pipeline import run_passes
 from tritonflow.philox import default_generator
+from tritonflow import profile_hooks as profiler_hooks
 from tritonflow.tensor_class import Tensor
 from tritonflow.tracer import guards, pytree
+from tritonflow.tracer import state as trace_state
+from tritonflow.tracer.trace import trace
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries"])
 RECOMPILE_LIMIT = 8
 MODES = ("default", "max-autotune", "reduce-overhead")  # reduce-overhead: CUDA graphs (kernels/runtime/cuda_graphs.py)
 
 
-class CompiledEntry:
-    """One specialization: the traced graph, its final form, and a runner for the backend."""
-
-    def __init__(self, key, traced, graph, pass_record, runner, backend: str, device: str, guards) -> None:
-        self.key = key
-        self.traced = traced
-        self.graph = graph
-        self._pass_record = pass_record
-        self.runner = runner
-        self.backend = backend
-        self.device = device
-        self.guards = guards
-        self.backward = None  # set by the autograd support for entries that need gradients
-        self.free_guards: tuple = ()  # globals and closure variables the trace read (see _compile)
-
-    @property
-    def pass_record(self) -> list:
-        """(pass name, graph text) after the trace and after each pass, for explain().
-
-        Printing a large graph after every pass costs more than tracing it, so a compile does not
-        record; the passes are pure Graph -> Graph functions, so rerunning them on the traced graph
-        reproduces the record exactly when someone asks for it.
-        """
-        if self._pass_record is None:
-            record: list = []
-            run_passes(self.traced.graph, record=record)
-            self._pass_record = record
-        return self._pass_record
-
-
 class JitFunction:
     """A function compiled on first call for each guard key (see module docstring)."""
 
     def __init__(self, fn, backend: str | None = None, dynamic: bool = False, mode: str = "default") -> None:
-        check_backend(backend)
+        backends.check_name(backend)
         if not callable(fn):
             raise DTypeError(f"jit: expected a function to compile, got {type(fn).__name__}")
         if mode not in MODES:
@@ -97,6 +70,9 @@ class JitFunction:
             entry = self._compile(key, leaves, args, kwargs)
         else:
             self.hits += 1
+        recorder = profiler_hooks.active()   # tritonflow.profile(): time this call
+        if recorder is not None:
+            return recorder.compiled_call(self, entry, lambda: self._run(entry, leaves))
         return self._run(entry, leaves)
 
     def entry_for(self, args: tuple, kwargs: dict):
@@ -133,11 +109,11 @@ class JitFunction:
             return entry.backward(entry, leaves, arrays)
         outs = entry.runner(arrays, entry.device)
         if environment.verify_mode():  # TRITONFLOW_VERIFY=1: check each kernel against the interpreter on first use
-            from tritonflow.debug import maybe_verify
+            from tritonflow.spec_check import maybe_verify
             maybe_verify(self, entry, arrays, outs)
         n = traced.n_outputs
         results = [Tensor._wrap(o, node.type.dtype, entry.device) for o, node in zip(outs[:n], entry.graph.outputs)]
-        _write_back(traced, leaves, outs, entry)
+        write_back(traced, leaves, outs, entry)
         return pytree.unflatten(traced.out_spec, results)
 
     # ---------------------------------------------------------------- compiling
@@ -171,8 +147,6 @@ class JitFunction:
             return self._build(key, leaves, args, kwargs, record_passes)
 
     def _build(self, key, leaves, args, kwargs, record_passes: list | None) -> CompiledEntry:
-        from tritonflow.tracer.guards import describe_guards
-        from tritonflow.tracer.trace import trace
         device = _device_of(leaves)
         backend = self.backend or ("triton" if device == "cuda" else "numpy")
         traced = trace(self.fn, args, kwargs, leaves, key[1], self.display_name)
@@ -183,9 +157,8 @@ class JitFunction:
         if record is None and needs_grad:
             record = []  # the differentiable entry keeps its own record
         graph = run_passes(traced.graph, record=record)
-        guard_lines = describe_guards(key[0], key[1], self.dynamic)
+        guard_lines = guards.describe_guards(key[0], key[1], self.dynamic)
         if needs_grad:
-            from tritonflow.compiled_autograd import build_differentiable_entry
             return build_differentiable_entry(self, key, traced, graph, record, backend, device, guard_lines, leaves)
         runner = make_runner(graph, backend, device, self.mode)
         return CompiledEntry(key, traced, graph, record, runner, backend, device, guard_lines)
@@ -267,21 +240,6 @@ def _rng_arrays(seed: int, offset: int, device: str) -> list:
     return arrays
 
 
-def _write_back(traced, leaves: list, outs: list, entry: CompiledEntry) -> None:
-    """In-place writes to arguments and gradients on them, made inside the function, land now."""
-    position = traced.n_outputs
-    for index in traced.mutated:
-        target = leaves[index]
-        target._data = outs[position]
-        target._version += 1
-        position += 1
-    for index in traced.grads:
-        target = leaves[index]
-        grad = Tensor._wrap(outs[position], target.dtype, entry.device)
-        target.grad = grad
-        position += 1
-
-
 def jit(fn=None, *, backend: str | None = None, dynamic: bool = False, mode: str = "default"):
     """Compile `fn`: `@jit`, `@jit(backend="triton", dynamic=True)`, or `jit(fn)`."""
     if fn is None:
@@ -296,19 +254,14 @@ def jit(fn=None, *, backend: str | None = None, dynamic: bool = False, mode: str
 
 def as_jit_function(fn, args: tuple, kwargs: dict, backend: str | None = None, who: str = "jit"):
     """(JitFunction, its arguments) for what explain() and debug.verify() are handed: a jitted
-    function as is, `compile(module)`'s result as the jitted function it calls (so the report is
-    about the graph that runs), anything else callable jitted now with `backend`."""
-    from tritonflow.nn.compiled import CompiledModule
-    if isinstance(fn, CompiledModule):
-        return fn.jit_function, fn.jit_arguments(args, kwargs), {}
+    function as is, an object that says which jitted call it makes (`tritonflow.compile(module)`'s
+    result, through `__tritonflow_jit_call__`) as that call, so the report is about the graph that
+    runs, anything else callable jitted now with `backend`."""
+    jit_call = getattr(type(fn), "__tritonflow_jit_call__", None)
+    if jit_call is not None:
+        return jit_call(fn, args, kwargs)
     if isinstance(fn, JitFunction):
         return fn, args, kwargs
     if not callable(fn):
         raise DTypeError(f"{who}: expected a function or a jitted function, got {type(fn).__name__}")
     return JitFunction(fn, backend=backend), args, kwargs
-
-
-def compile(module, *, backend: str | None = None, dynamic: bool = False, mode: str = "default"):
-    """A callable running `module`'s forward jitted; its parameters and buffers are read at each call."""
-    from tritonflow.nn.compiled import CompiledModule
-    return CompiledModule(module, backend=backend, dynamic=dynamic, mode=mode)

@@ -9,6 +9,7 @@ collective's implementation like any other op.
 """
 from __future__ import annotations
 
+from tritonflow import backends
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.split import StagedRun, split_graph
 from tritonflow.ops.registry import OPS
@@ -63,10 +64,10 @@ class SegmentedRunner:
     """A runner (same call as the backends' runners) over kernel segments and host collectives."""
 
     def __init__(self, graph: Graph, backend: str, device: str, mode: str = "default") -> None:
-        from tritonflow.backends import make_runner
+        engine = backends.get(backend, device)
         self.graph = graph
         self.stages = split_graph(graph, _segments(graph))
-        self.runners = [HostStep(s.graph) if has_collectives(s.graph) else make_runner(s.graph, backend, device, mode)
+        self.runners = [HostStep(s.graph) if has_collectives(s.graph) else engine.compile(s.graph, mode=mode)
                         for s in self.stages]
         self.kernels = [k for r in self.runners for k in getattr(r, "kernels", [])]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from tritonflow import trace_state
+from tritonflow.tracer import state as trace_state
 from tritonflow.ir.graph import Graph
 from tritonflow.ir.split import StagedRun, split_graph, stages_by_output_groups
 from tritonflow.ir.types import is_static
@@ -49,7 +49,7 @@ class StagedBackwardRunner:
     """The backward graph as a sequence of stage runners; also callable as one runner."""
 
     def __init__(self, graph: Graph, groups: list, backend: str, device: str, mode: str) -> None:
-        from tritonflow.backends import make_runner
+        from tritonflow.jit_entry import make_runner
         self.graph = graph
         self.groups = groups
         self.stages = split_graph(graph, stages_by_output_groups(graph, groups))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-import tritonflow.api as T
 from tritonflow import dtypes as D
-from tritonflow import trace_state
 from tritonflow.errors import AutogradError, DTypeError, TraceError, UnsupportedError
+from tritonflow.ops.lazy_api import T  # the tritonflow functions, installed by tritonflow.api (above this)
+from tritonflow.tracer import leaf
+from tritonflow.tracer import state as trace_state
 
 
 class Tensor:
@@ -306,27 +307,6 @@ class Tensor:
     def cpu(self) -> "Tensor":
         return T.to(self, "cpu")
 
-    def float(self) -> "Tensor":
-        return T.cast(self, D.float32)
-
-    def half(self) -> "Tensor":
-        return T.cast(self, D.float16)
-
-    def bfloat16(self) -> "Tensor":
-        return T.cast(self, D.bfloat16)
-
-    def double(self) -> "Tensor":
-        return T.cast(self, D.float64)
-
-    def long(self) -> "Tensor":
-        return T.cast(self, D.int64)
-
-    def int(self) -> "Tensor":
-        return T.cast(self, D.int32)
-
-    def bool(self) -> "Tensor":
-        return T.cast(self, D.bool_)
-
     def type(self, dtype) -> "Tensor":
         return T.cast(self, D.as_dtype(dtype))
 
@@ -382,5 +362,20 @@ TENSOR_METHODS = (
 for _name in TENSOR_METHODS:
     setattr(Tensor, _name, (lambda _n: lambda self, *a, **k: getattr(T, _n)(self, *a, **k))(_name))
 
+for _name, _dtype in D.SHORT_NAMES.items():  # x.half(), x.long(), ...: casts
+    setattr(Tensor, _name, (lambda _d: lambda self: T.cast(self, _d))(_dtype))
+
 for _name in ("add", "sub", "mul", "div", "clamp", "pow", "masked_fill"):
     setattr(Tensor, f"{_name}_", (lambda _n: lambda self, *a, **k: self._assign(getattr(T, _n)(self, *a, **k)))(_name))
+
+
+def _argument_proxy(node, ctx, tensor: Tensor) -> Tensor:
+    """The proxy standing for argument `tensor` in a trace: its device, and whether it requires grad."""
+    proxy = Tensor._proxy(node, ctx)
+    proxy.device = tensor.device
+    if tensor.requires_grad:
+        proxy.requires_grad = True
+    return proxy
+
+
+leaf.register_tensor_type(Tensor, _argument_proxy)

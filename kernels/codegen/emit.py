@@ -2,9 +2,11 @@
 
 `Emitter.value(node, index)` returns the Triton expression of `node` at `index` (a tuple of
 SymPy index expressions over the kernel's iteration variables). Elementwise, movement, creation
-and gather nodes are inlined: their inputs are emitted at the mapped index and combined with the
-op table's `triton` template. Anything else (graph inputs, constants, nodes another kernel stored,
-results of the current kernel's own reductions) is an anchor the kernel context provides.
+and gather nodes are inlined: their inputs are emitted at the index their entry's rule maps to
+and combined with the entry's Triton spelling (tritonflow/ops/codegen_info.py); the emitter looks
+at kinds and entries, never at op names. Anything else (graph inputs, constants, nodes another
+kernel stored, results of the current kernel's own reductions) is an anchor the kernel context
+provides.
 
 Values are common-subexpression-eliminated per scope (a scope is one straight-line region: a
 loop body or the whole kernel), so a tensor read by several fused ops is loaded once.
@@ -17,9 +19,12 @@ from typing import Optional
 import numpy as np
 import sympy
 
+from tritonflow.kernels import heuristics
 from tritonflow.kernels.codegen import triton_types as KD
 from tritonflow.kernels.codegen import indexing as ix
+from tritonflow.errors import LoweringError
 from tritonflow.ir.graph import Node
+from tritonflow.ops.codegen_info import SpellRequest
 from tritonflow.ops.registry import OPS, Kind
 
 
@@ -37,7 +42,6 @@ class Val:
 
 
 INLINE_KINDS = (Kind.ELEMENTWISE, Kind.MOVEMENT, Kind.CREATION, Kind.GATHER)
-CUSTOM_SPELLINGS = ("floor_divide", "remainder", "pow", "maximum", "minimum")
 
 
 def is_trivial_reduction(node: Node) -> bool:
@@ -49,11 +53,35 @@ def is_trivial_reduction(node: Node) -> bool:
     return all(ix.is_one(x.shape[d]) for d in node.attrs["dims"]) or x.type.ndim == 0
 
 
+def reduction_of(node: Node):
+    """The ReductionLowering of a reduction node's entry."""
+    found = OPS[node.op].reduction
+    if found is None:
+        raise LoweringError(f"reduction {node.op} has no lowering (its op-table entry sets no `reduction`)")
+    return found
+
+
 def is_inlined(node: Node) -> bool:
     op = OPS.get(node.op)
     if op is None:
         return False
     return op.kind in INLINE_KINDS or is_trivial_reduction(node)
+
+
+def libdevice_calls(text: str) -> str:
+    """Triton's interpreter cannot call libdevice: its kernels call triton_helpers' stand-ins."""
+    return text.replace("libdevice.", "th.") if heuristics.interpreted() else text
+
+
+def spelling(op, node: Node, in_types: list) -> str:
+    """The entry's Triton text for this node's dtypes (see OpDef.triton)."""
+    if op.triton is None:
+        raise LoweringError(f"elementwise op {node.op} has no Triton spelling (its op-table entry sets no `triton`)")
+    if not callable(op.triton):
+        return op.triton
+    request = SpellRequest(tuple(i.dtype for i in node.inputs), node.dtype, dict(node.attrs), tuple(in_types),
+                           KD.compute_type(node.dtype), KD.storage_type(node.dtype))
+    return op.triton(request)
 
 
 class Emitter:
@@ -71,10 +99,12 @@ class Emitter:
     def line(self, text: str) -> None:
         self.lines.append(self.indent + text)
 
-    def assign(self, text: str, ctype: str, comment: Optional[str] = None, shaped: bool = False) -> Val:
-        name = self.ctx.fresh("tmp")
-        suffix = f"  # {comment}" if comment else ""
-        self.line(f"{name} = {text}{suffix}")
+    def assign(self, text: str, ctype: str, node: Node, step: str = "", shaped: bool = False) -> Val:
+        """A new variable for `node`'s value (named `t4` for %4, with the node as its comment), or
+        for a `step` towards it (`t4_in`, no comment)."""
+        name = self.ctx.name_for(node, step)
+        comment = "" if step else f"  # {self.ctx.describe(node)}"
+        self.line(f"{name} = {text}{comment}")
         return Val(name, ctype, shaped=shaped)
 
     def index_text(self, expr) -> str:
@@ -93,7 +123,9 @@ class Emitter:
             return None
         return " & ".join(f"({p})" if " " in p else p for p in parts)
 
-    def load(self, ptr: str, offset, dtype, conds: tuple, comment: str) -> Val:
+    def load(self, node: Node, ptr: str, offset, conds: tuple) -> Val:
+        """`node`'s value read from its buffer `ptr` at `offset`."""
+        dtype = node.dtype
         offset = self.ctx.rewrite_offset(offset)
         mask = self.mask_for(offset, conds)
         text = f"tl.load({ptr} + {self.index_text(offset)}"
@@ -104,7 +136,7 @@ class Emitter:
         if KD.compute_type(dtype) != KD.storage_type(dtype):
             text += f".to({KD.compute_type(dtype)})"
         shaped = bool(sympy.sympify(offset).free_symbols)
-        return self.assign(text, KD.compute_type(dtype), comment, shaped)
+        return self.assign(text, KD.compute_type(dtype), node, shaped=shaped)
 
     # ------------------------------------------------------------ the dispatcher
 
@@ -130,48 +162,48 @@ class Emitter:
         if op.kind is Kind.ELEMENTWISE:
             return self._elementwise(node, op, index, conds)
         if op.kind is Kind.MOVEMENT:
-            return self._movement(node, index, conds)
+            return self._movement(node, op, index, conds)
         if op.kind is Kind.GATHER:
             return self._gather(node, index, conds)
         if op.kind is Kind.CREATION:
-            return self._creation(node, index, conds)
+            return self._creation(node, op, index, conds)
         raise NotFusable(f"{node.op} is not an inlinable op")
 
     # ------------------------------------------------------------ leaves
 
     def _constant(self, node: Node, index: tuple, conds: tuple) -> Val:
         value = node.attrs["value"]
+        self.ctx.constants[id(node)] = node
         if value.ndim == 0 or value.size == 1:
             scalar = np.asarray(value).reshape(())[()]
             return Val(KD.literal(scalar, node.dtype), KD.compute_type(node.dtype), True, scalar)
-        ptr = self.ctx.pointer(node)
-        offset = ix.linearize(index, node.shape)
-        return self.load(ptr, offset, node.dtype, conds, self.ctx.describe(node))
+        return self.load(node, self.ctx.pointer(node), ix.linearize(index, node.shape), conds)
 
-    def _creation(self, node: Node, index: tuple, conds: tuple) -> Val:
+    def _creation(self, node: Node, op, index: tuple, conds: tuple) -> Val:
+        rule = op.creation
+        if rule is None:
+            raise LoweringError(f"creation op {node.op} has no lowering (its op-table entry sets no `creation`)")
         ctype = KD.compute_type(node.dtype)
-        comment = self.ctx.describe(node)
-        if node.op == "full":
-            scalar = KD.round_to(node.attrs["value"], node.dtype)
+        if rule.constant is not None:
+            self.ctx.describe(node)  # folded into a literal: still listed, its users name it
+            scalar = KD.round_to(rule.constant(node.attrs), node.dtype)
             return Val(KD.literal(scalar, node.dtype), ctype, True, scalar)
-        if node.op == "iota":
-            position = index[node.attrs["dim"]]
+        position = sympy.expand(sympy.sympify(rule.position(index, node.shape, node.attrs)))
+        if rule.template is None:
             if position.is_number:
+                self.ctx.describe(node)
                 scalar = KD.round_to(int(position), node.dtype)
                 return Val(KD.literal(scalar, node.dtype), ctype, True, scalar)
-            position = self.ctx.rewrite_offset(position)
-            return self.assign(f"({self.index_text(position)}).to({ctype})", ctype, comment, True)
-        if node.op == "philox_uniform":
-            seed = self.value(node.inputs[0], (), conds)
-            offset = self.value(node.inputs[1], (), conds)
-            flat = self.ctx.rewrite_offset(ix.linearize(index, node.shape))
-            counter = f"{offset.text} + {self.index_text(flat)}"
-            if flat.is_number:
-                # A one-element block whether the offset is a literal, a scalar or a loaded block.
-                counter = f"tl.zeros([1], tl.int64) + {offset.text} + {self.index_text(flat)}"
-            return self.assign(f"th.philox_uniform({seed.text}, {counter}, {node.attrs.get('lane', 0)})",
-                               ctype, comment, not flat.is_number)
-        raise NotFusable(f"no lowering for creation op {node.op}")
+            text = self.index_text(self.ctx.rewrite_offset(position))
+            return self.assign(f"({text}).to({ctype})", ctype, node, shaped=True)
+        args = [self.value(inp, ix.broadcast_index(index, inp.shape), conds) for inp in node.inputs]
+        position = self.ctx.rewrite_offset(position)
+        text = self.index_text(position)
+        if position.is_number:
+            # A one-element block whether the inputs are literals, scalars or loaded blocks.
+            text = f"(tl.zeros([1], tl.int64) + {text})"
+        source = rule.template.format(*[a.text for a in args], position=text, **node.attrs)
+        return self.assign(source, ctype, node, shaped=not position.is_number)
 
     def _trivial_reduction(self, node: Node, index: tuple, conds: tuple) -> Val:
         x = node.inputs[0]
@@ -182,8 +214,9 @@ class Emitter:
             it = iter(index)
             in_index = tuple(sympy.Integer(0) if d in dims else next(it) for d in range(x.type.ndim))
         ctype = KD.compute_type(node.dtype)
-        if node.op in ("argmax", "argmin"):
-            return Val("0", ctype, True, 0)
+        if reduction_of(node).carries_index:
+            self.ctx.describe(node)
+            return Val("0", ctype, True, 0)  # the only position along a size-1 dim
         inner = self.value(x, in_index, conds)
         return self._convert(inner, node, ctype)
 
@@ -193,7 +226,7 @@ class Emitter:
         if val.literal:
             scalar = KD.round_to(val.value, node.dtype)
             return Val(KD.literal(scalar, node.dtype), ctype, True, scalar)
-        return self.assign(f"{val.text}.to({ctype})", ctype, shaped=val.shaped)
+        return self.assign(f"{val.text}.to({ctype})", ctype, node, shaped=val.shaped)
 
     # ------------------------------------------------------------ elementwise
 
@@ -202,39 +235,19 @@ class Emitter:
         ctype = KD.compute_type(node.dtype)
         if all(a.literal for a in args):
             return self._fold(node, op, args, ctype)
+        template = spelling(op, node, [a.ctype for a in args])
+        if template == "{0}":
+            self.ctx.describe(node)
+            return args[0]  # the identity for these dtypes
+        template = libdevice_calls(template)
         texts = [a.text for a in args]
-        comment = self.ctx.describe(node)
-        shaped = any(a.shaped for a in args)
-        if node.op == "cast":
-            return self._cast(node, args[0], comment)
-        if node.op in ("floor", "ceil", "round") and not node.dtype.is_floating_point:
-            return args[0]  # rounding an integer is the identity (the float intrinsics reject ints)
-        template = op.triton
-        if template in CUSTOM_SPELLINGS:
-            floating = node.inputs[0].dtype.is_floating_point
-            helper = {
-                "floor_divide": "floor_divide_float" if floating else "floor_divide_int",
-                "remainder": "remainder_float" if floating else "remainder_int",
-                "pow": "pow_float" if floating else "pow_int",
-                "maximum": "maximum", "minimum": "minimum",
-            }[template]
-            return self.assign(f"th.{helper}({', '.join(self._tensor_args(args))})", ctype, comment, shaped)
-        if template is None:
-            raise NotFusable(f"elementwise op {node.op} has no Triton spelling")
-        if node.op == "neg" and node.dtype.is_floating_point:
-            # Triton spells `-x` as `0 - x`, which gives +0.0 for x == 0.0; NumPy gives -0.0.
-            template = "{0} * -1.0"
-        template = template.replace("libdevice.", "th.")
-        if ctype == "tl.float64":
-            # tl.sqrt_rn takes float32 only; float64 tl.sqrt is already correctly rounded.
-            template = template.replace("tl.sqrt_rn(", "tl.sqrt(")
-        if template.startswith("th.") or template.startswith("tl."):
+        if template.startswith(("th.", "tl.", "libdevice.")):
             # Function calls need a tensor, not a bare Python number.
             texts = self._tensor_args(args)
         text = template.format(*texts, dtype=ctype)
         if node.dtype.is_bool and not template.startswith("tl.where"):
             text = f"({text})"
-        return self.assign(text, ctype, comment, shaped)
+        return self.assign(text, ctype, node, shaped=any(a.shaped for a in args))
 
     def _tensor_args(self, args: list) -> list:
         out = []
@@ -245,26 +258,9 @@ class Emitter:
                 out.append(a.text)
         return out
 
-    def _cast(self, node: Node, arg: Val, comment: str) -> Val:
-        target = node.attrs["dtype"]
-        ctype = KD.compute_type(target)
-        source_dtype = node.inputs[0].dtype
-        if target.is_bool:
-            return self.assign(f"{arg.text} != 0", ctype, comment, arg.shaped)
-        text = arg.text
-        if source_dtype.is_bool:
-            text = f"{text}.to(tl.int8)"
-        if target.name == "bfloat16" and arg.ctype != "tl.float32":
-            # Through float32, as ml_dtypes rounds (the spec); Triton's interpreter also converts
-            # only float32 to bfloat16 by value (from ints and float64 it reinterprets the bits).
-            text = f"{text}.to(tl.float32)"
-        text = f"{text}.to({KD.storage_type(target)})"
-        if KD.storage_type(target) != ctype:
-            text = f"{text}.to({ctype})"  # round to float16/bfloat16 now, compute on in float32
-        return self.assign(text, ctype, comment, arg.shaped)
-
     def _fold(self, node: Node, op, args: list, ctype: str) -> Val:
         arrays = [np.asarray(a.value).astype(inp.dtype.np) for a, inp in zip(args, node.inputs)]
+        self.ctx.describe(node)
         with np.errstate(all="ignore"):
             result = op.numpy(*arrays, **node.attrs)
         scalar = KD.round_to(np.asarray(result).reshape(()), node.dtype)
@@ -272,66 +268,35 @@ class Emitter:
 
     # ------------------------------------------------------------ movement
 
-    def _movement(self, node: Node, index: tuple, conds: tuple) -> Val:
-        x = node.inputs[0]
-        ranges = self.ctx.ranges
-        a = node.attrs
-        if node.op == "reshape":
-            return self.value(x, ix.reshape_index(index, node.shape, x.shape, ranges), conds)
-        if node.op == "permute":
-            return self.value(x, ix.permute_index(index, a["perm"]), conds)
-        if node.op == "expand":
-            return self.value(x, ix.expand_index(index, x.shape), conds)
-        if node.op == "slice":
-            return self.value(x, ix.slice_index(index, a["start"], a["step"]), conds)
-        if node.op == "pad":
-            return self._pad(node, index, conds)
-        if node.op == "cat":
-            return self._cat(node, index, conds)
-        raise NotFusable(f"no lowering for movement op {node.op}")
-
-    def _pad(self, node: Node, index: tuple, conds: tuple) -> Val:
-        x = node.inputs[0]
-        inner_index, checks = [], []
-        for i, (lo, hi), size in zip(index, node.attrs["pads"], x.shape):
-            inner_index.append(i - lo)
-            if lo:
-                checks.append(f"({self.index_text(self.ctx.rewrite_offset(i))} >= {lo})")
-            if hi:
-                checks.append(f"({self.index_text(self.ctx.rewrite_offset(i))} < {self.index_text(size + lo)})")
+    def _movement(self, node: Node, op, index: tuple, conds: tuple) -> Val:
+        """A view: the element its entry's index rule reads (pad's border and cat's pieces choose
+        among reads by their conditions)."""
+        if op.view is None:
+            raise LoweringError(f"movement op {node.op} has no lowering (its op-table entry sets no `view`)")
+        reads = op.view.reads(node, index, self.ctx.ranges)
+        if len(reads) == 1 and not reads[0].conds:
+            found = self.value(node.inputs[reads[0].input], reads[0].index, conds)
+            self.ctx.describe(node)  # listed although it is only index math: its users name it
+            return found
         ctype = KD.compute_type(node.dtype)
-        pad_value = KD.literal(KD.round_to(node.attrs["value"], node.dtype), node.dtype)
-        if not checks:
-            return self.value(x, tuple(inner_index), conds)
-        cond = self.assign(" & ".join(checks), "tl.int1")
-        inner = self.value(x, tuple(inner_index), conds + (cond.text,))
-        return self.assign(f"tl.where({cond.text}, {inner.text}, {pad_value})", ctype, self.ctx.describe(node))
-
-    def _cat(self, node: Node, index: tuple, conds: tuple) -> Val:
-        dim = node.attrs["dim"]
-        position = index[dim]
-        pos_text = self.index_text(self.ctx.rewrite_offset(position))
-        pieces = []
-        offset = sympy.Integer(0)
-        for inp in node.inputs:
-            size = ix.as_expr(inp.shape[dim])
-            pieces.append((inp, offset, size))
-            offset = offset + size
-        ctype = KD.compute_type(node.dtype)
-        # Build the selection from the last piece backwards: where(in piece k, piece k, rest).
         result: Optional[Val] = None
-        for inp, start, size in reversed(pieces):
-            if size == 0:
+        if op.view.fill is not None:
+            scalar = KD.round_to(op.view.fill(node.attrs), node.dtype)
+            result = Val(KD.literal(scalar, node.dtype), ctype, True, scalar)
+        # From the last read backwards: where(read k applies, read k, what the later reads give).
+        for read in reversed(reads):
+            if not read.conds:
+                result = self.value(node.inputs[read.input], read.index, conds)
                 continue
-            inner_index = list(index)
-            inner_index[dim] = position - start
-            cond = self.assign(f"({pos_text} >= {self.index_text(start)}) & ({pos_text} < "
-                               f"{self.index_text(start + size)})", "tl.int1")
-            val = self.value(inp, tuple(inner_index), conds + (cond.text,))
+            checks = " & ".join(f"({self.index_text(self.ctx.rewrite_offset(e))} {rel} {self.index_text(bound)})"
+                                for e, rel, bound in read.conds)
+            cond = self.assign(checks, "tl.int1", node, f"_reads{read.input}")
+            val = self.value(node.inputs[read.input], read.index, conds + (cond.text,))
             if result is None:
                 result = val
             else:
-                result = self.assign(f"tl.where({cond.text}, {val.text}, {result.text})", ctype)
+                result = self.assign(f"tl.where({cond.text}, {val.text}, {result.text})", ctype, node)
+        self.ctx.describe(node)
         if result is None:
             # Every piece is empty, so the output is too: no lane reads this value. A literal
             # keeps the (never launched, or fully masked) kernel well formed.
@@ -353,7 +318,8 @@ class Emitter:
             x_index[dim] = sympy.Integer(position + int(size) if position < 0 else position)
             return self.value(x, tuple(x_index), conds)
         size_text = self.index_text(ix.as_expr(size))
-        pos = self.assign(f"tl.where({raw.text} < 0, {raw.text} + {size_text}, {raw.text})", raw.ctype)
+        pos = self.assign(f"tl.where({raw.text} < 0, {raw.text} + {size_text}, {raw.text})", raw.ctype, node,
+                          "_position")
         symbol = sympy.Symbol(pos.text, integer=True, nonnegative=True)
         self.ctx.ranges.add(symbol, size)
         symbols = set()

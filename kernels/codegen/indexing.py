@@ -2,8 +2,9 @@
 
 Every value inside a kernel is addressed by a tuple of index expressions, one per dim of the
 value's shape, written over the kernel's iteration variables (x0, x1, ... for the outer space,
-r0, r1, ... for the reduced space). Movement ops map an output index tuple to an input index
-tuple; a chain of views composes into one expression, so views never copy.
+r0, r1, ... for the reduced space). A view maps an output index tuple to an input index tuple by
+its op-table entry's rule (tritonflow/ops/view_index.py); a chain of views composes into one
+expression, so views never copy.
 
 SymPy's own floor/Mod simplification does not know that an iteration variable lies in
 [0, size), so reshapes would leave `(x0*12 + x1) // 12` unsimplified. `floordiv` and `modulo`
@@ -12,11 +13,14 @@ and the division vanishes when the remaining terms provably stay in [0, divisor)
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import sympy
 
 from tritonflow.ir.types import Dim
+from tritonflow.ops.registry import OPS, Kind
+# The op table's index vocabulary, used throughout the lowering as `ix.<name>`.
+from tritonflow.ops.view_index import as_expr, contiguous_strides, expand_index, is_one, linearize, product  # noqa: F401
 
 Index = tuple  # tuple of sympy expressions, one per dim
 
@@ -35,36 +39,6 @@ class ModIdx(sympy.Function):
     is_integer = True
 
 
-def as_expr(d: Dim) -> sympy.Expr:
-    return sympy.Integer(d) if isinstance(d, int) else d
-
-
-def is_one(d: Dim) -> bool:
-    return isinstance(d, int) and d == 1 or (isinstance(d, sympy.Integer) and int(d) == 1)
-
-
-def product(dims: Iterable[Dim]) -> sympy.Expr:
-    total = sympy.Integer(1)
-    for d in dims:
-        total = total * as_expr(d)
-    return total
-
-
-def contiguous_strides(shape: Sequence[Dim]) -> list:
-    strides = []
-    for d in range(len(shape)):
-        strides.append(product(shape[d + 1:]))
-    return strides
-
-
-def linearize(index: Index, shape: Sequence[Dim]) -> sympy.Expr:
-    """The row-major flat position of `index` in a tensor of `shape`."""
-    total = sympy.Integer(0)
-    for i, stride in zip(index, contiguous_strides(shape)):
-        total = total + i * stride
-    return sympy.expand(total)
-
-
 # ---------------------------------------------------------------- range reasoning
 
 class Ranges:
@@ -75,6 +49,13 @@ class Ranges:
 
     def add(self, symbol: sympy.Symbol, size: Dim) -> None:
         self.bound[symbol] = as_expr(size)
+
+    # The `divide` the op table's view rules take (tritonflow/ops/view_index.py).
+    def floordiv(self, expr: sympy.Expr, divisor: Dim) -> sympy.Expr:
+        return floordiv(expr, divisor, self)
+
+    def modulo(self, expr: sympy.Expr, divisor: Dim) -> sympy.Expr:
+        return modulo(expr, divisor, self)
 
     def max_value(self, expr: sympy.Expr):
         """An upper bound (inclusive) of a non-negative expression, or None if unknown."""
@@ -157,75 +138,11 @@ def modulo(expr: sympy.Expr, divisor: Dim, ranges: Ranges) -> sympy.Expr:
     return ModIdx(expr, divisor)
 
 
-def delinearize(flat: sympy.Expr, shape: Sequence[Dim], ranges: Ranges) -> list:
-    out = []
-    strides = contiguous_strides(shape)
-    for d, (size, stride) in enumerate(zip(shape, strides)):
-        if is_one(size):
-            out.append(sympy.Integer(0))
-            continue
-        q = floordiv(flat, stride, ranges)
-        out.append(q if d == 0 else modulo(q, size, ranges))
-    return out
+# ---------------------------------------------------------------- views (the op table's index rules)
 
-
-# ---------------------------------------------------------------- view index maps
-
-def _same(a: Dim, b: Dim) -> bool:
-    return sympy.expand(as_expr(a) - as_expr(b)) == 0
-
-
-def reshape_index(out_index: Index, out_shape: Sequence[Dim], in_shape: Sequence[Dim],
-                  ranges: Ranges) -> Index:
-    """Map an index of the reshaped tensor to an index of its input.
-
-    Dims are matched in groups of equal element count (a merge, a split, or a plain copy), so
-    the usual squeeze/unsqueeze/flatten cases never produce a division at all.
-    """
-    in_index: list = [sympy.Integer(0)] * len(in_shape)
-    ins = [d for d in range(len(in_shape)) if not is_one(in_shape[d])]
-    outs = [d for d in range(len(out_shape)) if not is_one(out_shape[d])]
-    i = j = 0
-    while i < len(ins) or j < len(outs):
-        gi, gj = [ins[i]] if i < len(ins) else [], [outs[j]] if j < len(outs) else []
-        i += len(gi)
-        j += len(gj)
-        pi, pj = product(in_shape[d] for d in gi), product(out_shape[d] for d in gj)
-        while not _same(pi, pj):
-            static = pi.is_number and pj.is_number
-            if static and pi < pj and i < len(ins) or (not static and i < len(ins) and j >= len(outs)):
-                gi.append(ins[i])
-                pi = pi * as_expr(in_shape[ins[i]])
-                i += 1
-            elif j < len(outs) and (static or i >= len(ins)):
-                gj.append(outs[j])
-                pj = pj * as_expr(out_shape[outs[j]])
-                j += 1
-            elif not static and i < len(ins) and j < len(outs):
-                # Symbolic sizes we cannot compare: take everything that is left as one group.
-                gi += ins[i:]
-                gj += outs[j:]
-                i, j = len(ins), len(outs)
-                break
-            else:
-                break
-        flat = linearize(tuple(out_index[d] for d in gj), [out_shape[d] for d in gj])
-        parts = delinearize(flat, [in_shape[d] for d in gi], ranges)
-        for d, p in zip(gi, parts):
-            in_index[d] = p
-    return tuple(in_index)
-
-
-def permute_index(out_index: Index, perm: Sequence[int]) -> Index:
-    in_index: list = [None] * len(perm)
-    for i, p in enumerate(perm):
-        in_index[p] = out_index[i]
-    return tuple(in_index)
-
-
-def expand_index(out_index: Index, in_shape: Sequence[Dim]) -> Index:
-    lead = len(out_index) - len(in_shape)
-    return tuple(sympy.Integer(0) if is_one(d) else out_index[lead + k] for k, d in enumerate(in_shape))
+def shape_equal(a: Sequence[Dim], b: Sequence[Dim]) -> bool:
+    """Equal shapes, symbolic dims compared as expressions."""
+    return len(a) == len(b) and all(sympy.expand(as_expr(x) - as_expr(y)) == 0 for x, y in zip(a, b))
 
 
 def broadcast_index(out_index: Index, in_shape: Sequence[Dim]) -> Index:
@@ -233,21 +150,16 @@ def broadcast_index(out_index: Index, in_shape: Sequence[Dim]) -> Index:
     return expand_index(out_index, in_shape)
 
 
-def slice_index(out_index: Index, start: Sequence[int], step: Sequence[int]) -> Index:
-    return tuple(sympy.expand(s + st * i) for i, s, st in zip(out_index, start, step))
+def is_plain_view(node) -> bool:
+    """A view whose every element reads one element of its one input, unconditionally."""
+    op = OPS.get(node.op)
+    return op is not None and op.kind is Kind.MOVEMENT and op.view is not None and not op.view.conditional
 
 
-def through_view(node, out_index: Index, ranges) -> Index:
-    """The index into `node`'s input that `node` (a reshape, permute, expand or slice) reads."""
-    x = node.inputs[0]
-    attrs = node.attrs
-    if node.op == "reshape":
-        return reshape_index(out_index, node.shape, x.shape, ranges)
-    if node.op == "permute":
-        return permute_index(out_index, attrs["perm"])
-    if node.op == "expand":
-        return expand_index(out_index, x.shape)
-    return slice_index(out_index, attrs["start"], attrs["step"])
+def through_view(node, out_index: Index, ranges: Ranges) -> Index:
+    """The index into the input of `node` (a plain view) that `node` reads at `out_index`."""
+    (read,) = OPS[node.op].view.reads(node, out_index, ranges)
+    return read.index
 
 
 # ---------------------------------------------------------------- linear structure

@@ -21,6 +21,8 @@ from tritonflow.kernels.codegen import triton_types as KD
 from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.kernels.codegen.emit import Emitter, is_inlined
 from tritonflow.ir.graph import Node
+from tritonflow.ops import elementwise as EW, movement as MV, reduction as RD
+from tritonflow.ops.registry import OPS
 
 
 class OnlineSum:
@@ -32,14 +34,16 @@ class OnlineSum:
         self.c = c                      # the row value (size 1 along every reduced dim)
         self.finish_stage = finish_stage
 
-    def names(self, sched) -> tuple:
-        n = sched.number(self.node)
-        return f"acc{n}_max", f"acc{n}_sum"
+    def names(self, ctx) -> tuple:
+        """The per-lane running max and sum (fixed names: both loops and the finish use them)."""
+        base = ctx.schedule.value_name(self.node)
+        ctx.names |= {f"{base}_max", f"{base}_sum"}
+        return f"{base}_max", f"{base}_sum"
 
 
 def _strip_row_broadcast(node: Node, rdims: tuple, ndim: int) -> Optional[Node]:
     """`node` as a row value: expands of a tensor that is size 1 along every reduced dim."""
-    while node.op == "expand":
+    while OPS.get(node.op) is MV.EXPAND:
         node = node.inputs[0]
     if node.type.ndim != ndim or any(not ix.is_one(node.shape[d]) for d in rdims):
         return None
@@ -68,10 +72,10 @@ def find_online_sums(plan) -> dict:
     ndim = len(plan.shape)
     for node in plan.members:
         stage = plan.stages[id(node)]
-        if node.op != "reduce_sum" or stage == 0 or not node.dtype.is_floating_point:
+        if OPS.get(node.op) is not RD.SUM or stage == 0 or not node.dtype.is_floating_point:
             continue
         e = node.inputs[0]
-        if e.op != "exp" or e.inputs[0].op != "sub":
+        if OPS.get(e.op) is not EW.EXP or OPS.get(e.inputs[0].op) is not EW.SUB:
             continue
         a, b = e.inputs[0].inputs
         c = _strip_row_broadcast(b, plan.rdims, ndim)
@@ -88,16 +92,18 @@ def find_online_sums(plan) -> dict:
 def emit_step(em: Emitter, online: OnlineSum, full: tuple, full_mask: str) -> tuple:
     """One block of the recurrence, inside the first loop. Returns (accumulators, acc dtype)."""
     acc_type = KD.compute_type(online.node.dtype)
-    running, total = online.names(em.ctx.schedule)
+    running, total = online.names(em.ctx)
     value = em.value(online.a, full)
     text = value.text if not value.literal else f"tl.full([1], {value.text}, {acc_type})"
     if value.ctype != acc_type:
         text = f"{text}.to({acc_type})"
-    a = em.assign(f"tl.where({full_mask}, {text}, (-_INF))", acc_type, shaped=True).text
-    grown = em.assign(f"th.max_combine({running}, {a})", acc_type, shaped=True).text
+    node = online.node
+    a = em.assign(f"tl.where({full_mask}, {text}, (-_INF))", acc_type, node, "_in", shaped=True).text
+    grown = em.assign(f"th.maximum({running}, {a})", acc_type, node, "_grown", shaped=True).text
     # exp(M_old - M_new), 1 when the max did not move (also for -inf == -inf and inf == inf).
-    scale = em.assign(f"tl.where({running} == {grown}, 1.0, tl.exp({running} - {grown}))", acc_type).text
-    term = em.assign(f"tl.where({a} == (-_INF), 0.0, tl.exp({a} - {grown}))", acc_type).text
+    scale = em.assign(f"tl.where({running} == {grown}, 1.0, tl.exp({running} - {grown}))", acc_type, node,
+                      "_rescale").text
+    term = em.assign(f"tl.where({a} == (-_INF), 0.0, tl.exp({a} - {grown}))", acc_type, node, "_term").text
     em.line(f"{total} = {total} * {scale} + {term}  # online {em.ctx.describe(online.node)}")
     em.line(f"{running} = {grown}")
     return (running, "(-_INF)", acc_type), (total, "0", acc_type)
@@ -109,22 +115,24 @@ def emit_finish(post: Emitter, online: OnlineSum, full: tuple, full_mask: str, o
     `open_scope(indent)` gives a loop-body Emitter; `close_scope(em, indent, start)` its lines."""
     sched = post.ctx.schedule
     acc_type = KD.compute_type(online.node.dtype)
-    running, total = online.names(sched)
+    running, total = online.names(post.ctx)
+    node = online.node
     c_index = ix.broadcast_index(full, online.c.shape)
     c = post.value(online.c, c_index)
     c_text = c.text if not c.literal else f"tl.full([XBLOCK, 1], {c.text}, {acc_type})"
     if c.ctype != acc_type:
         c_text = f"({c_text}).to({acc_type})"
-    c_row = post.assign(f"tl.broadcast_to({c_text}, [XBLOCK, 1])", acc_type, shaped=True).text
+    c_row = post.assign(f"tl.broadcast_to({c_text}, [XBLOCK, 1])", acc_type, node, "_shift", shaped=True).text
     lanes = post.assign(f"tl.where({running} == (-_INF), 0.0, {total} * tl.exp({running} - {c_row}))",
-                        acc_type, shaped=True).text
-    name = f"red{sched.number(online.node)}"
+                        acc_type, node, "_lanes", shaped=True).text
+    name = sched.value_name(node)
+    post.ctx.names.add(name)
     post.line(f"{name} = tl.sum({lanes}, 1, keep_dims=True)  # {post.ctx.describe(online.node)}")
-    row_max = post.assign(f"tl.reduce({running}, 1, th.max_combine, keep_dims=True)", acc_type).text
+    row_max = post.assign(f"tl.reduce({running}, 1, th.maximum, keep_dims=True)", acc_type, node, "_row_max").text
     special = post.assign(f"({c_row} != {c_row}) | (tl.abs({c_row}) == _INF) | ({row_max} == _INF) | "
-                          f"({row_max} != {row_max})", "tl.int1", shaped=True).text
+                          f"({row_max} != {row_max})", "tl.int1", node, "_special", shaped=True).text
     post.line(f"if tl.sum({special}.to(tl.int32)) > 0:")
-    exact = f"{total}_exact"
+    exact = post.ctx.unique(f"{total}_exact")
     post.line(f"    {exact} = tl.zeros([XBLOCK, RBLOCK], {acc_type})")
     inner = open_scope("            ")
     value = inner.value(online.a, full)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from tritonflow.kernels.codegen import triton_types as KD
 from tritonflow.kernels.codegen import indexing as ix
-from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
+from tritonflow.kernels.codegen.context import GeneratedKernel, flat_program_head, symbol_evaluator
 from tritonflow.kernels.codegen.emit import Emitter, Val
-from tritonflow.kernels.fusion import KernelPlan, Schedule, make_pointwise_context
+from tritonflow.kernels.codegen.spaces import make_pointwise_context
+from tritonflow.kernels.plan import KernelPlan, Schedule
 
 
 def store_text(v: Val, buffer, shape_text: str) -> str:
@@ -38,6 +39,16 @@ def offset_text(em: Emitter, offset) -> str:
     return text
 
 
+def flat_kernel_source(ctx, em: Emitter, wide: bool, name: str, summary: str) -> tuple:
+    """(args, module source) of a kernel over one flat space (ctx.spaces[0]) whose body `em` holds."""
+    head_printer = ix.TritonPrinter()
+    space = ctx.spaces[0]
+    head = flat_program_head(head_printer, space.numel, wide)
+    head += ctx.index_prologue(space, head_printer, em.printer.used, "    ")
+    args, params = ctx.signature([em.printer, head_printer], ["XBLOCK"])
+    return args, ctx.render(name, summary, params, head + em.lines)
+
+
 def generate_pointwise(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, name: str) -> GeneratedKernel:
     ctx, index = make_pointwise_context(sched, plan.shape, layout, wide)
     space = ctx.spaces[0]
@@ -49,18 +60,8 @@ def generate_pointwise(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
         ctx.describe(buffer) if buffer is not value else None
         em.line(f"tl.store({ctx.pointer(buffer)} + {offset_text(em, offset)}, "
                 f"{store_text(v, buffer, '[XBLOCK]')}, mask=xmask)")
-    head_printer = ix.TritonPrinter()
-    program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
-    head = [
-        f"    xnumel = {head_printer(space.numel)}",
-        f"    xoffset = {program} * XBLOCK",
-        "    xindex = xoffset + tl.arange(0, XBLOCK)",
-        "    xmask = xindex < xnumel",
-    ]
-    head += ctx.index_prologue(space, head_printer, em.printer.used, "    ")
-    args, params = ctx.signature([em.printer, head_printer], ["XBLOCK"])
     outputs = ", ".join(sched.buffer_name(b) for b, _ in plan.outputs)
-    source = ctx.render(name, f"pointwise over {plan.shape}, writes {outputs}", params, head + em.lines)
+    args, source = flat_kernel_source(ctx, em, wide, name, f"pointwise over {plan.shape}, writes {outputs}")
     numel = symbol_evaluator(space.numel)
     return GeneratedKernel(
         name=name, kind="pointwise", source=source, node_lines=list(ctx.ir_lines), args=args,

@@ -11,6 +11,10 @@ reading another's row value comes one stage later). Two variants:
 
 Row values (reduction results, row-level epilogues) have shape [XBLOCK, 1] and are stored with
 `xmask`; full-size epilogue outputs are stored with `xmask & rmask`.
+
+What a member computes comes from its op-table entry (ReductionLowering): the combine, written
+into the kernel's module as a @triton.jit function, the identity masked lanes take, an optional
+direct block reduction (tl.sum), and whether (value, position) pairs are reduced (argmax).
 """
 from __future__ import annotations
 
@@ -21,45 +25,65 @@ from tritonflow.kernels.codegen.online_sum import emit_step as emit_online_step
 from tritonflow.kernels.codegen.online_sum import find_online_sums
 from tritonflow.kernels.codegen.pointwise import offset_text, store_text
 from tritonflow.kernels.codegen.context import GeneratedKernel, row_program_head, symbol_evaluator
-from tritonflow.kernels.codegen.emit import Emitter, Val
-from tritonflow.kernels.fusion import KernelPlan, Schedule, make_group_context, row_index
+from tritonflow.kernels.codegen.emit import Emitter, Val, libdevice_calls, reduction_of
+from tritonflow import dtypes as D
+from tritonflow.ops.registry import OPS
+from tritonflow.kernels.codegen.spaces import make_group_context, row_index
+from tritonflow.kernels.plan import KernelPlan, Schedule, safe_name
 
-REDUCE_KIND = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max", "reduce_min": "min",
-               "argmax": "argmax", "argmin": "argmin"}
-COMBINE = {"sum": "th.add_combine", "prod": "th.mul_combine", "max": "th.max_combine",
-           "min": "th.min_combine", "argmax": "th.argmax_combine", "argmin": "th.argmin_combine"}
 BIG_INDEX = str(2 ** 62)
 
 
+def _accumulation(node) -> tuple:
+    """(reduced dtype, accumulator dtype) of a member: the values are reduced in the result's dtype
+    (the input's for index-carrying reductions); bool accumulates in int8."""
+    value_dtype = node.inputs[0].dtype if reduction_of(node).carries_index else node.dtype
+    return value_dtype, (D.int8 if value_dtype.is_bool else value_dtype)
+
+
 def _reduce_input(em: Emitter, node, value: Val, full_mask: str) -> tuple:
-    """(masked value text, accumulation ctype) for one member's per-element input."""
-    kind = REDUCE_KIND[node.op]
-    x = node.inputs[0]
-    if kind in ("sum", "prod"):
-        acc_type = KD.compute_type(node.dtype)
-    elif x.dtype.is_bool:
-        acc_type = "tl.int8"
-    else:
-        acc_type = value.ctype
+    """(masked value text, accumulation ctype, identity literal) for one member's per-element input."""
+    value_dtype, acc_dtype = _accumulation(node)
+    acc_type = KD.compute_type(acc_dtype)
     text = value.text
     if value.literal:
         text = f"tl.full([1], {text}, {acc_type})"
     elif value.ctype != acc_type:
         text = f"{text}.to({acc_type})"
-    fill = KD.neutral(kind, node.dtype if kind in ("sum", "prod") else x.dtype)
-    masked = em.assign(f"tl.where({full_mask}, {text}, {fill})", acc_type, shaped=True)
+    fill = KD.literal(KD.round_to(reduction_of(node).identity(value_dtype), acc_dtype), acc_dtype)
+    masked = em.assign(f"tl.where({full_mask}, {text}, {fill})", acc_type, node, "_in", shaped=True)
     return masked.text, acc_type, fill
 
 
 def _finish(em: Emitter, node, result: str, acc_type: str) -> str:
     """Bring a reduced value to the member's compute dtype."""
-    name = f"red{em.ctx.schedule.number(node)}"
+    name = em.ctx.schedule.value_name(node)  # fixed: this kernel's other values read it by this name
+    em.ctx.names.add(name)
     target = KD.compute_type(node.dtype)
-    if node.inputs[0].dtype.is_bool and node.op in ("reduce_max", "reduce_min"):
+    if node.dtype.is_bool:
         result = f"{result} != 0"
     elif acc_type != target:
         result = f"{result}.to({target})"
     em.line(f"{name} = {result}  # {em.ctx.describe(node)}")
+    return name
+
+
+def combine_function(ctx, node) -> str:
+    """The name of the member's @triton.jit combine function, written into the kernel's module."""
+    op = OPS[node.op]
+    red = reduction_of(node)
+    name = f"{safe_name(op.name)}_combine"
+    combine = libdevice_calls(red.combine)
+    if red.carries_index:
+        body = ["    # a wins when preferred, or on a tie (NaN ties NaN) with the lower index",
+                f"    preferred = {combine}",
+                "    same = (a == b) | ((a != a) & (b != b))",
+                "    pick_a = preferred | (same & (a_index < b_index))",
+                "    return tl.where(pick_a, a, b), tl.where(pick_a, a_index, b_index)"]
+        params = "a, a_index, b, b_index"
+    else:
+        body, params = [f"    return {combine}"], "a, b"
+    ctx.helpers[name] = "\n".join(["@triton.jit", f"def {name}({params}):"] + body)
     return name
 
 
@@ -118,14 +142,7 @@ def generate_reduction(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
                 body.append("    for roffset in range(0, rnumel, RBLOCK):")
                 body += close_scope(em, "        ", "roffset + ")
                 for node, acc_names, acc_type, fill in accs:
-                    kind = REDUCE_KIND[node.op]
-                    if kind in ("argmax", "argmin"):
-                        post.line(f"_, {acc_names[1]} = tl.reduce(({acc_names[0]}, {acc_names[1]}), 1, "
-                                  f"{COMBINE[kind]}, keep_dims=True)")
-                        _finish(post, node, acc_names[1], "tl.int64")
-                    else:
-                        _finish(post, node, f"tl.reduce({acc_names[0]}, 1, {COMBINE[kind]}, keep_dims=True)",
-                                acc_type)
+                    _finish(post, node, _reduce_block(post, node, acc_names), acc_type)
             for item in online.values():
                 if item.finish_stage == stage:
                     emit_online_finish(post, item, full, full_mask, open_scope, close_scope)
@@ -158,32 +175,42 @@ def generate_reduction(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
     )
 
 
+def _reduce_block(em: Emitter, node, blocks: list) -> str:
+    """The row result of reducing `blocks` (the masked values, or (values, positions) for an
+    index-carrying reduction) along the reduced axis."""
+    red = reduction_of(node)
+    if red.carries_index:
+        values, positions = blocks
+        em.line(f"_, {positions} = tl.reduce(({values}, {positions}), 1, {combine_function(em.ctx, node)}, "
+                "keep_dims=True)")
+        return positions
+    if red.block_reduce:
+        return f"{red.block_reduce}({blocks[0]}, 1, keep_dims=True)"
+    return f"tl.reduce({blocks[0]}, 1, {combine_function(em.ctx, node)}, keep_dims=True)"
+
+
 def _persistent_member(em: Emitter, node, full, full_mask: str) -> None:
     value = em.value(node.inputs[0], full)
     masked, acc_type, fill = _reduce_input(em, node, value, full_mask)
-    kind = REDUCE_KIND[node.op]
-    if kind in ("argmax", "argmin"):
-        index = em.assign("tl.broadcast_to(rindex, [XBLOCK, RBLOCK]).to(tl.int64)", "tl.int64", shaped=True)
-        em.line(f"_, {index.text} = tl.reduce(({masked}, {index.text}), 1, {COMBINE[kind]}, keep_dims=True)")
-        _finish(em, node, index.text, "tl.int64")
+    if reduction_of(node).carries_index:
+        index = em.assign("tl.broadcast_to(rindex, [XBLOCK, RBLOCK]).to(tl.int64)", "tl.int64", node, "_index",
+                          shaped=True)
+        _finish(em, node, _reduce_block(em, node, [masked, index.text]), "tl.int64")
         return
-    if kind == "sum":
-        result = f"tl.sum({masked}, 1, keep_dims=True)"
-    else:
-        result = f"tl.reduce({masked}, 1, {COMBINE[kind]}, keep_dims=True)"
-    _finish(em, node, result, acc_type)
+    _finish(em, node, _reduce_block(em, node, [masked]), acc_type)
 
 
 def _looped_member(em: Emitter, node, full, full_mask: str) -> tuple:
     value = em.value(node.inputs[0], full)
     masked, acc_type, fill = _reduce_input(em, node, value, full_mask)
-    kind = REDUCE_KIND[node.op]
-    acc = f"acc{em.ctx.schedule.number(node)}"
-    if kind in ("argmax", "argmin"):
-        em.line(f"{acc}_value, {acc}_index = {COMBINE[kind]}({acc}_value, {acc}_index, {masked}, "
+    combine = combine_function(em.ctx, node)
+    acc = em.ctx.name_for(node, "_acc")
+    if reduction_of(node).carries_index:
+        em.line(f"{acc}, {acc}_index = {combine}({acc}, {acc}_index, {masked}, "
                 f"tl.broadcast_to(rindex, [XBLOCK, RBLOCK]).to(tl.int64))")
-        return node, [f"{acc}_value", f"{acc}_index"], acc_type, fill
-    em.line(f"{acc} = {COMBINE[kind]}({acc}, {masked})")
+        em.ctx.names.add(f"{acc}_index")
+        return node, [acc, f"{acc}_index"], acc_type, fill
+    em.line(f"{acc} = {combine}({acc}, {masked})")
     return node, [acc], acc_type, fill
 
 
@@ -220,7 +247,7 @@ def _row_outputs(em: Emitter, sched: Schedule, plan: KernelPlan, full) -> None:
     for member in plan.stored_members(sched):
         index = row_index(full, plan.rdims, member.shape, ndim)
         offset = em.ctx.rewrite_offset(ix.linearize(index, member.shape))
-        v = Val(f"red{sched.number(member)}", KD.compute_type(member.dtype), shaped=True)
+        v = Val(sched.value_name(member), KD.compute_type(member.dtype), shaped=True)
         em.line(f"tl.store({em.ctx.pointer(member)} + {offset_text(em, offset)}, "
                 f"{store_text(v, member, '[XBLOCK, 1]')}, mask=xmask)")
 

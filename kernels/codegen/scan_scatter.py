@@ -5,8 +5,8 @@ Each still inlines its producers through the emitter (a transposed or scaled ope
 through its index expression, never copied).
 
 - scan: one program per XBLOCK rows walks the scanned dim in RBLOCK chunks, carrying the sum.
-- scatter: atomically adds `src` into an accumulator buffer a previous pointwise kernel filled
-  with `base` (see fusion._place_scatter).
+- scatter: atomically combines `src` (tl.atomic_<the entry's `atomic`>) into an accumulator
+  buffer a previous pointwise kernel filled with `base` (see fusion._place_scatter).
 """
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import sympy
 
 from tritonflow.kernels.codegen import triton_types as KD
 from tritonflow.kernels.codegen import indexing as ix
-from tritonflow.kernels.codegen.pointwise import store_text
+from tritonflow.kernels.codegen.pointwise import flat_kernel_source, store_text
 from tritonflow.kernels.codegen.context import GeneratedKernel, row_program_head, symbol_evaluator
 from tritonflow.kernels.codegen.emit import Emitter, Val
-from tritonflow.kernels.fusion import (KernelPlan, Schedule, make_group_context, make_pointwise_context)
+from tritonflow.kernels.codegen.spaces import make_group_context, make_pointwise_context
+from tritonflow.kernels.plan import KernelPlan, Schedule
+from tritonflow.ops.registry import OPS
 
 
 def generate_scan(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, name: str) -> GeneratedKernel:
@@ -30,21 +32,22 @@ def generate_scan(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, n
     em = Emitter(ctx, "        ")
     value = em.value(node.inputs[0], full)
     text = value.text if not value.literal else f"tl.full([XBLOCK, RBLOCK], {value.text}, {ctype})"
-    masked = em.assign(f"tl.where(xmask & rmask, {text}, 0).to({ctype})", ctype, shaped=True)
-    em.line(f"tmp_scan = carry + tl.cumsum({masked.text}, 1)  # {ctx.describe(node)}")
+    masked = em.assign(f"tl.where(xmask & rmask, {text}, 0).to({ctype})", ctype, node, "_in", shaped=True)
+    scanned, carry = ctx.name_for(node), ctx.name_for(node, "_carry")
+    em.line(f"{scanned} = {carry} + tl.cumsum({masked.text}, 1)  # {ctx.describe(node)}")
     offset = ctx.rewrite_offset(ix.linearize(full, node.shape))
     offset_text = em.index_text(offset)
     if not sympy.sympify(offset).free_symbols:
         # Every dim is size 1: a scalar pointer cannot take the [XBLOCK, RBLOCK] block stored to it.
         offset_text += " + 0 * (xindex + rindex)"
     em.line(f"tl.store({ctx.pointer(node)} + {offset_text}, "
-            f"tmp_scan.to({KD.storage_type(node.dtype)}), mask=xmask & rmask)")
-    em.line(f"carry = carry + tl.sum({masked.text}, 1, keep_dims=True)")
+            f"{scanned}.to({KD.storage_type(node.dtype)}), mask=xmask & rmask)")
+    em.line(f"{carry} = {carry} + tl.sum({masked.text}, 1, keep_dims=True)")
     loop = ["        rindex = roffset + tl.arange(0, RBLOCK)[None, :]", "        rmask = rindex < rnumel"]
     loop += ctx.index_prologue(inner, em.printer, em.printer.used, "        ")
     head = row_program_head(head_printer, outer.numel, inner.numel, wide)
     head += ctx.index_prologue(outer, head_printer, em.printer.used, "    ")
-    head += [f"    carry = tl.zeros([XBLOCK, 1], {ctype})", "    for roffset in range(0, rnumel, RBLOCK):"]
+    head += [f"    {carry} = tl.zeros([XBLOCK, 1], {ctype})", "    for roffset in range(0, rnumel, RBLOCK):"]
     args, params = ctx.signature([em.printer, head_printer], ["XBLOCK", "RBLOCK"])
     source = ctx.render(name, f"cumulative sum of {plan.shape} along dim {plan.rdims[0]}", params,
                         head + loop + em.lines)
@@ -69,7 +72,7 @@ def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool
         # A literal or 0-d index (every element to one place): atomic_add needs a block of pointers.
         pos_text += " + 0 * xindex"
         em.printer.used.add("xindex")
-    pos = em.assign(pos_text, raw.ctype)
+    pos = em.assign(pos_text, raw.ctype, node, "_position")
     value = em.value(src, index)
     target = list(index)
     target[dim] = sympy.Symbol(pos.text, integer=True, nonnegative=True)
@@ -79,15 +82,10 @@ def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool
         # view (stride 0) added garbage past the first lane. Arithmetic makes a real block.
         value = Val(f"({value.text} + tl.zeros([XBLOCK], {value.ctype}))", value.ctype, shaped=True)
     text = store_text(value, acc, "[XBLOCK]")
-    em.line(f"tl.atomic_add({ctx.pointer(acc)} + {em.index_text(offset)}, {text}, mask=xmask)"
+    em.line(f"tl.atomic_{OPS[node.op].atomic}({ctx.pointer(acc)} + {em.index_text(offset)}, {text}, mask=xmask)"
             f"  # {ctx.describe(node)}")
-    head_printer = ix.TritonPrinter()
-    program = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
-    head = [f"    xnumel = {head_printer(space.numel)}", f"    xoffset = {program} * XBLOCK",
-            "    xindex = xoffset + tl.arange(0, XBLOCK)", "    xmask = xindex < xnumel"]
-    head += ctx.index_prologue(space, head_printer, em.printer.used, "    ")
-    args, params = ctx.signature([em.printer, head_printer], ["XBLOCK"])
-    source = ctx.render(name, f"scatter-add of {src.shape} into {base.shape} along dim {dim}", params, head + em.lines)
+    args, source = flat_kernel_source(ctx, em, wide, name,
+                                      f"scatter-add of {src.shape} into {base.shape} along dim {dim}")
     return GeneratedKernel(name=name, kind="scatter", source=source, node_lines=list(ctx.ir_lines), args=args,
                            constexprs={}, grid=None, numel=symbol_evaluator(space.numel), config={},
                            reads=list(ctx.deps.values()), writes=[acc])

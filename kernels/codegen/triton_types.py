@@ -27,35 +27,29 @@ def compute_type(dtype: D.DType) -> str:
 
 
 def literal(value, dtype: D.DType) -> str:
-    """A Python literal Triton reads as a weakly typed constant (it takes the other operand's type)."""
+    """A Python literal Triton reads as a weakly typed constant (it takes the other operand's type).
+
+    float64 keeps every digit; the other float dtypes, computed in float32, print float32's shortest
+    round-trip text."""
     if dtype.is_bool:
         return "True" if bool(value) else "False"
     if dtype.is_integer:
-        return str(int(value))
+        return str(int(value)) if int(value) >= 0 else f"({int(value)})"
     value = float(value)
     if math.isnan(value):
         return "_NAN"
     if math.isinf(value):
         return "_INF" if value > 0 else "(-_INF)"
     text = repr(value)
+    if dtype.name != "float64":
+        # Computed in float32: the shortest text that reads back as the same float32 (`1e-05`,
+        # not the float64 expansion `9.999999747378752e-06`), kept only if it really does.
+        short = str(np.float32(value))
+        if np.float32(float(short)) == np.float32(value):
+            text = short
     return f"({text})" if value < 0 else text
 
 
 def round_to(value, dtype: D.DType):
     """A scalar rounded to `dtype` the way storing it would round."""
     return np.asarray(value).astype(dtype.np)[()]
-
-
-def neutral(kind: str, dtype: D.DType) -> str:
-    """The value masked-out lanes take in a reduction (sum 0, prod 1, max -inf, ...)."""
-    if kind == "sum":
-        return "0"
-    if kind == "prod":
-        return "1"
-    high = kind in ("min", "argmin")
-    if dtype.is_floating_point:
-        return "_INF" if high else "(-_INF)"
-    if dtype.is_bool:
-        return "1" if high else "0"
-    info = np.iinfo(dtype.np)
-    return str(info.max) if high else f"({info.min})"

@@ -1,17 +1,14 @@
 """Lowering stage: template kernels — matmul and fused attention, with fused epilogues.
 
 The scheduler (kernels/fusion.py) hands every node whose op kind is MATMUL to
-`place_template` and offers each pointwise output to `try_epilogue` first; lowering.py asks
-`generate_template` for the source of such a plan; runtime/launch.py hands its kernels to
-`launch_template`. The op's `triton` field names the template ("matmul", "attention",
-"attention_dq", "attention_dkv").
+templates/fusion.py's `place_template` and offers each pointwise output to its `try_epilogue`
+first; lowering.py asks `generate_template` for the source of such a plan; runtime/launch.py
+hands its kernels to `launch_template`. The op's `triton` field names the template ("matmul",
+"attention", "attention_lse", "attention_dq", "attention_dkv").
 """
 from __future__ import annotations
 
 from tritonflow.kernels.templates.launch import launch_template
-from tritonflow.kernels.templates.fusion import place_template, try_epilogue
-
-TEMPLATE_KINDS = ("matmul", "attention", "attention_dq", "attention_dkv")
 
 
 def generate_template(sched, plan, layout: dict, wide: bool, name: str):
@@ -24,4 +21,4 @@ def generate_template(sched, plan, layout: dict, wide: bool, name: str):
     return generate_attention(sched, plan, layout, wide, name)
 
 
-__all__ = ["TEMPLATE_KINDS", "generate_template", "launch_template", "place_template", "try_epilogue"]
+__all__ = ["generate_template", "launch_template"]

@@ -30,7 +30,8 @@ from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
 from tritonflow.kernels.codegen.emit import Emitter
 from tritonflow.kernels.templates.fusion import (TemplateContext, attention_batch, attention_roles, operand_bounds,
-                                          operand_index, strided_form)
+                                                 operand_index, strided_form, template_name)
+from tritonflow import dtypes as D
 from tritonflow.errors import LoweringError
 
 LOG2E = 1.4426950408889634
@@ -157,6 +158,11 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
 
 # ---------------------------------------------------------------- shared pieces
 
+def _num(state, value: float) -> str:
+    """A float literal as the kernel computes with it: float32's shortest text (float64 kernels: all digits)."""
+    return KD.literal(value, D.float64 if state["dtype"] == "float64" else D.float32)
+
+
 def _score_mask_lines(ops, state, indent: str, transposed: bool) -> list:
     """Mask the score tile `s` (or `st`, transposed: key rows x query columns)."""
     s = "st" if transposed else "s"
@@ -167,7 +173,7 @@ def _score_mask_lines(ops, state, indent: str, transposed: bool) -> list:
         mask = ops["mask"]
         load = f"tl.load({mask.at(m_idx, n_idx)}, mask={both}, other=0)"
         if state["mask"] == "additive":
-            lines.append(f"{s} += {load}.to(ACC) * {LOG2E!r}")
+            lines.append(f"{s} += {load}.to(ACC) * {_num(state, LOG2E)}")
         else:
             lines.append(f"{s} = tl.where({load} != 0, {s}, {NEG_INF})")
     if state["causal"]:
@@ -181,7 +187,7 @@ def _keep_lines(state, indent: str, transposed: bool) -> list:
         return []
     m_idx, n_idx = ("offs_m[None, :]", "offs_n[:, None]") if transposed else ("offs_m[:, None]", "offs_n[None, :]")
     return [indent + f"counter = rng_offset + (bindex.to(tl.int64) * size_l + {m_idx}) * size_s + {n_idx}",
-            indent + f"keep = th.philox_uniform(seed, counter, 0) >= {state['dropout']!r}"]
+            indent + f"keep = th.philox_uniform(seed, counter, 0) >= {_num(state, state['dropout'])}"]
 
 
 def _store_rows(ptr: str, base: str, rows: str, width: str, cols: str, value: str, storage: str, mask: str) -> str:
@@ -190,37 +196,57 @@ def _store_rows(ptr: str, base: str, rows: str, width: str, cols: str, value: st
 
 def _out_base(ctx, node, printer) -> tuple:
     """(pointer, batch base text) of the node's contiguous output buffer."""
-    rows_and_cols = ix.product(node.shape[-2:]) if node.op != "attention_lse" else ix.as_expr(node.shape[-1])
+    rows_and_cols = ix.product(node.shape[-2:]) if template_name(node) != "attention_lse" else ix.as_expr(node.shape[-1])
     return ctx.pointer(node), f"bindex * ({printer(rows_and_cols)})"
+
+
+def _program_block(axis: str, loads: list) -> list:
+    """This program's block of query rows (axis "m") or key rows ("n"), and the (name, operand,
+    "d" or "dv") tiles of those rows it keeps for the whole loop."""
+    block, size = ("BLOCK_M", "size_l") if axis == "m" else ("BLOCK_N", "size_s")
+    lines = [f"    offs_{axis} = pid * {block} + tl.arange(0, {block})", f"    {axis}mask = offs_{axis} < {size}"]
+    for name, operand, width in loads:
+        lines.append(f"    {name} = tl.load({operand.at(f'offs_{axis}[:, None]', f'offs_{width}[None, :]')}, "
+                     f"mask={axis}mask[:, None] & {width}mask[None, :], other=0)")
+    return lines
+
+
+def _key_loop_head(ops, node, state, ctx, transposed: bool) -> list:
+    """The loop over key blocks up to the causal bound: its key tile (`kt` = k^T, or `kb` = k) and
+    the masked, scaled scores `s` of this query block."""
+    k = ops["k"]
+    if transposed:
+        tile, where, mask, rhs = "kt", ("offs_n[None, :]", "offs_d[:, None]"), "nmask[None, :] & dmask[:, None]", "kt"
+    else:
+        tile, where, mask, rhs = "kb", ("offs_n[:, None]", "offs_d[None, :]"), "nmask[:, None] & dmask[None, :]", \
+            "tl.trans(kb)"
+    if state["causal"]:
+        bound = "    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)  # later key blocks are all masked"
+    else:
+        bound = "    hi = size_s"
+    lines = [
+        bound,
+        "    for start_n in range(0, hi, BLOCK_N):",
+        "        offs_n = start_n + tl.arange(0, BLOCK_N)",
+        "        nmask = offs_n < size_s",
+        f"        {tile} = tl.load({k.at(*where)}, mask={mask}, other=0)",
+        f"        s = {_dot('q', rhs, state['dtype'])}.to(ACC) * {_num(state, state['scale_log2'])}  # {ctx.describe(node)}",
+    ]
+    return lines + _score_mask_lines(ops, state, "        ", False)
 
 
 # ---------------------------------------------------------------- forward and lse
 
 def _forward_body(ops, node, template, state, printer, ctx) -> list:
     dtype, storage = state["dtype"], state["storage"]
-    q, k = ops["q"], ops["k"]
-    lines = [
-        "    offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)",
-        "    mmask = offs_m < size_l",
-        f"    q = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], other=0)",
+    q = ops["q"]
+    lines = _program_block("m", [("q", q, "d")]) + [
         f"    m_i = tl.full([BLOCK_M], {NEG_INF}, ACC)",
         "    l_i = tl.zeros([BLOCK_M], ACC)",
     ]
     if template == "attention":
         lines.append("    acc = tl.zeros([BLOCK_M, BLOCK_DV], ACC)")
-    if state["causal"]:
-        lines.append("    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)  # later key blocks are all masked")
-    else:
-        lines.append("    hi = size_s")
-    lines += [
-        "    for start_n in range(0, hi, BLOCK_N):",
-        "        offs_n = start_n + tl.arange(0, BLOCK_N)",
-        "        nmask = offs_n < size_s",
-        f"        kt = tl.load({k.at('offs_n[None, :]', 'offs_d[:, None]')}, mask=nmask[None, :] & dmask[:, None], "
-        "other=0)",
-        f"        s = {_dot('q', 'kt', dtype)}.to(ACC) * {state['scale_log2']!r}  # {ctx.describe(node)}",
-    ]
-    lines += _score_mask_lines(ops, state, "        ", False)
+    lines += _key_loop_head(ops, node, state, ctx, transposed=True)
     lines += [
         "        m_new = tl.maximum(m_i, tl.max(s, 1))",
         f"        m_use = tl.where(m_new == {NEG_INF}, 0.0, m_new)  # a fully masked row so far: no NaN",
@@ -233,7 +259,7 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
         keep = _keep_lines(state, "        ", False)
         if keep:
             lines += keep
-            lines.append(f"        p = tl.where(keep, p * {1.0 / (1.0 - state['dropout'])!r}, 0.0)")
+            lines.append(f"        p = tl.where(keep, p * {_num(state, 1.0 / (1.0 - state['dropout']))}, 0.0)")
         lines += [
             f"        v = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
             "other=0)",
@@ -251,7 +277,7 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
         lse_ptr, lse_base = _out_base(ctx, lse_node, printer)
         ctx.describe(lse_node)
         lines.append(f"    lse = tl.where(l_i == 0, {NEG_INF}, (m_i + tl.math.log2(tl.where(l_i == 0, 1.0, l_i))) "
-                     f"* {math.log(2.0)!r})")
+                     f"* {_num(state, math.log(2.0))})")
         lines.append(f"    tl.store({lse_ptr} + {lse_base} + offs_m, lse.to({KD.storage_type(lse_node.dtype)}), "
                      "mask=mmask)")
     return lines
@@ -263,37 +289,22 @@ def _width(d) -> str:
 
 # ---------------------------------------------------------------- backward
 
-def _row_stats_lines(ops, indent: str, index: str) -> list:
+def _row_stats_lines(ops, state, indent: str, index: str) -> list:
     lse, delta = ops["lse"], ops["delta"]
     return [
         indent + f"lse = tl.load({lse.at(index)}, mask=mmask, other=0).to(ACC)",
-        indent + f"lse2 = tl.where(lse == {NEG_INF}, float(\"inf\"), lse * {LOG2E!r})  # masked rows: p = 0",
+        indent + f"lse2 = tl.where(lse == {NEG_INF}, float(\"inf\"), lse * {_num(state, LOG2E)})  # masked rows: p = 0",
         indent + f"delta = tl.load({delta.at(index)}, mask=mmask, other=0).to(ACC)",
     ]
 
 
 def _dq_body(ops, node, template, state, printer, ctx) -> list:
     dtype, storage = state["dtype"], state["storage"]
-    q, k, v, g = ops["q"], ops["k"], ops["v"], ops["g"]
-    lines = [
-        "    offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)",
-        "    mmask = offs_m < size_l",
-        f"    q = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], other=0)",
-        f"    do = tl.load({g.at('offs_m[:, None]', 'offs_dv[None, :]')}, mask=mmask[:, None] & dvmask[None, :], "
-        "other=0)",
-    ]
-    lines += _row_stats_lines(ops, "    ", "offs_m")
+    q, v, g = ops["q"], ops["v"], ops["g"]
+    lines = _program_block("m", [("q", q, "d"), ("do", g, "dv")])
+    lines += _row_stats_lines(ops, state, "    ", "offs_m")
     lines.append("    dq = tl.zeros([BLOCK_M, BLOCK_D], ACC)")
-    lines.append("    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)" if state["causal"] else "    hi = size_s")
-    lines += [
-        "    for start_n in range(0, hi, BLOCK_N):",
-        "        offs_n = start_n + tl.arange(0, BLOCK_N)",
-        "        nmask = offs_n < size_s",
-        f"        kb = tl.load({k.at('offs_n[:, None]', 'offs_d[None, :]')}, mask=nmask[:, None] & dmask[None, :], "
-        "other=0)",
-        f"        s = {_dot('q', 'tl.trans(kb)', dtype)}.to(ACC) * {state['scale_log2']!r}  # {ctx.describe(node)}",
-    ]
-    lines += _score_mask_lines(ops, state, "        ", False)
+    lines += _key_loop_head(ops, node, state, ctx, transposed=False)
     lines += [
         "        p = tl.math.exp2(s - lse2[:, None])",
         f"        vt = tl.load({v.at('offs_n[None, :]', 'offs_dv[:, None]')}, mask=nmask[None, :] & dvmask[:, None], "
@@ -303,13 +314,13 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
     keep = _keep_lines(state, "        ", False)
     if keep:
         lines += keep
-        lines.append(f"        dp = tl.where(keep, dp * {1.0 / (1.0 - state['dropout'])!r}, 0.0)")
+        lines.append(f"        dp = tl.where(keep, dp * {_num(state, 1.0 / (1.0 - state['dropout']))}, 0.0)")
     lines += [
         "        ds = p * (dp - delta[:, None])",
         f"        dq += {_dot(f'ds.to({storage})', 'kb', dtype)}.to(ACC)",
     ]
     ptr, base = _out_base(ctx, node, printer)
-    lines.append(f"    dq = dq * {state['scale']!r}")
+    lines.append(f"    dq = dq * {_num(state, state['scale'])}")
     lines.append(_store_rows(ptr, base, "offs_m[:, None]", _width(node.shape[-1]), "offs_d[None, :]", "dq", storage,
                              "mmask[:, None] & dmask[None, :]"))
     return lines
@@ -318,12 +329,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
 def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     dtype, storage = state["dtype"], state["storage"]
     q, k, v, g = ops["q"], ops["k"], ops["v"], ops["g"]
-    lines = [
-        "    offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)",
-        "    nmask = offs_n < size_s",
-        f"    kb = tl.load({k.at('offs_n[:, None]', 'offs_d[None, :]')}, mask=nmask[:, None] & dmask[None, :], other=0)",
-        f"    vb = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
-        "other=0)",
+    lines = _program_block("n", [("kb", k, "d"), ("vb", v, "dv")]) + [
         "    dk = tl.zeros([BLOCK_N, BLOCK_D], ACC)",
         "    dv = tl.zeros([BLOCK_N, BLOCK_DV], ACC)",
     ]
@@ -337,11 +343,11 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
         "        mmask = offs_m < size_l",
         f"        qb = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], "
         "other=0)",
-        f"        st = {_dot('kb', 'tl.trans(qb)', dtype)}.to(ACC) * {state['scale_log2']!r}  "
+        f"        st = {_dot('kb', 'tl.trans(qb)', dtype)}.to(ACC) * {_num(state, state['scale_log2'])}  "
         f"# {ctx.describe(node)}",
     ]
     lines += _score_mask_lines(ops, state, "        ", True)
-    lines += _row_stats_lines(ops, "        ", "offs_m")
+    lines += _row_stats_lines(ops, state, "        ", "offs_m")
     lines += [
         "        pt = tl.math.exp2(st - lse2[None, :])",
         f"        do = tl.load({g.at('offs_m[:, None]', 'offs_dv[None, :]')}, mask=mmask[:, None] & dvmask[None, :], "
@@ -350,7 +356,7 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     ]
     keep = _keep_lines(state, "        ", True)
     if keep:
-        factor = repr(1.0 / (1.0 - state["dropout"]))
+        factor = _num(state, 1.0 / (1.0 - state["dropout"]))
         lines += keep
         lines.append(f"        pdt = tl.where(keep, pt * {factor}, 0.0)")
         lines.append(f"        dpt = tl.where(keep, dpt * {factor}, 0.0)")
@@ -364,7 +370,7 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     ptr, base = _out_base(ctx, node, printer)
     width = _width(node.shape[-1])
     head_dim = _width(attention_roles(node)["k"].shape[-1])
-    lines.append(f"    dk = dk * {state['scale']!r}")
+    lines.append(f"    dk = dk * {_num(state, state['scale'])}")
     lines.append(_store_rows(ptr, base, "offs_n[:, None]", width, "offs_d[None, :]", "dk", storage,
                              "nmask[:, None] & dmask[None, :]"))
     lines.append(_store_rows(ptr, base, "offs_n[:, None]", width, f"{head_dim} + offs_dv[None, :]", "dv", storage,

@@ -16,25 +16,16 @@ own. Two rules shape what goes into it:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import sympy
 
+from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.kernels.codegen.context import KernelContext
-from tritonflow.kernels.codegen.emit import Emitter, NotFusable
+from tritonflow.kernels.codegen.emit import Emitter, NotFusable, is_inlined, is_trivial_reduction
+from tritonflow.kernels.plan import TemplateInfo
 from tritonflow.ir.graph import Node
 from tritonflow.ops.registry import OPS, Kind
 
-VIEW_OPS = ("reshape", "permute", "expand", "slice")
 EPILOGUE_TEMPLATES = ("matmul",)
-
-
-@dataclass
-class TemplateInfo:
-    """What a template plan needs beyond KernelPlan: its template and materialized operands."""
-
-    template: str
-    sources: dict = field(default_factory=dict)   # id(producer) -> synthetic node holding its value
 
 
 def template_name(node: Node) -> str:
@@ -49,7 +40,7 @@ def is_template(node: Node) -> bool:
 
 def view_base(node: Node) -> Node:
     """The node a chain of pure views reads from."""
-    while node.op in VIEW_OPS:
+    while ix.is_plain_view(node):
         node = node.inputs[0]
     return node
 
@@ -76,30 +67,29 @@ def _needs_materializing(node: Node) -> bool:
     if op is None:
         return False
     if op.kind is Kind.REDUCTION:
-        from tritonflow.kernels.codegen.emit import is_trivial_reduction
         return is_trivial_reduction(node)
     return op.kind in (Kind.ELEMENTWISE, Kind.MOVEMENT, Kind.GATHER, Kind.CREATION)
 
 
-def materialize(sched, node: Node) -> Node:
+def materialize(sched, node: Node, place_output) -> Node:
     """A stored copy of `node`'s value, placed as a pointwise output (often another epilogue)."""
-    from tritonflow.kernels.fusion import _place_pointwise_output
-    held = getattr(sched, "template_materialized", None)
-    if held is None:
-        held = sched.template_materialized = {}
+    held = sched.template_materialized
     found = held.get(id(node))
     if found is not None:
         return found
     copy = Node("expand", (node,), {"shape": node.shape}, node.type, node.loc)
     sched.synthetic_names[id(copy)] = f"{sched.number(node)}_mat"
-    _place_pointwise_output(sched, copy, copy)
+    place_output(sched, copy, copy)
     sched.forced_anchors.add(id(copy))
     held[id(node)] = copy
     return copy
 
 
-def place_template(sched, node: Node) -> None:
-    """Schedule a template node: materialize computed operands, then one kernel of its own."""
+def place_template(sched, node: Node, place_output) -> None:
+    """Schedule a template node: materialize computed operands, then one kernel of its own.
+
+    `place_output(sched, buffer, value)` is the scheduler's placement of a pointwise output: each
+    materialized operand goes where the scheduler puts any stored value."""
     info = TemplateInfo(template_name(node))
     if info.template == "attention_lse" and _join_forward(sched, node):
         return
@@ -107,9 +97,9 @@ def place_template(sched, node: Node) -> None:
         for inp in node.inputs:
             base = view_base(inp)
             if _needs_materializing(base):
-                info.sources[id(base)] = materialize(sched, base)
+                info.sources[id(base)] = materialize(sched, base, place_output)
     else:
-        _prepare_attention_operands(sched, node, info)
+        _prepare_attention_operands(sched, node, info, place_output)
     plan = sched.new_kernel(info.template, node.shape)
     plan.template = info
     plan.members.append(node)
@@ -170,7 +160,6 @@ COL = sympy.Symbol("COL", integer=True, nonnegative=True)
 
 def operand_index(node: Node, role: str, batch_index: tuple, rows, cols) -> tuple:
     """The index of an operand in terms of the batch variables, ROW and COL (None: 1-D rows)."""
-    from tritonflow.kernels.codegen import indexing as ix
     if cols is None:
         return ix.expand_index(batch_index + (ROW,), node.shape)
     return ix.expand_index(batch_index + (ROW, COL), node.shape)
@@ -178,12 +167,10 @@ def operand_index(node: Node, role: str, batch_index: tuple, rows, cols) -> tupl
 
 def strided_form(ctx, node: Node, index: tuple, row_size, col_size):
     """(buffer, batch offset, row stride, column stride) if `node` at `index` is a strided view."""
-    from tritonflow.kernels.codegen import indexing as ix
-    from tritonflow.kernels.templates.matmul import buffer_of
     ctx.ranges.add(ROW, row_size)
     if col_size is not None:
         ctx.ranges.add(COL, col_size)
-    while id(node) not in ctx.sources and node.op in VIEW_OPS:
+    while id(node) not in ctx.sources and ix.is_plain_view(node):
         index = ix.through_view(node, index, ctx.ranges)
         node = node.inputs[0]
     buffer = buffer_of(ctx, node)
@@ -204,6 +191,20 @@ def strided_form(ctx, node: Node, index: tuple, row_size, col_size):
     return buffer, rest, coeffs[ROW], coeffs[COL]
 
 
+def buffer_of(ctx, base: Node):
+    """The buffer node holding `base`'s value, or None if it must be computed (no buffer)."""
+    held = ctx.sources.get(id(base))
+    if held is not None:
+        return held
+    if base.op == "input":
+        return base
+    if base.op == "constant":
+        return base if base.attrs["value"].size > 1 else None
+    if is_inlined(base) and not ctx.schedule.is_forced_anchor(base):
+        return None
+    return base
+
+
 def attention_batch(node: Node) -> tuple:
     return node.shape[:-1] if template_name(node) == "attention_lse" else node.shape[:-2]
 
@@ -221,15 +222,14 @@ def operand_bounds(node: Node, role: str, operand: Node) -> tuple:
     return q.shape[-2], None
 
 
-def _prepare_attention_operands(sched, node: Node, info: TemplateInfo) -> None:
+def _prepare_attention_operands(sched, node: Node, info: TemplateInfo, place_output) -> None:
     """Materialize computed producers, then any operand that is still not a strided view."""
-    from tritonflow.kernels.codegen import indexing as ix
     for role, operand in attention_roles(node).items():
         if role in ("seed", "offset"):
             continue  # 0-d scalars: computed inline
         base = view_base(operand)
         if _needs_materializing(base):
-            info.sources[id(base)] = materialize(sched, base)
+            info.sources[id(base)] = materialize(sched, base, place_output)
         batch = attention_batch(node)
         ctx = TemplateContext(sched, {}, False, info.sources)
         space = ctx.add_space(ix.Space("b", [d for d in batch if not ix.is_one(d)], "bindex", ""))
@@ -238,13 +238,11 @@ def _prepare_attention_operands(sched, node: Node, info: TemplateInfo) -> None:
         rows, cols = operand_bounds(node, role, operand)
         index = operand_index(operand, role, batch_index, rows, cols)
         if strided_form(ctx, operand, index, rows, cols) is None:
-            info.sources[id(operand)] = materialize(sched, operand)
+            info.sources[id(operand)] = materialize(sched, operand, place_output)
 
 
 def _operand_deps(sched, operand: Node, sources: dict) -> dict:
     """The buffers reading `operand` touches (a dry run of its emission over its own shape)."""
-    from tritonflow.kernels.codegen import indexing as ix
-    import sympy
     ctx = TemplateContext(sched, {}, False, sources)
     shape = operand.shape
     dims = [d for d in range(len(shape)) if not ix.is_one(shape[d])]
@@ -258,8 +256,6 @@ def _operand_deps(sched, operand: Node, sources: dict) -> dict:
 
 def epilogue_context(sched, plan, layout: dict, wide: bool):
     """(context, full output index) for a template plan: batch, m and n spaces; the node is `acc`."""
-    from tritonflow.kernels.codegen import indexing as ix
-    import sympy
     node = plan.members[0]
     ctx = TemplateContext(sched, layout, wide, plan.template.sources)
     out_shape = node.shape
@@ -278,13 +274,12 @@ def epilogue_context(sched, plan, layout: dict, wide: bool):
 
 def try_epilogue(sched, buffer: Node, value: Node) -> bool:
     """Join `value` (a pointwise graph value to store in `buffer`) to a template's epilogue."""
-    from tritonflow.kernels.fusion import ix_shape_equal
     for plan in reversed(sched.kernels):
         info = getattr(plan, "template", None)
         if info is None or info.template not in EPILOGUE_TEMPLATES:
             continue
         node = plan.members[0]
-        if not ix_shape_equal(value.shape, node.shape):
+        if not ix.shape_equal(value.shape, node.shape):
             continue
         ctx, full = epilogue_context(sched, plan, {}, False)
         if hasattr(ctx, "defining"):

@@ -29,8 +29,8 @@ from tritonflow.kernels import heuristics
 from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.kernels.codegen.pointwise import store_text
 from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
-from tritonflow.kernels.codegen.emit import Emitter, is_inlined
-from tritonflow.kernels.templates.fusion import VIEW_OPS, epilogue_context
+from tritonflow.kernels.codegen.emit import Emitter
+from tritonflow.kernels.templates.fusion import buffer_of, epilogue_context
 from tritonflow.ir.graph import Node
 
 DOT_DTYPES = ("float16", "bfloat16", "float32")
@@ -47,24 +47,10 @@ def _times(factor: str, name: str) -> str:
 
 def resolve_view(node: Node, index: tuple, ranges) -> tuple:
     """Follow a chain of views to the node it reads: (base node, index into the base)."""
-    while node.op in VIEW_OPS:
+    while ix.is_plain_view(node):
         index = ix.through_view(node, index, ranges)
         node = node.inputs[0]
     return node, tuple(sympy.expand(i) for i in index)
-
-
-def buffer_of(ctx, base: Node):
-    """The buffer node holding `base`'s value, or None if it must be computed (no buffer)."""
-    held = ctx.sources.get(id(base))
-    if held is not None:
-        return held
-    if base.op == "input":
-        return base
-    if base.op == "constant":
-        return base if base.attrs["value"].size > 1 else None
-    if is_inlined(base) and not ctx.schedule.is_forced_anchor(base):
-        return None
-    return base
 
 
 class OperandLoader:

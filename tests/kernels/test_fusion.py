@@ -217,3 +217,14 @@ def test_dynamic_batch_one_kernel_serves_many_sizes():
         (out,) = low([to_torch(xx), to_torch(yy)], {"s0": n})
         assert_close(to_numpy(out), np.exp(xx.astype(np.float64)) * yy, F32)
     assert len(low.kernels) == 1 and "s0" in low.kernels[0].source
+
+
+def test_reduction_no_one_reads_is_not_a_kernel():
+    """argmin over a size-1 dim is 0 whatever it reads: the reduce_max under it computes nothing
+    anyone needs, so no kernel is generated for it (fuzz seed 1, program 271)."""
+    b = Builder()
+    x = b.input("x", (2, 1), D.int32)
+    g = b.finish(b("argmin", b("reduce_max", x, dims=(0, 1), keepdim=True), dims=(1,), keepdim=False))
+    low, (out,) = run(g, [np.array([[1], [2]], np.int32)])
+    assert [k.kind for k in low.kernels] == ["pointwise"]
+    np.testing.assert_array_equal(out, np.zeros(1, np.int64))

@@ -13,14 +13,19 @@ TEMPLATE_OPS = {"matmul", "attention", "attention_lse", "attention_dq", "attenti
 
 
 def test_every_primitive_has_a_lowering():
+    """Each entry carries the code-generation record its kind needs (the lowering reads nothing else)."""
     from tritonflow.kernels.codegen.emit import INLINE_KINDS
+    needs = {Kind.ELEMENTWISE: "triton", Kind.REDUCTION: "reduction", Kind.MOVEMENT: "view",
+             Kind.CREATION: "creation", Kind.MATMUL: "triton"}
     for op in OPS.values():
         # Collectives run on the host between kernel segments (tritonflow/segmented_runner.py).
         lowered = (op.kind in INLINE_KINDS or op.kind in (Kind.REDUCTION, Kind.SCAN)
-                   or op.name in TEMPLATE_OPS or op.name == "scatter_add" or op.extra.get("collective"))
+                   or op.name in TEMPLATE_OPS or op.atomic or op.extra.get("collective"))
         assert lowered, f"{op.name} ({op.kind}) has no lowering"
-        if op.kind is Kind.ELEMENTWISE:
-            assert op.triton, f"elementwise op {op.name} has no Triton spelling"
+        if op.kind in needs:
+            assert getattr(op, needs[op.kind]), f"{op.kind.value} op {op.name} sets no `{needs[op.kind]}`"
+        if op.kind is Kind.MATMUL:
+            assert op.triton in TEMPLATE_OPS, f"{op.name} names no known template"
 
 
 def _cases():

@@ -12,7 +12,7 @@ import tritonflow as tf
 import tritonflow.nn.functional as F
 from tests.kernels.kernel_helpers import assert_close
 from tritonflow import dtypes as D
-from tritonflow.ops.attention import attention
+from tritonflow.nn.functional import fused_attention as attention
 
 RNG = np.random.default_rng(3)
 

@@ -13,7 +13,8 @@ import pytest
 import tritonflow as tf
 import tritonflow.nn.functional as F
 from tritonflow import nn
-from tritonflow.dispatch import apply, run_numpy
+from tritonflow.dispatch import apply
+from tritonflow.interpreter import run_numpy
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import OPS
 

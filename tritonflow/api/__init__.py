@@ -1,8 +1,7 @@
 """The functions a user calls as `tritonflow.<name>` (and that Tensor methods call)."""
 from tritonflow.api.convert import cast, from_dlpack, from_numpy, is_tensor, tensor, to  # noqa: F401
 from tritonflow.api.creation import (arange, empty, empty_like, eye, full, full_like, iota, linspace,  # noqa: F401
-                                     manual_seed, ones, ones_like, rand, rand_like, randint, randint_like,
-                                     randn, randn_like, seed, zeros, zeros_like)
+                                     ones, ones_like, zeros, zeros_like)
 from tritonflow.api.elementwise import (abs, add, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,  # noqa: F401
                                         ceil, clamp, clip, cos, div, divide, eq, equal, erf, exp, exp2,
                                         expm1, floor, floor_divide, fmod, ge, greater, gt, isfinite, isinf,
@@ -14,18 +13,20 @@ from tritonflow.api.elementwise import (abs, add, bitwise_and, bitwise_not, bitw
 from tritonflow.api.linalg import bmm, dot, matmul, mm  # noqa: F401
 from tritonflow.api.reduction import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max,  # noqa: F401
                                       mean, min, prod, reduce_sum, std, sum, var)
+from tritonflow.api.random import (manual_seed, rand, rand_like, randint, randint_like, randn,  # noqa: F401
+                                   randn_like, seed)
+from tritonflow.api.softmax import log_softmax, softmax  # noqa: F401
 from tritonflow.api.shape import (broadcast_tensors, broadcast_to, cat, chunk, clone, concatenate,  # noqa: F401
                                   contiguous, expand, expand_as, flatten, flip, gather, getitem,
                                   index_put, index_select, narrow, pad, pad_primitive, permute, reshape,
                                   scatter_add, slice_primitive, split, squeeze, stack, swapaxes,
                                   take_along_dim, transpose, tril, triu, unbind, unflatten, unsqueeze, view)
 
+# The core's vjp rules and the layers below this one (Tensor, autograd) call these functions
+# through the namespace installed here (tritonflow/ops/lazy_api.py), never by importing this package.
+import sys as _sys  # noqa: E402
 
-def softmax(x, dim=-1, dtype=None):
-    from tritonflow.nn.functional import softmax as _softmax
-    return _softmax(x, dim, dtype=dtype)
+from tritonflow.dispatch import apply as _apply  # noqa: E402
+from tritonflow.ops import lazy_api as _lazy_api  # noqa: E402
 
-
-def log_softmax(x, dim=-1, dtype=None):
-    from tritonflow.nn.functional import log_softmax as _log_softmax
-    return _log_softmax(x, dim, dtype=dtype)
+_lazy_api.install(_sys.modules[__name__], _apply)

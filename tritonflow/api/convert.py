@@ -4,26 +4,21 @@ from __future__ import annotations
 import numpy as np
 
 from tritonflow import dtypes as D
-from tritonflow import trace_state
+from tritonflow.autograd import FunctionNode, is_grad_enabled
+from tritonflow.dispatch import apply
 from tritonflow.errors import DeviceError, DTypeError
 from tritonflow.ir.types import TensorType
-
-
-_TENSOR_CLASS: type | None = None  # bound on first use: tensor_class imports this module
+from tritonflow.ops.elementwise import CAST
+from tritonflow.tensor_class import Tensor
+from tritonflow.tracer import state as trace_state
 
 
 def is_tensor(x) -> bool:
-    # Called for every operand of every op: a function-level import here cost ~10% of tracing.
-    global _TENSOR_CLASS
-    if _TENSOR_CLASS is None:
-        from tritonflow.tensor_class import Tensor
-        _TENSOR_CLASS = Tensor
-    return isinstance(x, _TENSOR_CLASS)
+    return isinstance(x, Tensor)
 
 
 def scalar_tensor(value, dtype: D.DType, device: str = "cpu"):
     """A 0-d tensor holding a Python number: a literal constant node when tracing."""
-    from tritonflow.tensor_class import Tensor
     array = np.asarray(value).astype(dtype.np) if dtype is not D.bfloat16 else \
         np.asarray(float(value), dtype=np.float32).astype(dtype.np)
     ctx = trace_state.current()
@@ -47,7 +42,6 @@ def as_operand(x, op: str):
 
 def promote_operands(op: str, *args):
     """Cast tensor operands to their promoted dtype; turn weak scalars into 0-d tensors of it."""
-    import tritonflow.api as T
     args = [as_operand(a, op) for a in args]
     tensors = [a for a in args if is_tensor(a)]
     if not tensors:
@@ -65,7 +59,7 @@ def promote_operands(op: str, *args):
     out = []
     for a in args:
         if is_tensor(a):
-            out.append(a if a.dtype is dtype else T.cast(a, dtype))
+            out.append(a if a.dtype is dtype else cast(a, dtype))
         else:
             out.append(scalar_tensor(a, dtype, device))
     return out, dtype
@@ -73,7 +67,6 @@ def promote_operands(op: str, *args):
 
 def tensor(data, dtype=None, device: str = "cpu", requires_grad: bool = False):
     """A new tensor from a Python number, nested lists, a NumPy array or another tensor (copied)."""
-    from tritonflow.tensor_class import Tensor
     if is_tensor(data):
         out = data.detach()
         if dtype is not None:
@@ -113,7 +106,6 @@ def tensor(data, dtype=None, device: str = "cpu", requires_grad: bool = False):
 
 def from_numpy(array: np.ndarray):
     """Wrap a NumPy array (shares memory; tritonflow never writes into it)."""
-    from tritonflow.tensor_class import Tensor
     if not isinstance(array, np.ndarray):
         raise DTypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
     try:
@@ -127,7 +119,6 @@ def from_numpy(array: np.ndarray):
 
 def from_dlpack(obj):
     """A tensor sharing memory with any DLPack producer (NumPy, torch, CuPy, JAX)."""
-    from tritonflow.tensor_class import Tensor
     device_type = obj.__dlpack_device__()[0] if hasattr(obj, "__dlpack_device__") else 1
     if device_type == 1:  # kDLCPU
         try:
@@ -143,8 +134,6 @@ def from_dlpack(obj):
 
 
 def cast(x, dtype):
-    from tritonflow.dispatch import apply
-    from tritonflow.ops.elementwise import CAST
     dtype = D.as_dtype(dtype)
     if x.dtype is dtype:
         return x
@@ -162,7 +151,6 @@ def _normalize_device(device) -> str:
 
 def to(x, *args, dtype=None, device=None, copy: bool = False):
     """`x.to("cuda")`, `x.to(tritonflow.float16)`, `x.to("cuda", tritonflow.bfloat16)`."""
-    from tritonflow.tensor_class import Tensor
     for a in args:
         if isinstance(a, str) or type(a).__name__ == "device":
             device = a
@@ -186,7 +174,6 @@ def to(x, *args, dtype=None, device=None, copy: bool = False):
             else:
                 moved = Tensor._wrap(torch_to_numpy(out._data), out.dtype, "cpu")
             if out.requires_grad:
-                from tritonflow.autograd import is_grad_enabled
                 if is_grad_enabled():
                     moved = _device_move_with_grad(out, moved)
             out = moved
@@ -194,8 +181,6 @@ def to(x, *args, dtype=None, device=None, copy: bool = False):
 
 
 def _device_move_with_grad(src, moved):
-    from tritonflow.autograd import FunctionNode
-
     def backward(g):
         return (to(g, src.device),)
     moved.requires_grad = True

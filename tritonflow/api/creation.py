@@ -1,4 +1,4 @@
-"""Framework API: creating tensors — constants, ranges, and Philox random numbers."""
+"""Framework API: creating tensors — constants, ranges and fills (random numbers: random.py)."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,7 @@ import math
 import numpy as np
 
 from tritonflow import dtypes as D
-from tritonflow import philox, trace_state
-from tritonflow.api.convert import cast, scalar_tensor, to
+from tritonflow.api.convert import cast, to
 from tritonflow.dispatch import apply
 from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.ops import creation as C
@@ -116,89 +115,3 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
     m = n if m is None else m
     out = cast(iota((n, m), 0) == iota((n, m), 1), dtype or D.DEFAULT_FLOAT)
     return _place(out, device, requires_grad)
-
-
-# ---------------------------------------------------------------- random numbers
-
-def manual_seed(seed: int):
-    """Seed the default generator (CPU and CUDA share it: the same seed gives the same numbers)."""
-    return philox.default_generator.manual_seed(seed)
-
-
-def seed() -> int:
-    return philox.default_generator.seed
-
-
-def _uniform(shape, lane: int, generator=None):
-    """Uniform float32 in [0, 1) from the Philox stream, `lane` picking one of four words."""
-    n = 1
-    for d in shape:
-        n = n * d
-    ctx = trace_state.current()
-    if ctx is not None and isinstance(n, int) and n == 0:
-        # An empty draw takes no counters (as eagerly): no seed/offset inputs for the graph.
-        return full(tuple(shape), 0.0, dtype=D.float32)
-    if ctx is not None:
-        seed_node, base = ctx.rng_inputs()
-        from tritonflow.tensor_class import Tensor
-        seed_t = Tensor._proxy(seed_node, ctx)
-        # lane 0 reserves n new counters; other lanes reuse the counters lane 0 just took (as eager does)
-        first = ctx.rng_count if lane == 0 else ctx.rng_count - n
-        offset_t = Tensor._proxy(base, ctx) + scalar_tensor(first, D.int64)
-        if lane == 0:
-            ctx.rng_count += int(n) if isinstance(n, int) else 0
-            if not isinstance(n, int):
-                from tritonflow.errors import UnsupportedError
-                raise UnsupportedError("rand: random tensors with dynamic shapes are not supported under jit")
-        return apply(C.PHILOX_UNIFORM, [seed_t, offset_t], {"shape": tuple(shape), "lane": lane})
-    gen = generator or philox.default_generator
-    if lane == 0:
-        s, offset = gen.take(n)
-    else:
-        s, offset = gen.seed, gen.offset - n
-    return apply(C.PHILOX_UNIFORM, [scalar_tensor(s, D.int64), scalar_tensor(offset, D.int64)],
-                 {"shape": tuple(shape), "lane": lane})
-
-
-def rand(*shape, dtype=None, device=None, requires_grad=False, generator=None):
-    out = _uniform(_shape(shape, "rand"), 0, generator)
-    if dtype is not None:
-        out = cast(out, dtype)
-    return _place(out, device, requires_grad)
-
-
-def randn(*shape, dtype=None, device=None, requires_grad=False, generator=None):
-    """Standard normal by Box-Muller over two Philox words of the same counters."""
-    from tritonflow.api.elementwise import cos, log, sqrt
-    shape = _shape(shape, "randn")
-    u1 = _uniform(shape, 0, generator)
-    u2 = _uniform(shape, 1, generator)
-    out = sqrt(log(1.0 - u1) * -2.0) * cos(u2 * (2.0 * math.pi))
-    if dtype is not None:
-        out = cast(out, dtype)
-    return _place(out, device, requires_grad)
-
-
-def randint(low, high=None, size=None, *, dtype=None, device=None, generator=None):
-    from tritonflow.api.elementwise import floor
-    if high is None:
-        low, high = 0, low
-    if size is None:
-        raise ShapeError("randint: size is required")
-    if high <= low:
-        raise ShapeError(f"randint: high ({high}) must be greater than low ({low})")
-    u = _uniform(_shape((size,) if isinstance(size, int) else (tuple(size),)), 0, generator)
-    out = cast(floor(cast(u, D.float64) * float(high - low)), D.int64) + low
-    return _place(cast(out, dtype or D.int64), device, False)
-
-
-def rand_like(x, **kwargs):
-    return rand(tuple(x.shape), dtype=kwargs.pop("dtype", x.dtype), device=kwargs.pop("device", x.device), **kwargs)
-
-
-def randn_like(x, **kwargs):
-    return randn(tuple(x.shape), dtype=kwargs.pop("dtype", x.dtype), device=kwargs.pop("device", x.device), **kwargs)
-
-
-def randint_like(x, low, high=None, **kwargs):
-    return randint(low, high, tuple(x.shape), dtype=kwargs.pop("dtype", x.dtype), **kwargs)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from tritonflow import dtypes as D
 from tritonflow.api.convert import as_operand, cast, is_tensor, promote_operands, scalar_tensor
+from tritonflow.api.creation import full_like
 from tritonflow.dispatch import apply
 from tritonflow.errors import DTypeError
 from tritonflow.ops import elementwise as E
@@ -15,37 +16,50 @@ def _tensor_arg(x, op: str):
     return x
 
 
-def _float_unary(op):
+def _unary(op, prepare, doc: str):
+    """The function applying `op` to one operand, after `prepare(x, op_name)` checks or casts it."""
     def fn(x):
-        x = _tensor_arg(x, op.name)
-        if not x.dtype.is_floating_point:
-            x = cast(x, D.DEFAULT_FLOAT)
-        return apply(op, [x], {})
+        return apply(op, [prepare(_tensor_arg(x, op.name), op.name)], {})
     fn.__name__ = op.name
-    fn.__doc__ = f"Elementwise {op.name}; integer inputs are computed in float32."
+    fn.__doc__ = doc.format(op.name)
     return fn
 
 
+def _as_float(x, op: str):
+    return x if x.dtype.is_floating_point else cast(x, D.DEFAULT_FLOAT)
+
+
+def _not_bool(x, op: str):
+    if x.dtype.is_bool:
+        raise DTypeError(f"{op}: bool tensors are not supported; cast first")
+    return x
+
+
+def _float_unary(op):
+    return _unary(op, _as_float, "Elementwise {}; integer inputs are computed in float32.")
+
+
 def _numeric_unary(op):
+    return _unary(op, _not_bool, "Elementwise {}.")
+
+
+def _float_only(op, otherwise):
+    """`op` on floating point operands; on integer and bool ones `otherwise(x)`, no kernel needed."""
     def fn(x):
         x = _tensor_arg(x, op.name)
-        if x.dtype.is_bool:
-            raise DTypeError(f"{op.name}: bool tensors are not supported; cast first")
+        if not x.dtype.is_floating_point:
+            return otherwise(x)
         return apply(op, [x], {})
     fn.__name__ = op.name
-    fn.__doc__ = f"Elementwise {op.name}."
     return fn
 
 
 def _predicate(op):
-    def fn(x):
-        x = _tensor_arg(x, op.name)
-        if not x.dtype.is_floating_point:
-            from tritonflow.api.creation import full_like
-            return full_like(x, op.name == "isfinite", dtype=D.bool_)
-        return apply(op, [x], {})
-    fn.__name__ = op.name
-    return fn
+    return _float_only(op, lambda x: full_like(x, op.name == "isfinite", dtype=D.bool_))
+
+
+def _rounding(op):
+    return _float_only(op, lambda x: x)  # an integer is already whole
 
 
 exp = _float_unary(E.EXP)
@@ -69,16 +83,6 @@ sign = _numeric_unary(E.SIGN)
 isnan = _predicate(E.ISNAN)
 isinf = _predicate(E.ISINF)
 isfinite = _predicate(E.ISFINITE)
-
-
-def _rounding(op):
-    def fn(x):
-        x = _tensor_arg(x, op.name)
-        if not x.dtype.is_floating_point:
-            return x
-        return apply(op, [x], {})
-    fn.__name__ = op.name
-    return fn
 
 
 floor = _rounding(E.FLOOR)

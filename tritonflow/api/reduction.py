@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from tritonflow import dtypes as D
-from tritonflow.api.convert import cast
-from tritonflow.api.elementwise import _tensor_arg
+from tritonflow.api.convert import cast, is_tensor
+from tritonflow.api.creation import full
+from tritonflow.api.elementwise import _tensor_arg, exp, isinf, log, maximum, minimum, sqrt, where
+from tritonflow.api.shape import reshape
 from tritonflow.dispatch import apply
 from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.ops import reduction as R
@@ -53,7 +55,6 @@ def _divisor(x, dims, minus: int = 0):
     n = _count(x, dims)
     if isinstance(n, int):
         return n - minus
-    from tritonflow.api.creation import full
     count_dtype = D.float64 if x.dtype is D.float64 else D.float32
     ones = full(tuple(x.shape[d] for d in dims), 1, dtype=count_dtype)
     return cast(reduce_sum(ones, tuple(range(len(dims))), False) - minus, x.dtype)
@@ -85,7 +86,6 @@ def amin(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
 def _arg(op, name, x, dim, keepdim):
     x = _tensor_arg(x, name)
     if dim is None:
-        from tritonflow.api.shape import reshape
         flat = reshape(x, (-1,))
         out = apply(op, [flat], {"dims": (0,), "keepdim": False})
         if keepdim:
@@ -121,29 +121,24 @@ class ValuesIndices(tuple):
         return self[1]
 
 
-def max(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
-    """max(x) -> the largest value; max(x, dim) -> (values, indices); max(a, b) -> maximum."""
-    from tritonflow.api.convert import is_tensor
+def _max_or_min(x, dim, keepdim, axis, keepdims, pairwise, reduce, arg):
     if is_tensor(dim):
-        from tritonflow.api.elementwise import maximum
-        return maximum(x, dim)
+        return pairwise(x, dim)
     dim = dim if axis is _MISSING else axis
     keepdim = keepdim if keepdims is _MISSING else keepdims
     if dim is None:
-        return amax(x)
-    return ValuesIndices((amax(x, dim, keepdim), argmax(x, dim, keepdim)))
+        return reduce(x)
+    return ValuesIndices((reduce(x, dim, keepdim), arg(x, dim, keepdim)))
+
+
+def max(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    """max(x) -> the largest value; max(x, dim) -> (values, indices); max(a, b) -> maximum."""
+    return _max_or_min(x, dim, keepdim, axis, keepdims, maximum, amax, argmax)
 
 
 def min(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
-    from tritonflow.api.convert import is_tensor
-    if is_tensor(dim):
-        from tritonflow.api.elementwise import minimum
-        return minimum(x, dim)
-    dim = dim if axis is _MISSING else axis
-    keepdim = keepdim if keepdims is _MISSING else keepdims
-    if dim is None:
-        return amin(x)
-    return ValuesIndices((amin(x, dim, keepdim), argmin(x, dim, keepdim)))
+    """min(x) -> the smallest value; min(x, dim) -> (values, indices); min(a, b) -> minimum."""
+    return _max_or_min(x, dim, keepdim, axis, keepdims, minimum, amin, argmin)
 
 
 def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=_MISSING, keepdims=_MISSING):
@@ -163,14 +158,11 @@ def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=_MISSIN
 
 
 def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=_MISSING, keepdims=_MISSING):
-    from tritonflow.api.elementwise import sqrt
     return sqrt(var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis, keepdims=keepdims))
 
 
 def logsumexp(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
     """log(sum(exp(x))) computed around the row maximum; rows of -inf give -inf, never NaN."""
-    from tritonflow.api.elementwise import exp, isinf, log, where
-    from tritonflow.api.shape import reshape
     x = _tensor_arg(x, "logsumexp")
     dims, keepdim = _dims("logsumexp", x, dim, axis, keepdim, keepdims)
     if not x.dtype.is_floating_point:
@@ -183,24 +175,23 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
     return out
 
 
-def all(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
-    x = _tensor_arg(x, "all")
-    dims, keepdim = _dims("all", x, dim, axis, keepdim, keepdims)
+def _all_or_any(x, dim, keepdim, axis, keepdims, name: str, reduction, empty_value: bool):
+    x = _tensor_arg(x, name)
+    dims, keepdim = _dims(name, x, dim, axis, keepdim, keepdims)
     if _count(x, dims) == 0:
-        from tritonflow.api.creation import full
         return full(tuple(1 if (keepdim and i in dims) else d for i, d in enumerate(x.shape)
-                          if keepdim or i not in dims), True, dtype=D.bool_)
-    return apply(R.MIN, [cast(x, D.bool_)], {"dims": dims, "keepdim": keepdim})
+                          if keepdim or i not in dims), empty_value, dtype=D.bool_)
+    return apply(reduction, [cast(x, D.bool_)], {"dims": dims, "keepdim": keepdim})
+
+
+def all(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
+    """Whether every element (along `dim`) is nonzero: the bool minimum, True over nothing."""
+    return _all_or_any(x, dim, keepdim, axis, keepdims, "all", R.MIN, True)
 
 
 def any(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
-    x = _tensor_arg(x, "any")
-    dims, keepdim = _dims("any", x, dim, axis, keepdim, keepdims)
-    if _count(x, dims) == 0:
-        from tritonflow.api.creation import full
-        return full(tuple(1 if (keepdim and i in dims) else d for i, d in enumerate(x.shape)
-                          if keepdim or i not in dims), False, dtype=D.bool_)
-    return apply(R.MAX, [cast(x, D.bool_)], {"dims": dims, "keepdim": keepdim})
+    """Whether some element (along `dim`) is nonzero: the bool maximum, False over nothing."""
+    return _all_or_any(x, dim, keepdim, axis, keepdims, "any", R.MAX, False)
 
 
 def cumsum(x, dim, *, dtype=None):

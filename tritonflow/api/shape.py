@@ -6,10 +6,11 @@ import builtins
 import numpy as np
 
 from tritonflow import dtypes as D
-from tritonflow.api.convert import cast, is_tensor
-from tritonflow.api.elementwise import _tensor_arg
+from tritonflow.api.convert import cast, from_numpy, is_tensor, promote_operands, tensor
+from tritonflow.api.creation import iota, ones
+from tritonflow.api.elementwise import _tensor_arg, where
 from tritonflow.dispatch import apply
-from tritonflow.errors import DTypeError, ShapeError, TraceError, TritonflowIndexError
+from tritonflow.errors import DTypeError, ShapeError, TraceError, TritonflowIndexError, UnsupportedError
 from tritonflow.ops import movement as M
 from tritonflow.ops.shapes import broadcast_shapes, fmt, normalize_dim
 
@@ -174,7 +175,6 @@ def pad(x, pad, mode: str = "constant", value=0.0):
     """F.pad: `pad` lists (low, high) pairs starting from the LAST dim, as in PyTorch."""
     x = _tensor_arg(x, "pad")
     if mode != "constant":
-        from tritonflow.errors import UnsupportedError
         raise UnsupportedError(f"pad: mode {mode!r} is not supported (only 'constant')")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ShapeError(f"pad: padding {tuple(pad)} must be (low, high) pairs for at most {x.ndim} dims")
@@ -198,7 +198,6 @@ def cat(tensors, dim=0, *, axis=None):
     tensors = [_tensor_arg(t, "cat") for t in tensors]
     if not tensors:
         raise ShapeError("cat: expected a non-empty list of tensors")
-    from tritonflow.api.convert import promote_operands
     if len(tensors) > 1:
         tensors, _ = promote_operands("cat", *tensors)
     for t in tensors:
@@ -229,7 +228,6 @@ def split(x, split_size_or_sections, dim=0):
     d = _dim_of_a_tensor("split", x, dim)
     n = x.shape[d]
     if not isinstance(n, int):  # chunk and unbind come here too
-        from tritonflow.errors import UnsupportedError
         raise UnsupportedError(f"split/chunk/unbind: dim {d} of {fmt(x.shape)} has a dynamic size, so the "
                                f"number of pieces is not known when tracing (mark it static)")
     if isinstance(split_size_or_sections, int):
@@ -330,8 +328,6 @@ def scatter_add(base, dim, index, src):
 
 
 def _triangle(x, diagonal, lower):
-    from tritonflow.api.creation import iota
-    from tritonflow.api.elementwise import where
     if x.ndim < 2:
         raise ShapeError(f"{'tril' if lower else 'triu'}: needs at least 2 dims, got shape {fmt(x.shape)}")
     rows, cols = x.shape[-2], x.shape[-1]
@@ -429,7 +425,6 @@ def _basic_plan(x, key):
 
 def _mask_of(k):
     if isinstance(k, np.ndarray) and k.dtype == bool:
-        from tritonflow.api.convert import from_numpy
         return from_numpy(k)
     if is_tensor(k) and k.dtype.is_bool:
         return k
@@ -440,7 +435,6 @@ def _list_index(k):
     """x[[0, 2]] as in PyTorch and NumPy: a list of ints (or of bools) reads as that index tensor."""
     if isinstance(k, list) and k and (builtins.all(isinstance(v, (bool, np.bool_)) for v in k) or builtins.all(
             isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in k)):
-        from tritonflow.api.convert import tensor
         return tensor(k)
     return k
 
@@ -475,7 +469,6 @@ def _mask_select(x, mask):
     if tuple(mask.shape) != tuple(x.shape[:mask.ndim]):
         raise TritonflowIndexError(f"mask of shape {fmt(mask.shape)} does not match the indexed tensor "
                                    f"of shape {fmt(x.shape)}")
-    from tritonflow.api.convert import from_numpy
     positions = np.nonzero(mask.numpy().reshape(-1))[0]
     flat = reshape(x, (-1,) + tuple(x.shape[mask.ndim:]))
     return index_select(flat, 0, from_numpy(positions.astype(np.int64)))
@@ -483,9 +476,6 @@ def _mask_select(x, mask):
 
 def index_put(x, key, value):
     """The value of `x` after `x[key] = value` (never writes in place; the tensor is rebound)."""
-    from tritonflow.api.convert import promote_operands
-    from tritonflow.api.creation import ones
-    from tritonflow.api.elementwise import where
     key_list = key if isinstance(key, tuple) else (key,)
     mask = _mask_of(key_list[0]) if len(key_list) == 1 else None
     if mask is not None:

@@ -9,7 +9,7 @@ handle it returns is already complete.
 """
 from __future__ import annotations
 
-from tritonflow import trace_state
+from tritonflow.tracer import state as trace_state
 from tritonflow.distributed import host
 from tritonflow.distributed.process_group import ProcessGroup, resolve
 from tritonflow.errors import DTypeError, ShapeError

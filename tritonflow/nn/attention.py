@@ -18,6 +18,8 @@ from tritonflow.nn.parameter import Parameter
 
 
 class MultiheadAttention(Module):
+    _repr_fields = ("embed_dim", "num_heads", "causal")
+
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  batch_first: bool = False, causal: bool = False, device=None, dtype=None) -> None:
         super().__init__()
@@ -109,6 +111,3 @@ class MultiheadAttention(Module):
         if mask.dtype.is_floating_point:
             return scores + mask
         raise DTypeError(f"MultiheadAttention: attn_mask must be bool or float, got {mask.dtype.name}")
-
-    def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, causal={self.causal}"

@@ -48,8 +48,18 @@ class CompiledModule:
     def jit_function(self) -> JitFunction:
         return self._jit
 
+    def __tritonflow_jit_call__(self, args: tuple, kwargs: dict) -> tuple:
+        """(jitted function, its arguments) for a call with `args`: what explain() and verify() inspect."""
+        return self._jit, self.jit_arguments(args, kwargs), {}
+
     def __getattr__(self, name: str):
         return getattr(self.__dict__["module"], name)
 
     def __repr__(self) -> str:
         return f"CompiledModule({self.module!r})"
+
+
+def compile(module: Module, *, backend: str | None = None, dynamic: bool = False,  # noqa: A001
+            mode: str = "default") -> CompiledModule:
+    """A callable running `module`'s forward jitted; its parameters and buffers are read at each call."""
+    return CompiledModule(module, backend=backend, dynamic=dynamic, mode=mode)

@@ -17,17 +17,8 @@ def _check(module, where: str) -> Module:
     return module
 
 
-class Sequential(Module):
-    """Run modules in order: `Sequential(Linear(4, 8), ReLU(), Linear(8, 2))` or from an OrderedDict."""
-
-    def __init__(self, *modules) -> None:
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            for name, m in modules[0].items():
-                self.add_module(name, _check(m, "Sequential"))
-        else:
-            for index, m in enumerate(modules):
-                self.add_module(str(index), _check(m, "Sequential"))
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: length, iteration, and indexing that names the container."""
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -38,14 +29,33 @@ class Sequential(Module):
     def __getitem__(self, index):
         items = list(self._modules.items())
         if isinstance(index, slice):
-            return Sequential(OrderedDict(items[index]))
+            return self._from_items(items[index])
         if not -len(items) <= index < len(items):
-            raise TritonflowIndexError(f"Sequential: index {index} out of range for {len(items)} modules")
+            raise TritonflowIndexError(f"{self._kind}: index {index} out of range for {len(items)} modules")
         return items[index][1]
 
-    def append(self, module) -> "Sequential":
-        self.add_module(str(len(self)), _check(module, "Sequential.append"))
+    def append(self, module):
+        self.add_module(str(len(self)), _check(module, f"{self._kind}.append"))
         return self
+
+
+class Sequential(_ModuleSequence):
+    """Run modules in order: `Sequential(Linear(4, 8), ReLU(), Linear(8, 2))` or from an OrderedDict."""
+
+    _kind = "Sequential"
+
+    def __init__(self, *modules) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, _check(m, "Sequential"))
+        else:
+            for index, m in enumerate(modules):
+                self.add_module(str(index), _check(m, "Sequential"))
+
+    @staticmethod
+    def _from_items(items: list) -> "Sequential":
+        return Sequential(OrderedDict(items))
 
     def forward(self, x):
         for m in self._modules.values():
@@ -53,35 +63,23 @@ class Sequential(Module):
         return x
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules whose parameters are registered (a plain Python list would hide them)."""
+
+    _kind = "ModuleList"
 
     def __init__(self, modules=None) -> None:
         super().__init__()
         for m in modules or ():
             self.append(m)
 
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        items = list(self._modules.values())
-        if isinstance(index, slice):
-            return ModuleList(items[index])
-        if not -len(items) <= index < len(items):
-            raise TritonflowIndexError(f"ModuleList: index {index} out of range for {len(items)} modules")
-        return items[index]
+    @staticmethod
+    def _from_items(items: list) -> "ModuleList":
+        return ModuleList([m for _, m in items])
 
     def __setitem__(self, index: int, module) -> None:
         keys = list(self._modules)
         self._modules[keys[index]] = _check(module, "ModuleList")
-
-    def append(self, module) -> "ModuleList":
-        self.add_module(str(len(self)), _check(module, "ModuleList.append"))
-        return self
 
     def extend(self, modules) -> "ModuleList":
         for m in modules:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import tritonflow.api as T
 from tritonflow import dtypes as D
 from tritonflow.errors import DTypeError, ShapeError, UnsupportedError
-from tritonflow.nn import init
-from tritonflow.nn.layers import _empty
+from tritonflow.nn.layers import WeightAndBias
 from tritonflow.nn.modules import Module
-from tritonflow.nn.parameter import Parameter
 
 
 def _pair(value, name: str, op: str) -> tuple[int, int]:
@@ -132,7 +130,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, 
     return T.squeeze(out, 0) if unbatched else out
 
 
-class Conv2d(Module):
+class Conv2d(WeightAndBias):
     """2-D convolution over (N, C, H, W); weight and bias initialised as in PyTorch."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -150,15 +148,7 @@ class Conv2d(Module):
         self.padding = padding if isinstance(padding, str) else _pair(padding, "padding", "Conv2d")
         self.dilation = _pair(dilation, "dilation", "Conv2d")
         self.groups = groups
-        self.weight = Parameter(_empty((out_channels, in_channels // groups) + self.kernel_size, device, dtype))
-        if bias:
-            self.bias = Parameter(_empty((out_channels,), device, dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        init.linear_default_(self.weight, self.bias)
+        self._add_weight_and_bias((out_channels, in_channels // groups) + self.kernel_size, bias, device, dtype)
 
     def forward(self, x):
         return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -169,6 +159,8 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
+    _repr_fields = ("kernel_size", "stride", "padding")
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
@@ -178,11 +170,10 @@ class MaxPool2d(Module):
     def forward(self, x):
         return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
 
 class AvgPool2d(Module):
+    _repr_fields = ("kernel_size", "stride", "padding")
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
                  divisor_override: int | None = None) -> None:
         super().__init__()
@@ -193,6 +184,3 @@ class AvgPool2d(Module):
     def forward(self, x):
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
                           self.divisor_override)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

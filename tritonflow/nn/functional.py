@@ -10,20 +10,12 @@ import math
 
 import tritonflow.api as T
 from tritonflow import dtypes as D
+from tritonflow.api.random import philox_counters
+from tritonflow.api.softmax import compute_dtype, float_tensor, log_softmax, softmax  # noqa: F401 (F.softmax)
+from tritonflow.dispatch import apply
 from tritonflow.errors import DTypeError, ShapeError
-from tritonflow.ops.shapes import fmt, normalize_dim
-
-
-def _float(x, name):
-    if not T.is_tensor(x):
-        raise DTypeError(f"{name}: expected a tensor, got {type(x).__name__}")
-    if not x.dtype.is_floating_point:
-        raise DTypeError(f"{name}: expected a floating point tensor, got {x.dtype.name}")
-    return x
-
-
-def _compute_dtype(x):
-    return D.float32 if x.dtype.is_low_precision else x.dtype
+from tritonflow.ops.attention import ATTENTION, fused_supported
+from tritonflow.ops.shapes import broadcast_shapes, fmt
 
 
 def linear(x, weight, bias=None):
@@ -35,38 +27,6 @@ def linear(x, weight, bias=None):
     if bias is not None:
         out = out + bias
     return out
-
-
-def _max_shifted(x, dim):
-    m = T.amax(x, dim, keepdim=True)
-    # A row that is all -inf has max -inf; shifting by 0 keeps exp() at 0 instead of NaN.
-    m = T.where(T.isinf(m), 0.0, m)
-    return x - m
-
-
-def softmax(x, dim=-1, dtype=None):
-    x = _float(x, "softmax")
-    if dtype is not None:
-        x = T.cast(x, dtype)
-    out_dtype = x.dtype
-    x = T.cast(x, _compute_dtype(x))
-    d = normalize_dim("softmax", dim, x.ndim)
-    e = T.exp(_max_shifted(x, d))
-    s = T.sum(e, d, keepdim=True)
-    return T.cast(e / T.where(s == 0, 1.0, s), out_dtype)
-
-
-def log_softmax(x, dim=-1, dtype=None):
-    x = _float(x, "log_softmax")
-    if dtype is not None:
-        x = T.cast(x, dtype)
-    out_dtype = x.dtype
-    x = T.cast(x, _compute_dtype(x))
-    d = normalize_dim("log_softmax", dim, x.ndim)
-    shifted = _max_shifted(x, d)
-    s = T.sum(T.exp(shifted), d, keepdim=True)
-    # A fully masked row sums to 0: log(1) keeps it at -inf instead of -inf - (-inf) = NaN.
-    return T.cast(shifted - T.log(T.where(s == 0, 1.0, s)), out_dtype)
 
 
 def pad(x, pad, mode: str = "constant", value: float = 0.0):
@@ -83,12 +43,12 @@ def leaky_relu(x, negative_slope=0.01):
 
 
 def gelu(x, approximate: str = "none"):
-    x = _float(x, "gelu")
+    x = float_tensor(x, "gelu")
     if approximate not in ("none", "tanh"):
         raise ShapeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     # Half inputs compute in float32 and round once (as the fused kernel and PyTorch do).
     out_dtype = x.dtype
-    x = T.cast(x, _compute_dtype(x))
+    x = T.cast(x, compute_dtype(x))
     if approximate == "tanh":
         inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
         y = x * 0.5 * (T.tanh(inner) + 1.0)
@@ -98,8 +58,8 @@ def gelu(x, approximate: str = "none"):
 
 
 def silu(x):
-    x = _float(x, "silu")
-    xf = T.cast(x, _compute_dtype(x))
+    x = float_tensor(x, "silu")
+    xf = T.cast(x, compute_dtype(x))
     return T.cast(xf * T.sigmoid(xf), x.dtype)
 
 
@@ -123,10 +83,10 @@ def _normalized_dims(x, normalized_shape, name):
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
-    x = _float(x, "layer_norm")
+    x = float_tensor(x, "layer_norm")
     dims = _normalized_dims(x, normalized_shape, "layer_norm")
     out_dtype = x.dtype
-    xf = T.cast(x, _compute_dtype(x))
+    xf = T.cast(x, compute_dtype(x))
     mean = T.mean(xf, dims, keepdim=True)
     centered = xf - mean
     var = T.mean(centered * centered, dims, keepdim=True)
@@ -139,12 +99,12 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
 
 
 def rms_norm(x, normalized_shape, weight=None, eps: float | None = None):
-    x = _float(x, "rms_norm")
+    x = float_tensor(x, "rms_norm")
     dims = _normalized_dims(x, normalized_shape, "rms_norm")
     if eps is None:
         eps = float(D.finfo(x.dtype).eps)
     out_dtype = x.dtype
-    xf = T.cast(x, _compute_dtype(x))
+    xf = T.cast(x, compute_dtype(x))
     y = xf * T.rsqrt(T.mean(xf * xf, dims, keepdim=True) + eps)
     if weight is not None:
         y = y * weight
@@ -215,10 +175,10 @@ def nll_loss(log_probs, target, weight=None, ignore_index: int = -100, reduction
 
 def cross_entropy(logits, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0):
-    _float(logits, "cross_entropy")
+    float_tensor(logits, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ShapeError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    logp = log_softmax(T.cast(logits, _compute_dtype(logits)), 1 if logits.ndim > 1 else 0)
+    logp = log_softmax(T.cast(logits, compute_dtype(logits)), 1 if logits.ndim > 1 else 0)
     if target.dtype.is_floating_point:  # class probabilities
         if tuple(target.shape) != tuple(logits.shape):
             raise ShapeError(f"cross_entropy: probability target {fmt(target.shape)} must match logits "
@@ -241,6 +201,29 @@ def mse_loss(input, target, reduction: str = "mean"):
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
+def fused_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None,
+                    generator=None):
+    """The fused attention primitive (tritonflow/ops/attention.py) with scaled_dot_product_attention's meaning.
+
+    attn_mask: bool (True = attend) or float (added to the scores), broadcastable to
+    (batch..., L, S). Raises ShapeError/DTypeError at the call (or trace) for bad shapes and dtypes.
+    Dropout reserves one Philox counter per score element, the reservation `tritonflow.rand` of the
+    scores' shape makes, so it draws exactly the numbers F.dropout draws for the written-out form.
+    """
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
+    kind = "none" if attn_mask is None else ("bool" if attn_mask.dtype.is_bool else "additive")
+    inputs = [q, k, v] + ([attn_mask] if attn_mask is not None else [])
+    attrs = {"scale": float(scale), "is_causal": bool(is_causal), "mask": kind, "dropout_p": float(dropout_p)}
+    if dropout_p > 0:
+        batch = broadcast_shapes("attention", tuple(q.shape[:-2]), tuple(k.shape[:-2]), tuple(v.shape[:-2]))
+        n = 1
+        for d in tuple(batch) + (q.shape[-2], k.shape[-2]):
+            n = n * d
+        inputs += philox_counters(n, 0, generator, "attention")
+    return apply(ATTENTION, inputs, attrs)
+
+
 def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
                                  scale: float | None = None):
     """softmax(q @ k^T * scale + mask) @ v over the last two dims (the written-out form)."""
@@ -257,9 +240,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
                          f"length {v.shape[-2]}")
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-    from tritonflow.ops.attention import attention, fused_supported  # one fused kernel, forward and backward
-    if fused_supported(q, k, v, attn_mask, is_causal):
-        return attention(q, k, v, attn_mask, dropout_p, is_causal, scale)
+    if fused_supported(q, k, v, attn_mask, is_causal):  # one fused kernel, forward and backward
+        return fused_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)
     scores = T.matmul(q, T.transpose(k, -2, -1)) * scale
     L, S = q.shape[-2], k.shape[-2]
     if is_causal:
@@ -269,7 +251,6 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
         scores = T.where(keep, scores, float("-inf"))
     elif attn_mask is not None:
         try:
-            from tritonflow.ops.shapes import broadcast_shapes
             broadcast_shapes("scaled_dot_product_attention", scores.shape, attn_mask.shape)
         except ShapeError:
             raise ShapeError(f"scaled_dot_product_attention: attn_mask {fmt(attn_mask.shape)} does not "

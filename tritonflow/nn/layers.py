@@ -29,22 +29,30 @@ class Identity(Module):
         return x
 
 
-class Linear(Module):
-    """y = x @ weight.T + bias; weight (out_features, in_features), both U(-1/sqrt(in), 1/sqrt(in))."""
+class WeightAndBias(Module):
+    """A layer with a `weight` whose first dim is its outputs and an optional `bias`, both initialised
+    as PyTorch's Linear and Conv2d do (U(-1/sqrt(fan_in), 1/sqrt(fan_in)))."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
-        self.weight = Parameter(_empty((out_features, in_features), device, dtype))
+    def _add_weight_and_bias(self, weight_shape: tuple, bias: bool, device, dtype) -> None:
+        self.weight = Parameter(_empty(weight_shape, device, dtype))
         if bias:
-            self.bias = Parameter(_empty((out_features,), device, dtype))
+            self.bias = Parameter(_empty((weight_shape[0],), device, dtype))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         init.linear_default_(self.weight, self.bias)
+
+
+class Linear(WeightAndBias):
+    """y = x @ weight.T + bias; weight (out_features, in_features), both U(-1/sqrt(in), 1/sqrt(in))."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self._add_weight_and_bias((out_features, in_features), bias, device, dtype)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -93,9 +101,11 @@ def _shape_tuple(normalized_shape) -> tuple:
     return (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
 
 
-class LayerNorm(Module):
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
-                 device=None, dtype=None) -> None:
+class _Normalization(Module):
+    """LayerNorm and RMSNorm: the normalized shape, eps, and when affine a weight of ones (and, for a
+    layer with a bias, a bias of zeros). `bias=None`: the layer has no bias parameter at all."""
+
+    def __init__(self, normalized_shape, eps, elementwise_affine: bool, bias: bool | None, device, dtype) -> None:
         super().__init__()
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = eps
@@ -103,43 +113,40 @@ class LayerNorm(Module):
         if elementwise_affine:
             self.weight = Parameter(T.ones(self.normalized_shape, dtype=_empty((), device, dtype).dtype,
                                            device=device))
-            if bias:
+        else:
+            self.register_parameter("weight", None)
+        if bias is not None:
+            if bias and elementwise_affine:
                 self.bias = Parameter(_empty(self.normalized_shape, device, dtype))
             else:
                 self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class LayerNorm(_Normalization):
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__(normalized_shape, eps, elementwise_affine, bias, device, dtype)
 
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
-    def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
-
-class RMSNorm(Module):
+class RMSNorm(_Normalization):
     def __init__(self, normalized_shape, eps: float | None = None, elementwise_affine: bool = True,
                  device=None, dtype=None) -> None:
-        super().__init__()
-        self.normalized_shape = _shape_tuple(normalized_shape)
-        self.eps = eps
-        self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(T.ones(self.normalized_shape, dtype=_empty((), device, dtype).dtype,
-                                           device=device))
-        else:
-            self.register_parameter("weight", None)
+        super().__init__(normalized_shape, eps, elementwise_affine, None, device, dtype)
 
     def forward(self, x):
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
-    def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
-
 
 class Dropout(Module):
     """Zero each element with probability p while training, scaling the rest by 1/(1-p)."""
+
+    _repr_fields = ("p",)
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -150,11 +157,10 @@ class Dropout(Module):
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
 
 class Flatten(Module):
+    _repr_fields = ("start_dim", "end_dim")
+
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim = start_dim
@@ -162,9 +168,6 @@ class Flatten(Module):
 
     def forward(self, x):
         return T.flatten(x, self.start_dim, self.end_dim)
-
-    def extra_repr(self) -> str:
-        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class ReLU(Module):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 from typing import Iterator
 
+from tritonflow import dtypes as D
 from tritonflow.errors import DTypeError, ShapeError, TritonflowError
 from tritonflow.nn.parameter import Parameter
 from tritonflow.tensor_class import Tensor
@@ -297,22 +298,13 @@ class Module:
     def cpu(self) -> "Module":
         return self.to("cpu")
 
-    def float(self) -> "Module":
-        return self.to("float32")
-
-    def double(self) -> "Module":
-        return self.to("float64")
-
-    def half(self) -> "Module":
-        return self.to("float16")
-
-    def bfloat16(self) -> "Module":
-        return self.to("bfloat16")
-
     # ---------------------------------------------------------------- printing
 
+    # Attributes a module's repr shows as `name=value` (the default extra_repr).
+    _repr_fields: tuple = ()
+
     def extra_repr(self) -> str:
-        return ""
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self._repr_fields)
 
     def __repr__(self) -> str:
         lines = []
@@ -380,3 +372,8 @@ def tensors_of(module: Module):
                     tensors.append(t)
                 names.append((dotted + name, index_of[id(t)]))
     return tensors, tuple(names)
+
+
+for _name, _dtype in D.SHORT_NAMES.items():  # module.half(), module.double(), ...: floating point casts
+    if _dtype.is_floating_point:
+        setattr(Module, _name, (lambda _n: lambda self: self.to(_n))(_dtype.name))

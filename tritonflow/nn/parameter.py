@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tritonflow.errors import DTypeError
 from tritonflow.tensor_class import Tensor
+from tritonflow.tracer import leaf
 
 
 class Parameter(Tensor):
@@ -28,3 +29,6 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+leaf.register_static_shape_type(Parameter)  # a weight's rows are not a batch: no symbol under dynamic=True

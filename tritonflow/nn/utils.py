@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import tritonflow.api as T
-from tritonflow import trace_state
+from tritonflow.tracer import state as trace_state
 from tritonflow.autograd import no_grad
 from tritonflow.errors import AutogradError, ShapeError
 from tritonflow.tensor_class import Tensor

@@ -221,7 +221,7 @@ def _np_dkv(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
 
 def _attention_vjp(g, out, *inputs, scale, is_causal=False, mask="none", dropout_p=0.0):
     """Fused backward: three kernels that recompute scores blockwise, plus one reduction (delta)."""
-    from tritonflow.dispatch import apply
+    from tritonflow.ops.lazy_api import apply
     from tritonflow.ops.movement import sum_to_shape
     (q, k, v), m, rng = split_inputs(list(inputs), {"mask": mask, "dropout_p": dropout_p}, 3)
     attrs = {"scale": scale, "is_causal": is_causal, "mask": mask, "dropout_p": dropout_p}
@@ -250,7 +250,7 @@ def _additive_mask_grad(q, k, v, g, m, lse, delta, rng, scale, dropout_p):
     This is an L x S tensor by nature, so it is written out with ordinary ops; a compiled graph
     whose mask does not require grad drops it (dead code).
     """
-    from tritonflow.dispatch import apply
+    from tritonflow.ops.lazy_api import apply
     from tritonflow.ops.creation import PHILOX_UNIFORM
     from tritonflow.ops.movement import sum_to_shape
     acc = lse.dtype
@@ -325,52 +325,6 @@ ATTENTION_DKV = register(OpDef(
     "attention_dkv", Kind.MATMUL, _infer_dkv, _np_dkv, None, triton="attention_dkv", differentiable=False,
     samples=_samples("attention_dkv"),
     dtypes=FLOAT_DTYPES, doc="gradients of attention with respect to key and value, packed on the last dim"))
-
-
-def attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None,
-              generator=None):
-    """The fused attention primitive as a function (F.scaled_dot_product_attention's meaning).
-
-    attn_mask: bool (True = attend) or float (added to the scores), broadcastable to
-    (batch..., L, S). Raises ShapeError/DTypeError at the call (or trace) for bad shapes and dtypes.
-    """
-    import math
-    from tritonflow.dispatch import apply
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
-    kind = "none" if attn_mask is None else ("bool" if attn_mask.dtype.is_bool else "additive")
-    inputs = [q, k, v] + ([attn_mask] if attn_mask is not None else [])
-    attrs = {"scale": float(scale), "is_causal": bool(is_causal), "mask": kind, "dropout_p": float(dropout_p)}
-    if dropout_p > 0:
-        batch = broadcast_shapes("attention", tuple(q.shape[:-2]), tuple(k.shape[:-2]), tuple(v.shape[:-2]))
-        inputs += _dropout_rng(tuple(batch) + (q.shape[-2], k.shape[-2]), generator)
-    return apply(ATTENTION, inputs, attrs)
-
-
-def _dropout_rng(shape: tuple, generator=None) -> list:
-    """(seed, offset) 0-d int64 tensors reserving one Philox counter per score element.
-
-    The same reservation `tritonflow.rand(shape)` makes (api/creation.py), so a fused dropout
-    draws exactly the numbers F.dropout would draw for the written-out probabilities.
-    """
-    from tritonflow import trace_state
-    from tritonflow.api.creation import scalar_tensor
-    n = 1
-    for d in shape:
-        n = n * d
-    ctx = trace_state.current()
-    if ctx is not None:
-        from tritonflow.errors import UnsupportedError
-        from tritonflow.tensor_class import Tensor
-        if not isinstance(n, int):
-            raise UnsupportedError("attention: dropout with dynamic shapes is not supported under jit")
-        seed_node, base = ctx.rng_inputs()
-        offset_t = Tensor._proxy(base, ctx) + scalar_tensor(ctx.rng_count, D.int64)
-        ctx.rng_count += n
-        return [Tensor._proxy(seed_node, ctx), offset_t]
-    gen = generator or philox.default_generator
-    seed, offset = gen.take(n)
-    return [scalar_tensor(seed, D.int64), scalar_tensor(offset, D.int64)]
 
 
 def fused_supported(q, k, v, attn_mask=None, is_causal: bool = False) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from tritonflow.errors import ShapeError, UnsupportedError
 from tritonflow.ir.types import TensorType
+from tritonflow.ops.lazy_api import apply
 from tritonflow.ops.registry import Kind, OpDef, register
 from tritonflow.ops.shapes import fmt
 
@@ -58,7 +59,6 @@ def _all_reduce_vjp(g, out, x, reduce_op, group):
     # Every rank's output reads every rank's input: the cotangents are reduced the same way back.
     if reduce_op not in ("sum", "avg"):
         raise UnsupportedError(f"all_reduce: the gradient of a {reduce_op} reduction is not defined here")
-    from tritonflow.dispatch import apply
     return (apply(ALL_REDUCE, [g], {"reduce_op": reduce_op, "group": group}),)
 
 

@@ -7,7 +7,9 @@ from tritonflow import dtypes as D
 from tritonflow import philox
 from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.ir.types import TensorType
+from tritonflow.ops.codegen_info import CreationLowering
 from tritonflow.ops.registry import Kind, OpDef, register
+from tritonflow.ops.view_index import linearize
 
 
 def _check_shape(op, shape):
@@ -26,6 +28,7 @@ FULL = register(OpDef(
     lambda shape, value, dtype: np.full(shape, value, dtype=dtype.np),
     None, differentiable=False,
     samples=lambda dt: [([], {"shape": (3, 4), "value": 1, "dtype": dt}), ([], {"shape": (), "value": 0, "dtype": dt})],
+    creation=CreationLowering(constant=lambda attrs: attrs["value"]),
 ))
 
 
@@ -45,6 +48,7 @@ IOTA = register(OpDef(
     "iota", Kind.CREATION, _infer_iota, _np_iota, None, differentiable=False,
     samples=lambda dt: [([], {"shape": (5,), "dim": 0, "dtype": dt}), ([], {"shape": (3, 4), "dim": 1, "dtype": dt})]
     if not dt.is_bool else [],
+    creation=CreationLowering(position=lambda index, shape, attrs: index[attrs["dim"]]),
 ))
 
 
@@ -64,4 +68,7 @@ PHILOX_UNIFORM = register(OpDef(
     "philox_uniform", Kind.CREATION, _infer_uniform, _np_uniform, None, differentiable=False,
     samples=lambda dt: [([np.array(7, np.int64), np.array(3, np.int64)], {"shape": (4, 5), "lane": 0})]
     if dt is D.float32 else [],
+    # Number `offset + flat index` of the Philox stream (lane `lane`), as tritonflow/philox.py lays it out.
+    creation=CreationLowering(position=lambda index, shape, attrs: linearize(index, shape),
+                              template="th.philox_uniform({0}, {1} + {position}, {lane})"),
 ))

@@ -127,6 +127,30 @@ def _round(x):
     return np.round(x)  # half to even, like torch.round
 
 
+# ---------------------------------------------------------------- Triton spellings with dtype cases
+
+def by_result_dtype(floating: str, other: str):
+    """A spelling that differs between a floating-point result and an integer/bool one."""
+    return lambda s: floating if s.out_dtype.is_floating_point else other
+
+
+def by_operand_dtype(floating: str, other: str):
+    """A spelling that differs between floating-point operands and integer ones."""
+    return lambda s: floating if s.in_dtypes[0].is_floating_point else other
+
+
+def _sqrt_triton(s) -> str:
+    # tl.sqrt_rn takes float32 only; float64 tl.sqrt is already correctly rounded.
+    return "tl.sqrt({0})" if s.out_dtype.name == "float64" else "tl.sqrt_rn({0})"
+
+
+# Triton spells `-x` as `0 - x`, which gives +0.0 for x == 0.0; NumPy gives -0.0.
+_NEG_TRITON = by_result_dtype("{0} * -1.0", "-{0}")
+# Rounding an integer is the identity (the float intrinsics reject ints).
+_ROUNDING = {name: by_result_dtype(text, "{0}") for name, text in
+             (("floor", "tl.floor({0})"), ("ceil", "tl.ceil({0})"), ("round", "libdevice.nearbyint({0})"))}
+
+
 # ---------------------------------------------------------------- unary entries
 
 def _unary(name, numpy, vjp, triton, accepted=FLOATS, samples=None, out_dtype=None, differentiable=True):
@@ -137,7 +161,7 @@ def _unary(name, numpy, vjp, triton, accepted=FLOATS, samples=None, out_dtype=No
     ))
 
 
-NEG = _unary("neg", np.negative, lambda g, out, x: (-g,), "-{0}", accepted=NUMERIC)
+NEG = _unary("neg", np.negative, lambda g, out, x: (-g,), _NEG_TRITON, accepted=NUMERIC)
 ABS = _unary("abs", np.abs, lambda g, out, x: (g * T.sign(x),), "tl.abs({0})", accepted=NUMERIC)
 EXP = _unary("exp", in_f32(np.exp), lambda g, out, x: (g * out,), "tl.exp({0})")
 EXP2 = _unary("exp2", in_f32(np.exp2), lambda g, out, x: (g * out * math.log(2.0),), "tl.exp2({0})")
@@ -148,7 +172,7 @@ LOG2 = _unary("log2", in_f32(np.log2), lambda g, out, x: (g / (x * math.log(2.0)
 LOG1P = _unary("log1p", in_f32(np.log1p), lambda g, out, x: (g / (x + 1.0),), "libdevice.log1p({0})",
                samples=unary_samples(-0.9, 3.0))
 EXPM1 = _unary("expm1", in_f32(np.expm1), lambda g, out, x: (g * (out + 1.0),), "libdevice.expm1({0})")
-SQRT = _unary("sqrt", in_f32(np.sqrt), lambda g, out, x: (g / (out * 2.0),), "tl.sqrt_rn({0})",
+SQRT = _unary("sqrt", in_f32(np.sqrt), lambda g, out, x: (g / (out * 2.0),), _sqrt_triton,
               samples=unary_samples(0.05, 4.0))
 RSQRT = _unary("rsqrt", in_f32(lambda x: 1.0 / np.sqrt(x)), lambda g, out, x: (g * out * out * out * -0.5,),
                "libdevice.rsqrt({0})", samples=unary_samples(0.05, 4.0))
@@ -160,9 +184,10 @@ ERF = _unary("erf", in_f32(_erf), lambda g, out, x: (g * T.exp(-(x * x)) * (2.0 
              "tl.erf({0})")
 RELU = _unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
               lambda g, out, x: (T.where(x > 0, g, T.zeros_like(g)),), "tl.maximum({0}, 0)", accepted=NUMERIC)
-FLOOR = _unary("floor", np.floor, lambda g, out, x: (T.zeros_like(g),), "tl.floor({0})", accepted=NUMERIC)
-CEIL = _unary("ceil", np.ceil, lambda g, out, x: (T.zeros_like(g),), "tl.ceil({0})", accepted=NUMERIC)
-ROUND = _unary("round", _round, lambda g, out, x: (T.zeros_like(g),), "libdevice.nearbyint({0})", accepted=NUMERIC)
+FLOOR = _unary("floor", np.floor, lambda g, out, x: (T.zeros_like(g),), _ROUNDING["floor"], accepted=NUMERIC)
+CEIL = _unary("ceil", np.ceil, lambda g, out, x: (T.zeros_like(g),), _ROUNDING["ceil"], accepted=NUMERIC)
+ROUND = _unary("round", _round, lambda g, out, x: (T.zeros_like(g),), _ROUNDING["round"],
+               accepted=NUMERIC)
 SIGN = _unary("sign", _sign, lambda g, out, x: (T.zeros_like(g),), "({0} > 0).to({dtype}) - ({0} < 0).to({dtype})",
               accepted=NUMERIC)
 RECIPROCAL = _unary("reciprocal", in_f32(lambda x: 1.0 / x), lambda g, out, x: (-(g * out * out),), "1.0 / {0}",
@@ -170,9 +195,9 @@ RECIPROCAL = _unary("reciprocal", in_f32(lambda x: 1.0 / x), lambda g, out, x: (
 LOGICAL_NOT = _unary("logical_not", np.logical_not, None, "{0} == 0", accepted=ANY, out_dtype=D.bool_,
                      differentiable=False)
 ISNAN = _unary("isnan", np.isnan, None, "{0} != {0}", accepted=FLOATS, out_dtype=D.bool_, differentiable=False)
-ISINF = _unary("isinf", np.isinf, None, "libdevice.isinf({0}) != 0", accepted=FLOATS, out_dtype=D.bool_,
+ISINF = _unary("isinf", np.isinf, None, "tl.abs({0}) == float(\"inf\")", accepted=FLOATS, out_dtype=D.bool_,
                differentiable=False)
-ISFINITE = _unary("isfinite", np.isfinite, None, "libdevice.isfinited({0}) != 0", accepted=FLOATS,
+ISFINITE = _unary("isfinite", np.isfinite, None, "tl.abs({0}) < float(\"inf\")", accepted=FLOATS,
                   out_dtype=D.bool_, differentiable=False)
 
 
@@ -183,6 +208,22 @@ def _cast_numpy(x, dtype):
     return x.astype(dtype.np)
 
 
+def _cast_triton(s) -> str:
+    if s.out_dtype.is_bool:
+        return "{0} != 0"
+    if not s.in_dtypes[0].is_bool and s.in_types[0] == s.out_storage == s.out_type:
+        return "{0}"  # already held in the target type (a float16 is held in float32)
+    text = "{0}.to(tl.int8)" if s.in_dtypes[0].is_bool else "{0}"
+    if s.out_dtype.name == "bfloat16" and s.in_types[0] != "tl.float32":
+        # Through float32, as ml_dtypes rounds (the spec); Triton's interpreter also converts
+        # only float32 to bfloat16 by value (from ints and float64 it reinterprets the bits).
+        text += ".to(tl.float32)"
+    text += f".to({s.out_storage})"
+    if s.out_storage != s.out_type:
+        text += f".to({s.out_type})"  # round to float16/bfloat16 now, compute on in float32
+    return text
+
+
 def _cast_vjp(g, out, x, dtype):
     if not x.dtype.is_floating_point:
         return (None,)
@@ -191,7 +232,7 @@ def _cast_vjp(g, out, x, dtype):
 
 CAST = register(OpDef(
     name="cast", kind=Kind.ELEMENTWISE, infer=infer_cast, numpy=_cast_numpy, vjp=_cast_vjp,
-    triton="{0}.to({dtype})", samples=lambda dt: [([a], {"dtype": D.float32}) for (a,), _ in unary_samples()(dt)],
+    triton=_cast_triton, samples=lambda dt: [([a], {"dtype": D.float32}) for (a,), _ in unary_samples()(dt)],
     dtypes=ANY,
 ))
 
@@ -228,14 +269,16 @@ DIV = _binary("div", in_f32(np.true_divide), lambda g, out, a, b: (g / b, -(g * 
               accepted=FLOATS, samples=binary_samples(nonzero_rhs=True, low_rhs=0.5, high_rhs=3.0))
 FLOOR_DIVIDE = _binary("floor_divide", in_f32(_floor_divide),
                        lambda g, out, a, b: (T.zeros_like(a), T.zeros_like(b)),
-                       "floor_divide", samples=binary_samples(nonzero_rhs=True), differentiable=False)
+                       by_operand_dtype("th.floor_divide_float({0}, {1})", "th.floor_divide_int({0}, {1})"),
+                       samples=binary_samples(nonzero_rhs=True), differentiable=False)
 REMAINDER = _binary("remainder", in_f32(_remainder),
                     lambda g, out, a, b: (g, -(g * T.floor_divide(a, b))),
-                    "remainder", samples=binary_samples(nonzero_rhs=True))
-POW = _binary("pow", in_f32(_pow), _pow_vjp, "pow",
+                    by_operand_dtype("th.remainder_float({0}, {1})", "th.remainder_int({0}, {1})"),
+                    samples=binary_samples(nonzero_rhs=True))
+POW = _binary("pow", in_f32(_pow), _pow_vjp, by_operand_dtype("libdevice.pow({0}, {1})", "th.pow_int({0}, {1})"),
               samples=binary_samples(low=0.2, high=3.0, low_rhs=-2.0, high_rhs=2.0))
-MAXIMUM = _binary("maximum", np.maximum, _minmax_vjp(lambda a, b: a >= b), "maximum")
-MINIMUM = _binary("minimum", np.minimum, _minmax_vjp(lambda a, b: a <= b), "minimum")
+MAXIMUM = _binary("maximum", np.maximum, _minmax_vjp(lambda a, b: a >= b), "th.maximum({0}, {1})")
+MINIMUM = _binary("minimum", np.minimum, _minmax_vjp(lambda a, b: a <= b), "th.minimum({0}, {1})")
 
 _CMP = dict(accepted=ANY, out_dtype=D.bool_, differentiable=False)
 EQ = _binary("eq", np.equal, None, "{0} == {1}", **_CMP)

@@ -10,6 +10,8 @@ import numpy as np
 from tritonflow.ops.lazy_api import T
 from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.ir.types import TensorType
+from tritonflow.ops import view_index as VI
+from tritonflow.ops.codegen_info import ViewLowering
 from tritonflow.ops.registry import Kind, OpDef, register
 from tritonflow.ops.samples import random_array
 from tritonflow.ops.shapes import broadcast_shapes, dims_equal, fmt, reshape_target
@@ -37,6 +39,7 @@ def _reshape_samples(dtype):
 RESHAPE = register(OpDef(
     "reshape", Kind.MOVEMENT, _infer_reshape, lambda x, shape: np.reshape(x, shape),
     lambda g, out, x, shape: (T.reshape(g, x.shape),), samples=_reshape_samples,
+    view=ViewLowering(VI.reshape_reads),
 ))
 
 
@@ -61,6 +64,7 @@ PERMUTE = register(OpDef(
     "permute", Kind.MOVEMENT, _infer_permute, lambda x, perm: np.transpose(x, perm), _permute_vjp,
     samples=lambda dt: [([random_array((2, 3, 4), dt, _rng())], {"perm": (2, 0, 1)}),
                         ([random_array((3, 5), dt, _rng())], {"perm": (1, 0)})],
+    view=ViewLowering(VI.permute_reads),
 ))
 
 
@@ -99,6 +103,7 @@ EXPAND = register(OpDef(
     lambda g, out, x, shape: (sum_to_shape(g, x.shape),),
     samples=lambda dt: [([random_array((3, 1), dt, _rng())], {"shape": (2, 3, 4)}),
                         ([random_array((), dt, _rng())], {"shape": (5,)})],
+    view=ViewLowering(VI.expand_reads),
 ))
 
 
@@ -154,6 +159,7 @@ SLICE = register(OpDef(
     "slice", Kind.MOVEMENT, _infer_slice, _np_slice, _slice_vjp,
     samples=lambda dt: [([random_array((7, 5), dt, _rng())], {"start": (1, 0), "step": (2, 1), "shape": (3, 5)}),
                         ([random_array((6,), dt, _rng())], {"start": (5,), "step": (-2,), "shape": (3,)})],
+    view=ViewLowering(VI.slice_reads),
 ))
 
 
@@ -184,6 +190,7 @@ def _pad_vjp(g, out, x, pads, value):
 PAD = register(OpDef(
     "pad", Kind.MOVEMENT, _infer_pad, _np_pad, _pad_vjp,
     samples=lambda dt: [([random_array((3, 4), dt, _rng())], {"pads": ((1, 2), (0, 3)), "value": 0.0})],
+    view=ViewLowering(VI.pad_reads, fill=lambda attrs: attrs["value"], conditional=True),
 ))
 
 
@@ -221,6 +228,7 @@ CAT = register(OpDef(
     "cat", Kind.MOVEMENT, _infer_cat, lambda *xs, dim: np.concatenate(xs, axis=dim), _cat_vjp,
     samples=lambda dt: [([random_array((2, 3), dt, _rng()), random_array((4, 3), dt, _rng())], {"dim": 0}),
                         ([random_array((2, 1), dt, _rng()), random_array((2, 5), dt, _rng())], {"dim": 1})],
+    view=ViewLowering(VI.cat_reads, conditional=True),
 ))
 
 
@@ -285,6 +293,7 @@ SCATTER_ADD = register(OpDef(
     "scatter_add", Kind.OPAQUE, _infer_scatter_add, _np_scatter_add, _scatter_add_vjp,
     samples=lambda dt: [([random_array((4, 3), dt, _rng()), _rng().integers(0, 4, (5, 3)),
                           random_array((5, 3), dt, _rng())], {"dim": 0})],
+    atomic="add",
 ))
 
 __all__ = ["broadcast_shapes"]

@@ -5,12 +5,15 @@ in float32; bool and integer sums accumulate in int64, as PyTorch does.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tritonflow.ops.lazy_api import T
 from tritonflow import dtypes as D
 from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.ir.types import TensorType
+from tritonflow.ops.codegen_info import ReductionLowering
 from tritonflow.ops.registry import Kind, OpDef, register
 from tritonflow.ops.samples import random_array
 from tritonflow.ops.shapes import normalize_dim
@@ -25,7 +28,8 @@ def reduced_shape(shape, dims, keepdim):
     return tuple(d for i, d in enumerate(shape) if i not in dims)
 
 
-def _infer_reduce(name, out_dtype_rule, accepted=None):
+def _infer_reduce(name, out_dtype_rule, accepted=None, nonempty=False):
+    """The type rule of a reduction; `nonempty`: reducing a zero-size dim is an error (max, argmax)."""
     def infer(types, attrs):
         (x,) = types
         dims = attrs["dims"]
@@ -34,7 +38,7 @@ def _infer_reduce(name, out_dtype_rule, accepted=None):
                 raise ShapeError(f"{name}: dim {d} out of range for shape {x.shape}")
         if accepted and x.dtype.name not in accepted:
             raise DTypeError(f"{name}: dtype {x.dtype.name} is not supported")
-        if name in ("reduce_max", "reduce_min", "argmax", "argmin"):
+        if nonempty:
             for d in dims:
                 if isinstance(x.shape[d], int) and x.shape[d] == 0:
                     raise ShapeError(f"{name}: cannot reduce over a zero-size dimension {d} of shape {x.shape}")
@@ -131,18 +135,45 @@ def _extreme_samples(dtype):
     return [s for s in _samples()(dtype) if 0 not in s[0][0].shape]
 
 
+# ---------------------------------------------------------------- how kernels combine
+
+def _lowest(dtype):
+    """The identity of max: below every value of `dtype`."""
+    if dtype.is_floating_point:
+        return -math.inf
+    return False if dtype.is_bool else int(np.iinfo(dtype.np).min)
+
+
+def _highest(dtype):
+    if dtype.is_floating_point:
+        return math.inf
+    return True if dtype.is_bool else int(np.iinfo(dtype.np).max)
+
+
+# NaN wins, like NumPy's max and min; argmax/argmin prefer NaN too (torch), first index on ties.
+SUM_LOWERING = ReductionLowering("a + b", lambda dtype: 0, block_reduce="tl.sum")
+PROD_LOWERING = ReductionLowering("a * b", lambda dtype: 1)
+MAX_LOWERING = ReductionLowering("tl.where((a > b) | (a != a), a, b)", _lowest)
+MIN_LOWERING = ReductionLowering("tl.where((a < b) | (a != a), a, b)", _highest)
+ARGMAX_LOWERING = ReductionLowering("(a > b) | ((a != a) & (b == b))", _lowest, carries_index=True)
+ARGMIN_LOWERING = ReductionLowering("(a < b) | ((a != a) & (b == b))", _highest, carries_index=True)
+
 SUM = register(OpDef("reduce_sum", Kind.REDUCTION, _infer_reduce("reduce_sum", _accumulating),
-                     _np_reduce(np.sum), _sum_vjp, triton="sum", samples=_samples()))
+                     _np_reduce(np.sum), _sum_vjp, samples=_samples(), reduction=SUM_LOWERING))
 PROD = register(OpDef("reduce_prod", Kind.REDUCTION, _infer_reduce("reduce_prod", _accumulating),
-                      _np_reduce(np.prod), _prod_vjp, triton="prod", samples=_samples(positive=True)))
-MAX = register(OpDef("reduce_max", Kind.REDUCTION, _infer_reduce("reduce_max", _same),
-                     _np_reduce(np.max, accumulate=False), _extreme_vjp, triton="max", samples=_extreme_samples))
-MIN = register(OpDef("reduce_min", Kind.REDUCTION, _infer_reduce("reduce_min", _same),
-                     _np_reduce(np.min, accumulate=False), _extreme_vjp, triton="min", samples=_extreme_samples))
-ARGMAX = register(OpDef("argmax", Kind.REDUCTION, _infer_reduce("argmax", _index), _np_arg(np.argmax),
-                        None, triton="argmax", samples=_samples(with_arg=True), differentiable=False))
-ARGMIN = register(OpDef("argmin", Kind.REDUCTION, _infer_reduce("argmin", _index), _np_arg(np.argmin),
-                        None, triton="argmin", samples=_samples(with_arg=True), differentiable=False))
+                      _np_reduce(np.prod), _prod_vjp, samples=_samples(positive=True), reduction=PROD_LOWERING))
+MAX = register(OpDef("reduce_max", Kind.REDUCTION, _infer_reduce("reduce_max", _same, nonempty=True),
+                     _np_reduce(np.max, accumulate=False), _extreme_vjp, samples=_extreme_samples,
+                     reduction=MAX_LOWERING))
+MIN = register(OpDef("reduce_min", Kind.REDUCTION, _infer_reduce("reduce_min", _same, nonempty=True),
+                     _np_reduce(np.min, accumulate=False), _extreme_vjp, samples=_extreme_samples,
+                     reduction=MIN_LOWERING))
+ARGMAX = register(OpDef("argmax", Kind.REDUCTION, _infer_reduce("argmax", _index, nonempty=True),
+                        _np_arg(np.argmax), None, samples=_samples(with_arg=True), differentiable=False,
+                        reduction=ARGMAX_LOWERING))
+ARGMIN = register(OpDef("argmin", Kind.REDUCTION, _infer_reduce("argmin", _index, nonempty=True),
+                        _np_arg(np.argmin), None, samples=_samples(with_arg=True), differentiable=False,
+                        reduction=ARGMIN_LOWERING))
 
 
 def _infer_cumsum(types, attrs):

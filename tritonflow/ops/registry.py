@@ -1,13 +1,16 @@
 """The op table: every primitive declared once with its type rule, meaning, gradient and lowering.
 
 Framework stage: the single source of truth. Composite ops (softmax, layer_norm, ...) are Python
-functions over these primitives; fusion looks at `kind`, never at names.
+functions over these primitives. The lowering reads each entry's kind and its code-generation
+records (codegen_info.py), never the op's name: a new op is one entry.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
+
+from tritonflow.ops.codegen_info import CreationLowering, ReductionLowering, SpellRequest, ViewLowering
 
 
 class Kind(enum.Enum):
@@ -30,12 +33,20 @@ class OpDef:
     infer: Callable  # (input_types: list[TensorType], attrs: dict) -> TensorType; raises user errors
     numpy: Callable  # (*arrays, **attrs) -> np.ndarray: the meaning of the op
     vjp: Optional[Callable] = None  # (g, out, *inputs, **attrs) -> tuple of grads (Tensor | None)
-    triton: Optional[str] = None    # elementwise: expression template over {0}, {1}, ...; else template name
+    # Elementwise: the Triton expression over {0}, {1}, ... and {dtype} (see codegen_info.py), or a
+    # callable (SpellRequest) -> that text for the operand and result dtypes ("{0}": the operand
+    # itself, e.g. rounding an integer). MATMUL: the name of the template kernel.
+    triton: Union[str, Callable[[SpellRequest], str], None] = None
     samples: Optional[Callable] = None  # (dtype) -> list[(args, attrs)] feeding the generated tests
     differentiable: bool = True
     dtypes: tuple = ()               # dtype names the op accepts; empty = all
     doc: str = ""
     extra: dict = field(default_factory=dict)
+    reduction: Optional[ReductionLowering] = None  # REDUCTION: combine, identity, index carrying
+    view: Optional[ViewLowering] = None            # MOVEMENT: the index rule
+    creation: Optional[CreationLowering] = None    # CREATION: the value at an index
+    atomic: Optional[str] = None  # a scatter: its result is input 0 with the last input combined in
+    #                               atomically (tl.atomic_<atomic>) at input 1's positions along `dim`
 
     def __repr__(self) -> str:
         return f"<op {self.name} ({self.kind.value})>"
@@ -49,6 +60,11 @@ def register(op: OpDef) -> OpDef:
         raise ValueError(f"op {op.name!r} registered twice")
     OPS[op.name] = op
     return op
+
+
+def unregister(name: str) -> OpDef:
+    """Remove an entry (an op registered at run time, e.g. by a test); returns it."""
+    return OPS.pop(name)
 
 
 def get(name: str) -> OpDef:

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import tritonflow.api as T
 from tritonflow import dtypes as D
-from tritonflow import trace_state
+from tritonflow.tracer import state as trace_state
 from tritonflow.autograd import enable_grad, no_grad
 from tritonflow.errors import AutogradError, DeviceError, DTypeError, ShapeError, TritonflowError
 from tritonflow.tensor_class import Tensor

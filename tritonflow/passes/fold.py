@@ -1,14 +1,13 @@
 """Pass: constant folding — evaluate small nodes whose inputs are all constants, at compile time.
 
-The value comes from the interpreter's own `run_numpy`, so a folded graph gives the same bits as
-the unfolded one. Not folded: random ops (their value depends on the seed inputs of each call),
-collectives (their value comes from other processes), symbolic shapes,
-and anything larger than FOLD_LIMIT elements (a big constant would be baked
-into every kernel instead of computed on the fly).
+The value comes from `interpreter.run_numpy`, the step the graph evaluator runs for every node,
+so a folded graph gives the same bits as the unfolded one. Not folded: random ops (their value depends on the seed inputs of each call),
+collectives (their value comes from other processes), symbolic shapes, and anything larger than
+FOLD_LIMIT elements (a big constant would be baked into every kernel instead of computed on the fly).
 """
 from __future__ import annotations
 
-from tritonflow.dispatch import run_numpy
+from tritonflow.interpreter import run_numpy
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import is_static
 from tritonflow.ops.registry import OPS

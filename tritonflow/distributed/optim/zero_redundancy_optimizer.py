@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 import tritonflow.api as T
-from tritonflow import trace_state
+from tritonflow.tracer import state as trace_state
 from tritonflow.errors import DistributedError, DTypeError, UnsupportedError
 from tritonflow.nn.parallel.buckets import nbytes
 from tritonflow.tensor_class import Tensor

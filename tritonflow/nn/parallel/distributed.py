@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 
 import tritonflow.api as T
-from tritonflow import trace_state
+from tritonflow.tracer import state as trace_state
 from tritonflow.errors import DTypeError, ShapeError, UnsupportedError
 from tritonflow.nn.modules import Module, functional_clone
 from tritonflow.nn.parallel.buckets import assign_buckets, bucket_limits

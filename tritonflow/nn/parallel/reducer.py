@@ -17,7 +17,8 @@ each rank used decides which gradients stay None (unused on every rank), as in t
 from __future__ import annotations
 
 import tritonflow.api as T
-from tritonflow import autograd_hooks, trace_state
+from tritonflow import autograd_hooks
+from tritonflow.tracer import state as trace_state
 from tritonflow.errors import DistributedError
 
 

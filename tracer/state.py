@@ -1,7 +1,7 @@
-"""Tracing state the framework needs to know about: is a trace recording, and into which graph.
+"""Tracer stage: the tracing state — is a trace recording on this thread, and into which graph.
 
-Framework stage. The tracer (tracer/) owns the machinery; this file is the small seam dispatch
-uses, so that `tritonflow` never imports `tracer`.
+The front end asks `current()` before every op: dispatch records into the TraceContext instead of
+computing, the API makes proxies and constants through it, optimizers and jit see they are inlined.
 """
 from __future__ import annotations
 
