@@ -115,6 +115,17 @@ def broadcast(tensor: Tensor, src: int, group: ProcessGroup | None = None, async
     return _finish("broadcast", pg, work, async_op)
 
 
+def _check_list(who: str, tensors: list, like: Tensor, pg: ProcessGroup, role: str) -> None:
+    """One tensor per rank, each with `like`'s shape and dtype."""
+    if len(tensors) != pg.size():
+        raise ShapeError(f"{who}: {role} has {len(tensors)} entries for {pg.size()} ranks")
+    for i, t in enumerate(tensors):
+        _check(t, who)
+        if tuple(t.shape) != tuple(like.shape) or t.dtype is not like.dtype:
+            raise ShapeError(f"{who}: {role}[{i}] is {t.dtype.name}{tuple(t.shape)}, but it must be "
+                             f"{like.dtype.name}{tuple(like.shape)}")
+
+
 def _gathered(tensor: Tensor, pg: ProcessGroup) -> Tensor:
     """The ranks' values of `tensor` stacked along a new leading dim, traced."""
     from tritonflow import api as T
@@ -126,13 +137,7 @@ def all_gather(tensor_list: list, tensor: Tensor, group: ProcessGroup | None = N
     """Rank r's `tensor` into `tensor_list[r]` on every rank (each entry: the same shape and dtype)."""
     _check(tensor, "all_gather")
     pg = resolve(group, "all_gather")
-    if len(tensor_list) != pg.size():
-        raise ShapeError(f"all_gather: tensor_list has {len(tensor_list)} entries for {pg.size()} ranks")
-    for i, t in enumerate(tensor_list):
-        _check(t, "all_gather")
-        if tuple(t.shape) != tuple(tensor.shape) or t.dtype is not tensor.dtype:
-            raise ShapeError(f"all_gather: tensor_list[{i}] is {t.dtype.name}{tuple(t.shape)}, the input is "
-                             f"{tensor.dtype.name}{tuple(tensor.shape)}")
+    _check_list("all_gather", tensor_list, tensor, pg, "tensor_list")
     if trace_state.current() is not None:
         stacked = _gathered(tensor, pg)
         for i, t in enumerate(tensor_list):
@@ -191,13 +196,7 @@ def reduce_scatter(output: Tensor, input_list: list, op=ReduceOp.SUM, group: Pro
     _check(output, "reduce_scatter")
     pg = resolve(group, "reduce_scatter")
     name = reduce_op_name(op, "reduce_scatter")
-    if len(input_list) != pg.size():
-        raise ShapeError(f"reduce_scatter: input_list has {len(input_list)} entries for {pg.size()} ranks")
-    for i, t in enumerate(input_list):
-        _check(t, "reduce_scatter")
-        if tuple(t.shape) != tuple(output.shape) or t.dtype is not output.dtype:
-            raise ShapeError(f"reduce_scatter: input_list[{i}] is {t.dtype.name}{tuple(t.shape)}, the output is "
-                             f"{output.dtype.name}{tuple(output.shape)}")
+    _check_list("reduce_scatter", input_list, output, pg, "input_list")
     stacked = T.stack(list(input_list))  # (world, *shape): rank r's share is row r
     if trace_state.current() is not None:
         mine = _traced("reduce_scatter", [stacked], {"reduce_op": name, "group": pg.id, "world": pg.size()})
