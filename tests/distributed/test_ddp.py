@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from workers import (ACCUMULATE, ROWS, STEPS, TwoHeads, batch, loss_of, mlp, parameters_of,  # noqa: E402
-                     train_step, two_heads_loss)
+from workers import (ACCUMULATE, ROWS, STEPS, Scaled, TwoHeads, batch, loss_of, mlp,  # noqa: E402
+                     parameters_of, train_step, two_heads_loss)
 
 import tritonflow as tf  # noqa: E402
 
@@ -91,3 +91,14 @@ def test_unused_parameters_are_found(suite):
     for res in suite:
         assert res.info["never_grad_is_none"]
         np.testing.assert_array_equal(res.arrays["unused/never.weight"], start["never.weight"])
+
+
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+def test_buffers_are_rank_zeros_at_every_forward(suite, mode):
+    linear = Scaled().linear
+    for res in suite:
+        for step in range(2):
+            scale = np.full(2, 10.0 * step + 2)  # rank 0's value of that step
+            np.testing.assert_array_equal(res.arrays[f"buffers/{mode}/{step}/scale"], scale)
+            want = (np.ones((1, 3)) @ linear.weight.detach().numpy().T + linear.bias.detach().numpy()) * scale
+            np.testing.assert_allclose(res.arrays[f"buffers/{mode}/{step}/y"], want, rtol=1e-6)

@@ -282,10 +282,38 @@ def unused(out: dict, info: dict, rank: int, world: int) -> None:
     _save(out, "unused", model.module)
 
 
+class Scaled(tf.nn.Module):
+    """A linear layer times a buffer (state that is not trained: DDP broadcasts it before each forward)."""
+
+    def __init__(self) -> None:
+        from tritonflow import nn
+        super().__init__()
+        tf.manual_seed(0)
+        self.linear = nn.Linear(3, 2)
+        self.register_buffer("scale", tf.ones(2))
+
+    def forward(self, x):
+        return self.linear(x) * self.scale
+
+
+@scenario
+def buffers(out: dict, info: dict, rank: int, world: int) -> None:
+    from tritonflow.nn.parallel import DistributedDataParallel as DDP
+    for name, wrap in (("eager", lambda m: m), ("compiled", lambda m: tf.compile(m, backend="numpy"))):
+        model = DDP(Scaled())
+        forward = wrap(model)
+        for step in range(2):
+            # Each rank changes its buffer; the forward must use, and leave, rank 0's value.
+            model.module.scale.copy_(tf.full((2,), float(10 * step + rank + 2)))
+            y = forward(tf.ones((1, 3)))
+            out[f"buffers/{name}/{step}/scale"] = model.module.scale.numpy().copy()
+            out[f"buffers/{name}/{step}/y"] = y.detach().numpy()
+
+
 @scenario
 def suite(out: dict, info: dict, rank: int, world: int) -> None:
     """Every scenario that leaves the group healthy, in one launch (process start-up is the cost)."""
-    for name in ("collectives", "ddp", "no_sync", "unused", "zero"):
+    for name in ("collectives", "ddp", "no_sync", "unused", "zero", "buffers"):
         SCENARIOS[name](out, info, rank, world)
 
 
