@@ -162,6 +162,12 @@ def queue_callback(fn: Callable[[], None]) -> None:
     stack[-1].append(fn)
 
 
+def current_backward():
+    """A token for the backward pass now running (the same object until it ends), or None."""
+    stack = getattr(_local, "callbacks", None)
+    return stack[-1] if stack else None
+
+
 class backward_callbacks:
     """Context manager the engine runs one backward in: collects queue_callback()s and runs them,
     in order, when the backward finishes normally (a failed backward drops them)."""

@@ -41,7 +41,7 @@ class Reducer:
         self.buckets_launched = 0  # over the reducer's life: tests and benchmarks read it
 
     def _reset(self) -> None:
-        self.active = False
+        self.backward = None   # the backward this state belongs to (autograd_hooks.current_backward)
         self.ready: set[int] = set()
         self.counts = [0] * len(self.buckets)
         self.next_bucket = 0
@@ -56,9 +56,11 @@ class Reducer:
     def _grad_ready(self, index: int) -> None:
         if not self.sync_enabled():
             return
-        if not self.active:
+        running = autograd_hooks.current_backward()
+        if self.backward is not running:
+            # A new backward (an earlier one that failed midway never finished: start afresh).
             self._reset()
-            self.active = True
+            self.backward = running
             autograd_hooks.queue_callback(self._finish)
         if index in self.ready:
             return
