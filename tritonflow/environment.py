@@ -73,3 +73,13 @@ def verify_mode() -> str | None:
 def launch_variables() -> dict:
     """torchrun's RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (None where unset)."""
     return {name: os.environ.get(name) for name in LAUNCH_VARIABLES}
+
+
+def child_environment(unset: tuple = (), **values: str) -> dict:
+    """This process's environment for a child process: the `unset` names removed, `values` set.
+
+    The ahead-of-time compiler starts its workers with TRITON_INTERPRET removed (they compile real
+    GPU kernels even when this process runs them in Triton's interpreter)."""
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update({k: v for k, v in values.items() if v is not None})
+    return env
