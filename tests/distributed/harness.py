@@ -44,24 +44,21 @@ def launch_env(rank: int, world: int, port: int) -> dict:
     return env
 
 
-def run_ranks(scenario: str, out: Path, world: int = 2, timeout: float = 60.0, args: tuple = (),
-              until_rank_exits: int | None = None, env: dict | None = None) -> list:
-    """Run `scenario` on `world` ranks; the RankResult of each, in rank order. With
-    `until_rank_exits`, the other ranks are killed once that one has exited."""
+def run_ranks(scenario: str, out: Path, world: int = 2, timeout: float = 60.0,
+              script: Path = WORKERS) -> list:
+    """Run `scenario` of `script` on `world` ranks; the RankResult of each, in rank order."""
     out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     procs = []
     for rank in range(world):
         log = open(out / f"rank{rank}.log", "w+")
-        procs.append((subprocess.Popen([sys.executable, str(WORKERS), scenario, str(out), *map(str, args)],
-                                       env={**launch_env(rank, world, port), **(env or {})}, cwd=REPO, stdout=log,
+        procs.append((subprocess.Popen([sys.executable, str(script), scenario, str(out)],
+                                       env=launch_env(rank, world, port), cwd=REPO, stdout=log,
                                        stderr=subprocess.STDOUT), log))
     deadline = time.monotonic() + timeout
     codes: list = [None] * world
     while time.monotonic() < deadline and any(c is None for c in codes):
         codes = [p.poll() for p, _ in procs]
-        if until_rank_exits is not None and codes[until_rank_exits] is not None:
-            break
         time.sleep(0.05)
     for rank, (p, _) in enumerate(procs):
         codes[rank] = p.poll()

@@ -62,6 +62,16 @@ def test_broadcast_gather_scatter(ranks):
         assert "tensor_list has 1 entries for 2 ranks" in res.info["bad_gather"]
 
 
+def test_ranks_subgroups_and_the_barrier(ranks):
+    for rank, res in enumerate(ranks):
+        assert (res.info["rank"], res.info["world"], res.info["backend"]) == (rank, WORLD, "gloo")
+        assert res.info["own_group"] == [0, 1]
+        np.testing.assert_array_equal(res.arrays["own_group_sum"], rank_data(rank, (3,), seed=8))
+        np.testing.assert_allclose(res.arrays["subgroup_sum"], _all((3,), 9).sum(0), rtol=1e-6)
+    # The ranks that came first waited for the last one (it slept 0.3 s before the barrier).
+    assert ranks[0].info["barrier_wait"] > 0.2, ranks[0].info["barrier_wait"]
+
+
 @pytest.mark.parametrize("backend", ["numpy", "triton"])
 def test_collectives_inside_jitted_graphs(ranks, backend):
     for res in ranks:

@@ -1,4 +1,4 @@
-"""The rank side of tests/distributed: `python workers.py SCENARIO OUT_DIR [ARGS]` under torchrun's variables.
+"""The rank side of tests/distributed: `python workers.py SCENARIO OUT_DIR` under torchrun's variables.
 
 Each scenario runs on every rank and saves what the tests compare (arrays to OUT/rank<r>.npz,
 facts to OUT/rank<r>.json); the tests hold the references. Inputs are drawn from seeds that the
@@ -7,7 +7,6 @@ tests know, so they can compute the expected values independently.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -97,6 +96,31 @@ def collectives(out: dict, info: dict, rank: int, world: int) -> None:
         dist.all_gather([tf.zeros(3)], tf.zeros(3))
     except tf.ShapeError as exc:
         info["bad_gather"] = str(exc)
+    groups(out, info, rank, world)
+
+
+def groups(out: dict, info: dict, rank: int, world: int) -> None:
+    """Ranks, backend, subgroups and the barrier."""
+    import time
+    info["rank"], info["world"], info["backend"] = dist.get_rank(), dist.get_world_size(), dist.get_backend()
+    singletons = [dist.new_group([r]) for r in range(world)]  # every rank creates every group, in order
+    mine = singletons[rank]
+    info["own_group"] = [dist.get_rank(mine), dist.get_world_size(mine)]
+    alone = tf.from_numpy(rank_data(rank, (3,), seed=8))
+    dist.all_reduce(alone, group=mine)
+    out["own_group_sum"] = alone.numpy()
+    everyone = dist.new_group()
+    shared = tf.from_numpy(rank_data(rank, (3,), seed=9))
+    dist.all_reduce(shared, group=everyone)
+    out["subgroup_sum"] = shared.numpy()
+    # The barrier holds every rank until the last one arrives: the last rank sleeps first.
+    if rank == world - 1:
+        time.sleep(0.3)
+    start = time.monotonic()
+    dist.barrier()
+    info["barrier_wait"] = time.monotonic() - start
+    for group in singletons + [everyone]:
+        dist.destroy_process_group(group)
 
 
 # ---------------------------------------------------------------- data-parallel training
@@ -319,8 +343,12 @@ def suite(out: dict, info: dict, rank: int, world: int) -> None:
 
 # ---------------------------------------------------------------- failures
 
+QUIET_TIMEOUT = 3.0  # seconds: the group on which a rank stops answering
+
+
 @scenario
-def errors(out: dict, info: dict, rank: int, world: int) -> None:
+def failures(out: dict, info: dict, rank: int, world: int) -> None:
+    """Wrong uses that every rank survives, then a rank that stops answering, then one that raises."""
     import time
     from tritonflow import nn
     from tritonflow.nn.parallel import DistributedDataParallel as DDP
@@ -330,37 +358,34 @@ def errors(out: dict, info: dict, rank: int, world: int) -> None:
         info["mismatch"] = str(exc)
     model = DDP(TwoHeads(0))
     x, y = batch(0)
+    x, y = shard(x, rank, world), shard(y, rank, world)
     try:  # head_b and never get no gradient, and find_unused_parameters is off
-        two_heads_loss(model, shard(x, rank, world), shard(y, rank, world), 0).backward()
+        two_heads_loss(model, x, y, 0).backward()
     except dist.DistributedError as exc:
         info["unused"] = str(exc)
+
+    # A rank that stops answering: on a group with a short timeout, rank 1 never joins the step.
+    quiet = dist.new_group(timeout=QUIET_TIMEOUT)
+    model = DDP(mlp(0), process_group=quiet)
+    opt = tf.optim.Adam(model.parameters(), lr=1e-2)
+    if rank == 0:
+        start = time.monotonic()
+        try:
+            train_step(model, opt, x, y)
+        except dist.DistributedError as exc:
+            info["stuck_error"] = str(exc)
+        info["stuck_seconds"] = time.monotonic() - start
+    dist.barrier()  # the world's group still works
+
+    # A rank that raises: the survivor fails at its next collective.
     model = DDP(mlp(0))
     opt = tf.optim.Adam(model.parameters(), lr=1e-2)
-    train_step(model, opt, shard(x, rank, world), shard(y, rank, world))
+    train_step(model, opt, x, y)
     if rank == 1:
         raise RuntimeError("rank 1 fails on purpose")
     start = time.monotonic()
     try:
-        train_step(model, opt, shard(x, rank, world), shard(y, rank, world))
-    finally:
-        info["seconds_to_fail"] = time.monotonic() - start
-
-
-@scenario
-def stuck(out: dict, info: dict, rank: int, world: int) -> None:
-    """Rank 1 fails but its process lives on (it never reaches the next collective)."""
-    import time
-    model = tf.nn.parallel.DistributedDataParallel(mlp(0))
-    opt = tf.optim.Adam(model.parameters(), lr=1e-2)
-    x, y = batch(0)
-    if rank == 1:
-        try:
-            raise RuntimeError("rank 1 fails on purpose")
-        except RuntimeError:
-            time.sleep(120)  # stuck: the harness kills it once rank 0 has given up
-    start = time.monotonic()
-    try:
-        train_step(model, opt, shard(x, rank, world), shard(y, rank, world))
+        train_step(model, opt, x, y)
     finally:
         info["seconds_to_fail"] = time.monotonic() - start
 
@@ -414,16 +439,17 @@ def zero(out: dict, info: dict, rank: int, world: int) -> None:
 
 # ---------------------------------------------------------------- entry point
 
+RANK_TIMEOUT = 20.0  # seconds any collective may wait for the other ranks
+
+
 def main() -> int:
     name, out_dir = sys.argv[1], Path(sys.argv[2])
-    args = sys.argv[3:]
-    timeout = float(os.environ.get("TEST_DIST_TIMEOUT", "20"))
-    dist.init_process_group(timeout=timeout)
+    dist.init_process_group(timeout=RANK_TIMEOUT)
     rank, world = dist.get_rank(), dist.get_world_size()
     arrays: dict = {}
     info: dict = {}
     try:
-        SCENARIOS[name](arrays, info, rank, world, *args)
+        SCENARIOS[name](arrays, info, rank, world)
     except BaseException as exc:
         info["error_type"] = type(exc).__name__
         info["error"] = str(exc)
