@@ -35,8 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tritonflow as tf  # noqa: E402
 import tritonflow.distributed as dist  # noqa: E402
 import tritonflow.nn.functional as F  # noqa: E402
-from tritonflow import nn  # noqa: E402
-from tritonflow.distributed.optim import ZeroRedundancyOptimizer  # noqa: E402
+from tritonflow import environment, nn  # noqa: E402
+from tritonflow.distributed.optim import ZeroRedundancyOptimizer, optimizer_state_bytes  # noqa: E402
 from tritonflow.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 from tritonflow.utils.data import DistributedSampler  # noqa: E402
 
@@ -91,12 +91,13 @@ def train_step(model, opt, x, y):
 
 def start_process_group(timeout: float) -> None:
     """Join torchrun's group, or make a world of one when started without torchrun."""
-    if "RANK" not in os.environ:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
-    dist.init_process_group(timeout=timeout)
+    if environment.launch_variables()["RANK"] is not None:
+        dist.init_process_group(timeout=timeout)
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group(init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1, timeout=timeout)
 
 
 def parameter_digest(model) -> str:
@@ -176,12 +177,15 @@ def main(argv=None) -> int:
 
     digests: list = [None] * world
     dist.all_gather_object(digests, parameter_digest(model))
+    state_bytes: list = [None] * world   # the optimizer state each rank keeps (a shard of it with --zero)
+    dist.all_gather_object(state_bytes, opt.state_bytes() if args.zero else optimizer_state_bytes(opt))
     if rank == 0:
         tokens = args.steps * args.batch * args.context * world
         print(f"{world} rank(s), {args.mode}{' + ZeRO-1' if args.zero else ''}: {args.steps} steps, final loss "
               f"{loss:.3f}, {tokens / seconds:,.0f} tokens/s")
         same = len(set(digests)) == 1
         print(f"parameters {'identical' if same else 'DIFFERENT'} on all {world} rank(s): {digests[0]}")
+        print("optimizer state per rank:", ", ".join(f"{b / 1024:.1f} KiB" for b in state_bytes))
         print("sample:", repr(sample(model, stoi, itos, args.context, args.device)))
     dist.destroy_process_group()
     return 0 if len(set(digests)) == 1 else 1

@@ -3,6 +3,7 @@ and only rank 0 draws the progress bar."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,5 +21,8 @@ def test_example_trains_under_torchrun_on_two_cpu_processes():
     assert "2 rank(s), eager: 3 steps, final loss" in proc.stdout
     assert "parameters identical on all 2 rank(s)" in proc.stdout
     assert proc.stdout.count("sample:") == 1  # rank 0 alone reports
+    # Unsharded AdamW: each rank keeps the whole state, so both ranks report the same size.
+    sizes = re.search(r"optimizer state per rank: (.*) KiB, (.*) KiB\n", proc.stdout)
+    assert sizes and sizes[1] == sizes[2] and float(sizes[1]) > 0, proc.stdout
     # One progress bar (each bar prints its 0% state once) that reached the end.
     assert proc.stderr.count("2 x eager:   0%") == 1 and "3/3 [" in proc.stderr
