@@ -39,7 +39,8 @@ def assert_matches(suite, prefix: str, want: dict) -> None:
                                        err_msg=f"{prefix} {name} on rank {rank}")
 
 
-@pytest.mark.parametrize("prefix", ["eager", "eager_one_bucket", "compile_ddp", "ddp_of_compiled", "jit_step"])
+@pytest.mark.parametrize("prefix", ["eager", "eager_one_bucket", "compile_ddp", "ddp_of_compiled", "jit_step",
+                                    "jit_closed_step"])
 def test_ten_steps_equal_single_process_training_on_the_combined_batch(suite, prefix):
     assert_matches(suite, prefix, reference(STEPS))
 
@@ -60,6 +61,8 @@ def test_buckets_start_during_the_backward(suite):
         assert info["compile_missing_at_launch"][0] > 0
         # The jitted step compiled once, with the three bucket all-reduces in its graph.
         assert info["jit_step_compiles"] == 1 and info["jit_step_all_reduces"] == 3
+        # Likewise the step that reads the DDP model and optimizer from its closure.
+        assert info["jit_closed_compiles"] == 1 and info["jit_closed_all_reduces"] == 3
 
 
 def test_no_sync_accumulation_equals_the_large_batch(suite):

@@ -1,4 +1,5 @@
-"""DDP and ZeRO in this process, in a world of one (gloo over loopback): recovery and misuse errors."""
+"""DDP and ZeRO in this process, in a world of one (gloo over loopback): recovery, a closed-over
+jitted step under no_sync, and misuse errors."""
 from __future__ import annotations
 
 import sys
@@ -55,19 +56,41 @@ def test_a_world_of_one_trains_like_no_ddp():
         np.testing.assert_allclose(value, want[name], rtol=1e-12, err_msg=name)
 
 
+def test_a_closed_over_jitted_step_compiles_again_inside_no_sync():
+    model, reference = DDP(mlp(0), bucket_cap_mb=0.0005), mlp(0)
+    opt, reference_opt = (tf.optim.Adam(m.parameters(), lr=1e-2) for m in (model, reference))
+
+    @tf.jit(backend="numpy")
+    def accumulate(x, y):
+        loss_of(model, x, y).backward()
+
+    graphs = []
+    for step in range(3):
+        x, y = batch(step)
+        opt.zero_grad()
+        with model.no_sync():
+            accumulate(tf.tensor(x[:8]), tf.tensor(y[:8]))
+        accumulate(tf.tensor(x[8:]), tf.tensor(y[8:]))
+        opt.step()
+        graphs = [str(entry.graph) for entry in accumulate.entries.values()]
+        reference_opt.zero_grad()
+        loss_of(reference, x[:8], y[:8]).backward()
+        loss_of(reference, x[8:], y[8:]).backward()
+        reference_opt.step()
+    # Two graphs, one per no_sync state: the one inside averages nothing, the one outside 3 buckets.
+    assert accumulate.cache_info().misses == 2
+    assert sorted(g.count("= all_reduce[") for g in graphs) == [0, 3]
+    want = parameters_of(reference)
+    for name, value in parameters_of(model.module).items():
+        np.testing.assert_allclose(value, want[name], rtol=1e-12, err_msg=name)
+
+
 def test_misuse_is_named():
     with pytest.raises(tf.UnsupportedError, match="no parameter that requires grad"):
         DDP(tf.nn.ReLU())
     with pytest.raises(tf.DTypeError, match="expected an nn.Module"):
         DDP(lambda x: x)
     model = DDP(mlp(0))
-
-    @tf.jit
-    def step(x):
-        return model(x).sum()   # the model read from a closure: its parameters are not traced
-    with pytest.raises(tf.UnsupportedError, match="pass the DDP model to the function as an argument"):
-        step(tf.tensor(batch(0)[0]))
-
     zero = ZeroRedundancyOptimizer(model.parameters(), tf.optim.Adam, lr=1e-2)
     with pytest.raises(dist.DistributedError, match=r"call consolidate_state_dict\(to=0\) on every rank first"):
         zero.state_dict()

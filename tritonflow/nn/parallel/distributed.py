@@ -14,8 +14,8 @@ Front end stage (data-parallel training), with torch's names and behaviour:
 With `tritonflow.compile(ddp)` (or DDP around a compiled module) the forward runs as a graph and
 the compiled backward is cut at the bucket boundaries, so it hands gradients to the reducer bucket
 by bucket (tritonflow/staged_backward.py). In a jitted training step that takes the DDP model as
-an argument, the forward, backward, averaging and optimizer update all land in one graph: the
-all-reduces are recorded into it.
+an argument, or reads it from a global or a closure, the forward, backward, averaging and
+optimizer update all land in one graph: the all-reduces are recorded into it.
 """
 from __future__ import annotations
 
@@ -84,13 +84,18 @@ class DistributedDataParallel(Module):
         return self.module(*inputs, **kwargs)
 
     def _prepare_traced_backward(self) -> None:
-        """Inside a trace the parameters are proxies: reduce those (a jitted training step) and
-        cut the compiled backward at the bucket boundaries (tritonflow.compile)."""
-        proxies = [p for p in self.module.parameters() if p.requires_grad]
-        if len(proxies) != len(self.reducer.params) or any(p._node is None for p in proxies):
-            raise UnsupportedError("DistributedDataParallel inside a jitted function: pass the DDP model to the "
-                                   "function as an argument (its parameters are then traced), rather than reading "
-                                   "it from a global or a closure")
+        """Inside a trace the parameters are proxies (the DDP model passed as an argument) or
+        shadows (read from a global or a closure): reduce those (a jitted training step) and cut
+        the compiled backward at the bucket boundaries (tritonflow.compile)."""
+        ctx = trace_state.current()
+        proxies = [p if p._node is not None else ctx.shadow_of(p) for p in self.module.parameters() if p.requires_grad]
+        if len(proxies) != len(self.reducer.params):
+            raise UnsupportedError(f"DistributedDataParallel: the module has {len(proxies)} parameters that require "
+                                   f"grad, but {len(self.reducer.params)} when it was wrapped; wrap it again after "
+                                   f"changing requires_grad")
+        # Whether gradients are averaged shapes the graph: no_sync() entered or left compiles anew.
+        ctx.guard_value(("ddp no_sync", id(self)), lambda: self.require_backward_grad_sync,
+                        "DistributedDataParallel's no_sync()")
         Reducer(proxies, self.reducer.names, self.bucket_indices, self.process_group, self.find_unused_parameters,
                 lambda: self.require_backward_grad_sync)
         mark_backward_stages([[proxies[i] for i in bucket] for bucket in self.bucket_indices])
