@@ -93,7 +93,7 @@ def broadcast(array, src: int, pg: ProcessGroup):
 def all_gather(array, pg: ProcessGroup):
     out = empty((array.shape[0] * pg.size(),) + tuple(array.shape[1:]), array)
     with collective_errors("all_gather", pg):
-        work = _single(torch_distributed(), "all_gather")(as_torch(out), as_torch(readable(array)),
+        work = torch_distributed().all_gather_into_tensor(as_torch(out), as_torch(readable(array)),
                                                           group=pg.torch_group, async_op=True)
     return out, work
 
@@ -101,16 +101,10 @@ def all_gather(array, pg: ProcessGroup):
 def reduce_scatter(array, reduce_op: str, pg: ProcessGroup):
     out = empty((array.shape[0] // pg.size(),) + tuple(array.shape[1:]), array)
     with collective_errors("reduce_scatter", pg):
-        work = _single(torch_distributed(), "reduce_scatter")(as_torch(out), as_torch(readable(array)),
-                                                              op=torch_reduce_op(reduce_op), group=pg.torch_group,
-                                                              async_op=True)
+        work = torch_distributed().reduce_scatter_tensor(as_torch(out), as_torch(readable(array)),
+                                                         op=torch_reduce_op(reduce_op), group=pg.torch_group,
+                                                         async_op=True)
     return out, work
-
-
-def _single(dist, name: str):
-    """torch's one-tensor form: `<name>_single` in newer torch, `<name>_tensor` before it."""
-    return getattr(dist, f"{name}_single", None) or getattr(dist, "all_gather_into_tensor" if name == "all_gather"
-                                                           else "reduce_scatter_tensor")
 
 
 def wait(op: str, pg: ProcessGroup, work) -> None:
