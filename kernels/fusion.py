@@ -10,8 +10,8 @@ Rules (DESIGN.md, "Lowering"):
   group as an epilogue (softmax's `e / s`, layer_norm's normalized output, `x.sum(0) / n`).
   Otherwise it joins a pointwise kernel of the same shape (several outputs per kernel: an Adam
   update is one kernel) or starts one.
-- Scans, matmuls and scatters (entries with `atomic`) are kernels of their own that still inline
-  their producers.
+- Scans, sorts, matmuls and scatters (entries with `atomic`) are kernels of their own that still
+  inline their producers.
 
 Whether a node fits a group is decided by emitting its expression in the group's context (a dry
 run): the emitter raises NotFusable when a reduction result would be read off its row.
@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tritonflow.kernels.codegen.emit import Emitter, NotFusable, is_trivial_reduction, reduction_of
+from tritonflow.kernels.codegen.emit import Emitter, NotFusable, is_trivial_reduction, is_trivial_sort, reduction_of
 from tritonflow.kernels.codegen.spaces import make_group_context, make_pointwise_context, row_index
 from tritonflow.kernels.codegen.indexing import shape_equal
+from tritonflow.kernels import heuristics
+from tritonflow.kernels.heuristics import sort_too_long
 from tritonflow.kernels.plan import KernelPlan, Schedule
 from tritonflow.kernels.templates.fusion import place_template, try_epilogue
 from tritonflow import dtypes as D
-from tritonflow.errors import LoweringError
+from tritonflow.errors import LoweringError, UnsupportedError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import OPS, Kind
@@ -83,6 +85,8 @@ def schedule_graph(graph: Graph) -> Schedule:
             _place_reduction(sched, node)
         elif kind is Kind.SCAN:
             _place_single(sched, node, "scan", node.inputs[0].shape, (node.attrs["dim"],))
+        elif kind is Kind.SORT and not is_trivial_sort(node):
+            _place_sort(sched, node)
         elif kind is Kind.MATMUL:
             place_template(sched, node, _place_pointwise_output)  # matmul/attention templates
         elif op is not None and op.atomic:
@@ -171,6 +175,16 @@ def _place_single(sched: Schedule, node: Node, kind: str, shape: tuple, rdims: t
         sched.accept_deps(_collect_deps(sched, inp, make_pointwise_context(sched, inp.shape, {}, False)))
     sched.owner[id(node)] = plan.index
     sched.store(node)
+
+
+def _place_sort(sched: Schedule, node: Node) -> None:
+    """A sort kernel of its own (producers inlined); rows too long to sort in one block are refused
+    here when their length is static (dynamic ones when launched: runtime/launch.py)."""
+    dim = OPS[node.op].sort.dim(node.attrs)
+    length = node.inputs[0].shape[dim]
+    if isinstance(length, int) and length > heuristics.SORT_MAX:
+        raise UnsupportedError(sort_too_long(node.op, length), loc=node.loc)
+    _place_single(sched, node, "sort", node.inputs[0].shape, (dim,))
 
 
 def _place_scatter(sched: Schedule, node: Node) -> None:

@@ -15,6 +15,10 @@ from tritonflow import environment
 
 
 PERSISTENT_MAX = 8192        # longest row kept whole in registers (elements)
+# Longest row a sort kernel holds in one block. Compiled for sm_90 (Triton 3.6, ptxas), the
+# bitonic network over (int32 key, position) pairs needs 124 registers and no stack at 8192
+# elements with 16 warps (45 s to compile on a 2-core machine; 4096 with 8 warps: 121, 33 s).
+SORT_MAX = 8192
 LOOPED_BLOCK = {2: 8192, 1: 8192, 4: 4096, 8: 2048}
 
 
@@ -61,6 +65,22 @@ def reduction_config(xnumel: int, rnumel: int, itemsize: int, persistent: bool,
     if interpreted():
         rblock = min(rblock, 1024)
     return {"XBLOCK": 1, "RBLOCK": rblock, "num_warps": 4}
+
+
+def sort_too_long(op: str, length) -> str:
+    return (f"{op}: the triton backend sorts a row of at most {SORT_MAX} elements in one block, and this "
+            f"row has {length}; a longer sort is not supported on it yet (the numpy backend sorts any "
+            f"length)")
+
+
+def sort_config(xnumel: int, rnumel: int) -> dict:
+    """Whole rows in one block of a power-of-two width; short rows share a program."""
+    rblock = max(2, next_pow2(max(rnumel, 1)))
+    target = 4096 if interpreted() else 1024
+    xblock = max(1, min(target // rblock, next_pow2(max(xnumel, 1))))
+    elements = xblock * rblock
+    warps = 4 if elements <= 1024 else (8 if elements <= 4096 else 16)
+    return {"XBLOCK": xblock, "RBLOCK": rblock, "LOG_N": rblock.bit_length() - 1, "num_warps": warps}
 
 
 def scan_config(xnumel: int, rnumel: int) -> dict:

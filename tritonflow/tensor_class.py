@@ -351,7 +351,9 @@ TENSOR_METHODS = (
     "sum mean prod max min amax amin argmax argmin var std logsumexp all any cumsum "
     "reshape view permute transpose expand expand_as broadcast_to squeeze unsqueeze flatten split "
     "chunk gather take_along_dim index_select tril triu matmul softmax log_softmax flip narrow "
-    "contiguous clone masked_fill type_as square"
+    "contiguous clone masked_fill type_as square "
+    "sort argsort topk kthvalue msort repeat repeat_interleave tile scatter scatter_add index_add index_copy "
+    "index_put multinomial"
 ).split()
 
 for _name in TENSOR_METHODS:
@@ -360,7 +362,8 @@ for _name in TENSOR_METHODS:
 for _name, _dtype in D.SHORT_NAMES.items():  # x.half(), x.long(), ...: casts
     setattr(Tensor, _name, (lambda _d: lambda self: T.cast(self, _d))(_dtype))
 
-for _name in ("add", "sub", "mul", "div", "clamp", "pow", "masked_fill"):
+for _name in ("add", "sub", "mul", "div", "clamp", "pow", "masked_fill", "scatter", "scatter_add", "index_add",
+              "index_copy", "index_put"):
     setattr(Tensor, f"{_name}_", (lambda _n: lambda self, *a, **k: self._assign(getattr(T, _n)(self, *a, **k)))(_name))
 
 

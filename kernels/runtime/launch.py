@@ -8,7 +8,7 @@ the kernel, its IR nodes and the path of its generated source.
 from __future__ import annotations
 
 from tritonflow.kernels import cache, heuristics
-from tritonflow.errors import LoweringError
+from tritonflow.errors import LoweringError, UnsupportedError
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -43,6 +43,11 @@ def base_config(kernel, env: dict, symbols: dict) -> tuple:
     if g.kind == "scan":
         rnumel = g.config["rnumel"](symbols)
         return heuristics.scan_config(numel, rnumel), lambda c: (_cdiv(numel, c["XBLOCK"]),)
+    if g.kind == "sort":
+        rnumel = g.config["rnumel"](symbols)
+        if rnumel > heuristics.SORT_MAX:  # a dynamic length (static ones are refused when scheduled)
+            raise UnsupportedError(heuristics.sort_too_long(g.config["op"], rnumel), loc=g.config["where"])
+        return heuristics.sort_config(numel, rnumel), lambda c: (_cdiv(numel, c["XBLOCK"]),)
     if g.kind == "matmul":
         m, n, k, batch = (f(symbols) for f in g.config["mnkb"])
         config = heuristics.matmul_config(m, n, k, g.config["dtype"])
@@ -78,7 +83,7 @@ def launch(kernel, env: dict, symbols: dict, mode: str = "default") -> None:
         return
     args = bind_args(kernel, env, symbols)
     config, grid_of = base_config(kernel, env, symbols)
-    if mode == "max-autotune" and not heuristics.interpreted() and g.kind != "scatter":
+    if mode == "max-autotune" and not heuristics.interpreted() and g.kind not in ("scatter", "sort"):
         config = autotune(kernel, args, config, grid_of, symbols)
     _run(kernel, grid_of(config), args, config)
 
