@@ -188,11 +188,28 @@ class Tensor:
         return id(self)
 
     def __dlpack__(self, *args, **kwargs):
-        data = self._concrete("__dlpack__")
-        return data.__dlpack__(*args, **kwargs)
+        """Export without copying (the DLPack protocol: np.from_dlpack, torch.from_dlpack, JAX, CuPy).
+
+        The consumer shares this tensor's memory: writing through it changes the tensor. As in torch,
+        a tensor that requires grad is not exported (export `.detach()`)."""
+        if self.requires_grad:
+            raise AutogradError("__dlpack__: can't export a tensor that requires grad; use tensor.detach()")
+        return self._dlpack_source().__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
-        return self._concrete("__dlpack_device__").__dlpack_device__()
+        return self._dlpack_source().__dlpack_device__()
+
+    def _dlpack_source(self):
+        """The storage as an object DLPack can export: NumPy has no bfloat16, so a CPU bfloat16
+        tensor leaves through a torch view of the same memory."""
+        data = self._concrete("__dlpack__")
+        if self.device == "cpu" and self.dtype is D.bfloat16:
+            from tritonflow.storage import torch_available, numpy_to_torch
+            if not torch_available():
+                raise UnsupportedError("__dlpack__: NumPy cannot export bfloat16 through DLPack; install torch "
+                                       "(a bfloat16 tensor is then exported through a torch view of it)")
+            return numpy_to_torch(data)
+        return data
 
     def __format__(self, spec: str) -> str:
         # f"{loss:.4f}": a 0-d tensor formats as its Python number, as in PyTorch.

@@ -13,8 +13,8 @@ from tritonflow.api.elementwise import (abs, add, bitwise_and, bitwise_not, bitw
 from tritonflow.api.linalg import bmm, dot, matmul, mm  # noqa: F401
 from tritonflow.api.reduction import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max,  # noqa: F401
                                       mean, min, prod, reduce_sum, std, sum, var)
-from tritonflow.api.random import (manual_seed, rand, rand_like, randint, randint_like, randn,  # noqa: F401
-                                   randn_like, seed)
+from tritonflow.api.random import (bernoulli, manual_seed, multinomial, rand, rand_like, randint,  # noqa: F401
+                                   randint_like, randn, randn_like, randperm, seed)
 from tritonflow.api.softmax import log_softmax, softmax  # noqa: F401
 from tritonflow.api.sorting import argsort, kthvalue, msort, sort, topk  # noqa: F401
 from tritonflow.api.shape import (broadcast_tensors, broadcast_to, cat, chunk, clone, concatenate,  # noqa: F401
