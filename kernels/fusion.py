@@ -21,15 +21,16 @@ from __future__ import annotations
 
 from typing import Optional
 
+import sympy
+
 from tritonflow.kernels.codegen.emit import Emitter, NotFusable, is_trivial_reduction, is_trivial_sort, reduction_of
 from tritonflow.kernels.codegen.spaces import make_group_context, make_pointwise_context, row_index
 from tritonflow.kernels.codegen.indexing import shape_equal
 from tritonflow.kernels import heuristics
-from tritonflow.kernels.heuristics import sort_too_long
-from tritonflow.kernels.plan import KernelPlan, Schedule
+from tritonflow.kernels.plan import KernelPlan, Schedule, SortPass
 from tritonflow.kernels.templates.fusion import place_template, try_epilogue
 from tritonflow import dtypes as D
-from tritonflow.errors import LoweringError, UnsupportedError
+from tritonflow.errors import LoweringError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import OPS, Kind
@@ -178,13 +179,42 @@ def _place_single(sched: Schedule, node: Node, kind: str, shape: tuple, rdims: t
 
 
 def _place_sort(sched: Schedule, node: Node) -> None:
-    """A sort kernel of its own (producers inlined); rows too long to sort in one block are refused
-    here when their length is static (dynamic ones when launched: runtime/launch.py)."""
+    """A sort kernel of its own (producers inlined). A row longer than one block, of a static
+    length, is sorted in chunks that merge kernels then merge (plan.SortPass); a dynamic length is
+    sorted in one block, and refused when launched if it is too long (runtime/launch.py)."""
     dim = OPS[node.op].sort.dim(node.attrs)
-    length = node.inputs[0].shape[dim]
-    if isinstance(length, int) and length > heuristics.SORT_MAX:
-        raise UnsupportedError(sort_too_long(node.op, length), loc=node.loc)
-    _place_single(sched, node, "sort", node.inputs[0].shape, (dim,))
+    x = node.inputs[0]
+    length = x.shape[dim]
+    if not isinstance(length, int) or length <= heuristics.SORT_MAX:
+        _place_single(sched, node, "sort", x.shape, (dim,))
+        return
+    rows = sympy.Integer(1)
+    for d, size in enumerate(x.shape):
+        if d != dim:
+            rows = rows * size
+    rows = int(rows) if rows.is_number else rows
+    key_dtype = D.int64 if x.dtype.itemsize == 8 else D.int32
+
+    def scratch(what: str, dtype) -> Node:
+        buffer = Node(node.op, node.inputs, node.attrs, TensorType((rows, length), dtype), node.loc)
+        sched.synthetic_names[id(buffer)] = f"{sched.number(node)}_{what}"
+        sched.store(buffer)
+        return buffer
+    keys = [scratch(f"keys{k}", key_dtype) for k in (0, 1)]
+    positions = [scratch(f"positions{k}", D.int32) for k in (0, 1)]
+    run = heuristics.SORT_CHUNK
+    _place_single(sched, node, "sort", x.shape, (dim,))
+    chunks = sched.kernels[-1]
+    chunks.sort_pass = SortPass(run, keys_out=keys[0], positions_out=positions[0])
+    current = 0
+    while run < length:
+        last = 2 * run >= length
+        merge = sched.new_kernel("sort_merge", x.shape, (dim,))
+        merge.members.append(node)
+        merge.sort_pass = SortPass(run, keys[current], positions[current], None if last else keys[1 - current],
+                                   None if last else positions[1 - current])
+        sched.owner[id(node)] = merge.index
+        current, run = 1 - current, 2 * run
 
 
 def _place_scatter(sched: Schedule, node: Node) -> None:

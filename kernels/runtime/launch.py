@@ -44,10 +44,17 @@ def base_config(kernel, env: dict, symbols: dict) -> tuple:
         rnumel = g.config["rnumel"](symbols)
         return heuristics.scan_config(numel, rnumel), lambda c: (_cdiv(numel, c["XBLOCK"]),)
     if g.kind == "sort":
-        rnumel = g.config["rnumel"](symbols)
-        if rnumel > heuristics.SORT_MAX:  # a dynamic length (static ones are refused when scheduled)
+        rnumel, chunk = g.config["rnumel"](symbols), g.config.get("chunk")
+        if chunk is not None:  # a long row in chunks, merged by the kernels after this one
+            return heuristics.sort_config(numel, rnumel, chunk), lambda c: (_cdiv(numel, c["XBLOCK"]),
+                                                                           _cdiv(rnumel, chunk))
+        if rnumel > heuristics.SORT_MAX:  # a dynamic length (static ones are sorted in chunks)
             raise UnsupportedError(heuristics.sort_too_long(g.config["op"], rnumel), loc=g.config["where"])
         return heuristics.sort_config(numel, rnumel), lambda c: (_cdiv(numel, c["XBLOCK"]),)
+    if g.kind == "sort_merge":
+        rnumel = g.config["rnumel"](symbols)
+        return heuristics.merge_config(numel, rnumel), lambda c: (_cdiv(numel, c["XBLOCK"]),
+                                                                  _cdiv(rnumel, c["RBLOCK"]))
     if g.kind == "matmul":
         m, n, k, batch = (f(symbols) for f in g.config["mnkb"])
         config = heuristics.matmul_config(m, n, k, g.config["dtype"])
@@ -83,7 +90,7 @@ def launch(kernel, env: dict, symbols: dict, mode: str = "default") -> None:
         return
     args = bind_args(kernel, env, symbols)
     config, grid_of = base_config(kernel, env, symbols)
-    if mode == "max-autotune" and not heuristics.interpreted() and g.kind not in ("scatter", "sort"):
+    if mode == "max-autotune" and not heuristics.interpreted() and g.kind not in ("scatter", "sort", "sort_merge"):
         config = autotune(kernel, args, config, grid_of, symbols)
     _run(kernel, grid_of(config), args, config)
 

@@ -128,15 +128,34 @@ def test_triton_sort_is_one_kernel_with_its_producers_fused():
     assert "th.sort_with_positions" in entry.runner.kernels[0].source
 
 
-def test_triton_refuses_rows_longer_than_one_block_naming_the_op_and_line():
-    x = tf.zeros((2, heuristics.SORT_MAX + 1))
-    with pytest.raises(tf.UnsupportedError, match=rf"argsort: the triton backend sorts a row of at most "
-                                                  rf"{heuristics.SORT_MAX} elements .* this row has "
-                                                  rf"{heuristics.SORT_MAX + 1}") as info:
-        tf.jit(lambda t: tf.sort(t, -1), backend="triton")(x)
-    assert "test_surface_sorting.py" in str(info.value)
-    # A dynamic length is checked when the kernel is launched.
+LONG_ROWS = [("float32", (3, 37), 1, False), ("float32", (40, 2, 3), 0, True), ("float32", (2, 65), -1, False),
+             ("float64", (2, 65), -1, True), ("int64", (3, 37), 1, True)]
+
+
+@pytest.mark.parametrize("dtype, shape, dim, descending", LONG_ROWS)
+def test_triton_sorts_long_rows_in_chunks_and_merges(monkeypatch, dtype, shape, dim, descending):
+    """A row longer than one block: chunks sorted in registers, then merge passes (block sizes made
+    small here so that odd lengths, short last runs and several passes stay cheap to run; 64-bit
+    keys for float64 and int64)."""
+    monkeypatch.setattr(heuristics, "SORT_MAX", 16)
+    monkeypatch.setattr(heuristics, "SORT_CHUNK", 8)
+    x = _values(shape, dtype, seed=shape[0])
+    fn = tf.jit(lambda t: tf.sort(t, dim, descending=descending), backend="triton")
+    values, indices = fn(tf.from_numpy(x))
+    want = torch.sort(_torch(x), dim=dim, descending=descending, stable=True)
+    np.testing.assert_array_equal(indices.numpy(), want.indices.numpy())
+    assert_close(values.numpy(), _back(want.values), dtype)
+    (entry,) = fn.entries.values()
+    kinds = [k.kind for k in entry.runner.kernels if k.kind.startswith("sort")]
+    passes = int(np.ceil(np.log2(np.ceil(x.shape[dim] / 8))))
+    assert kinds == ["sort"] + ["sort_merge"] * passes, kinds
+
+
+def test_triton_refuses_dynamic_rows_longer_than_one_block_naming_the_op_and_line(monkeypatch):
+    monkeypatch.setattr(heuristics, "SORT_MAX", 16)
     long_rows = tf.jit(lambda t: tf.argsort(t, 0), backend="triton", dynamic=True)
     np.testing.assert_array_equal(long_rows(tf.tensor([[3.0], [1.0], [2.0]])).numpy(), [[1], [2], [0]])
-    with pytest.raises(tf.UnsupportedError, match="argsort: the triton backend sorts a row of at most"):
-        long_rows(tf.zeros((heuristics.SORT_MAX + 1, 1)))
+    with pytest.raises(tf.UnsupportedError, match="argsort: the triton backend sorts a row of a dynamic length "
+                                                  "in one block of at most 16 elements, and this row has 17") as info:
+        long_rows(tf.zeros((17, 1)))
+    assert "test_surface_sorting.py" in str(info.value)
