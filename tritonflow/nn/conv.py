@@ -13,56 +13,52 @@ from tritonflow.nn.spatial import _pair, _pool_args, unfold2d  # noqa: F401 (unf
 from tritonflow.nn.spatial import avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401 (nn.conv.conv2d, as before)
 
 
-class Conv2d(WeightAndBias):
-    """2-D convolution over (N, C, H, W); weight and bias initialised as in PyTorch."""
+class _Conv(WeightAndBias):
+    """What Conv1d and Conv2d share: the checks, the settings they keep, their repr."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None) -> None:
-        super().__init__()
+    def _setup(self, name: str, in_channels: int, out_channels: int, kernel: tuple, stride, padding, dilation,
+               groups: int, bias: bool, padding_mode: str, device, dtype) -> None:
         if padding_mode != "zeros":
-            raise UnsupportedError(f"Conv2d: padding_mode {padding_mode!r} is not supported (only 'zeros')")
+            raise UnsupportedError(f"{name}: padding_mode {padding_mode!r} is not supported (only 'zeros')")
         if in_channels % groups or out_channels % groups:
-            raise ShapeError(f"Conv2d: in_channels {in_channels} and out_channels {out_channels} must be "
+            raise ShapeError(f"{name}: in_channels {in_channels} and out_channels {out_channels} must be "
                              f"divisible by groups {groups}")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
-        self.stride = _pair(stride, "stride", "Conv2d")
-        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding", "Conv2d")
-        self.dilation = _pair(dilation, "dilation", "Conv2d")
-        self.groups = groups
-        self._add_weight_and_bias((out_channels, in_channels // groups) + self.kernel_size, bias, device, dtype)
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, tuple(kernel)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self._add_weight_and_bias((out_channels, in_channels // groups) + tuple(kernel), bias, device, dtype)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}")
 
 
-class Conv1d(WeightAndBias):
+class Conv2d(_Conv):
+    """2-D convolution over (N, C, H, W); weight and bias initialised as in PyTorch."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None) -> None:
+        super().__init__()
+        self._setup("Conv2d", in_channels, out_channels, _pair(kernel_size, "kernel_size", "Conv2d"),
+                    _pair(stride, "stride", "Conv2d"),
+                    padding if isinstance(padding, str) else _pair(padding, "padding", "Conv2d"),
+                    _pair(dilation, "dilation", "Conv2d"), groups, bias, padding_mode, device, dtype)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class Conv1d(_Conv):
     """1-D convolution over (N, C, L); weight and bias initialised as in PyTorch."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding=0,
                  dilation: int = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None,
                  dtype=None) -> None:
         super().__init__()
-        if padding_mode != "zeros":
-            raise UnsupportedError(f"Conv1d: padding_mode {padding_mode!r} is not supported (only 'zeros')")
-        if in_channels % groups or out_channels % groups:
-            raise ShapeError(f"Conv1d: in_channels {in_channels} and out_channels {out_channels} must be "
-                             f"divisible by groups {groups}")
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
-        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        self._add_weight_and_bias((out_channels, in_channels // groups, kernel_size), bias, device, dtype)
+        self._setup("Conv1d", in_channels, out_channels, (kernel_size,), stride, padding, dilation, groups, bias,
+                    padding_mode, device, dtype)
 
     def forward(self, x):
         return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}")
 
 
 class MaxPool2d(Module):
