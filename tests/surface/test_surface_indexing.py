@@ -179,6 +179,15 @@ def test_repeat_tile_repeat_interleave_match_torch_with_gradients(mode):
     np.testing.assert_allclose(xs.grad.numpy(), xt.grad.numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend_name", ["numpy", "triton"])
+def test_repeat_interleave_with_traced_counts(backend_name):
+    """Counts that are a jitted function's argument: positions from a cumulative sum, output_size given."""
+    x, counts = np.arange(12.0).reshape(3, 4), np.array([2, 0, 3])
+    fn = tf.jit(lambda t, r: t.repeat_interleave(r, dim=0, output_size=5), backend=backend_name)
+    np.testing.assert_array_equal(fn(tf.tensor(x), tf.tensor(counts)).numpy(),
+                                  torch.from_numpy(x).repeat_interleave(torch.from_numpy(counts), dim=0).numpy())
+
+
 def test_repeat_interleave_counts_and_errors():
     np.testing.assert_array_equal(tf.repeat_interleave(tf.tensor([1, 0, 2])).numpy(),
                                   torch.repeat_interleave(torch.tensor([1, 0, 2])).numpy())

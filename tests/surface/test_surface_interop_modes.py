@@ -54,6 +54,23 @@ def test_dlpack_refuses_tensors_requiring_grad_and_traced_ones():
         tf.jit(lambda t: np.from_dlpack(t))(tf.ones(2))
 
 
+def test_sort_topk_and_index_put_export_to_onnx(tmp_path):
+    import onnxruntime as ort
+
+    def program(x, index, value):
+        values, order = tf.sort(x, -1, descending=True)
+        return order, tf.topk(x, 2, 0).indices, x.index_put((index,), value), values
+
+    x = tf.tensor(np.round(np.random.default_rng(4).standard_normal((4, 6)) * 2).astype(np.float32))  # ties
+    index, value = tf.tensor([2, 0]), tf.tensor(np.ones((2, 6), np.float32))
+    path = tmp_path / "sorting.onnx"
+    tf.onnx.export(program, (x, index, value), path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {i.name: a.numpy() for i, a in zip(session.get_inputs(), (x, index, value))})
+    for g, w in zip(got, program(x, index, value)):
+        np.testing.assert_array_equal(g, w.numpy())
+
+
 # ---------------------------------------------------------------- inference_mode
 
 def test_inference_mode_records_no_gradients_and_restores_the_mode():
