@@ -73,13 +73,14 @@ def jit_int(a):
 
 @tf.jit
 def jit_mutate_global(a):
-    GLOBAL_BUFFER.add_(a.sum())
+    GLOBAL_BUFFER.add_(a.sum())        # a write jit honours (written back after the call)...
+    GLOBAL_BUFFER.resize_(7)           # ...and one it cannot: the graph's input has 3 elements
     return a
 
 
 @tf.jit
 def jit_setitem_global(a):
-    GLOBAL_BUFFER[0] = 1.0
+    GLOBAL_BUFFER.copy_(a)             # (2, 3) into (3,): no in-place op changes a shape
     return a
 
 
@@ -252,9 +253,10 @@ CASES = [
     ("jit_item", lambda: jit_item(X23), TraceError, r"^\.item\(\) needs a concrete value"),
     ("jit_numpy", lambda: jit_to_numpy(X23), TraceError, r"^\.numpy\(\) needs a concrete value"),
     ("jit_int_of_tensor", lambda: jit_int(X23), TraceError, r"^int\(\) of a tensor needs a concrete value"),
-    ("jit_mutates_global", lambda: jit_mutate_global(X23), TraceError,
-     r"wrote in place into a tensor it did not receive as an argument"),
-    ("jit_setitem_global", lambda: jit_setitem_global(X23), TraceError, r"wrote in place into a tensor"),
+    ("jit_resizes_global", lambda: jit_mutate_global(X23), TraceError,
+     r"^resize_: captured tensor %GLOBAL_BUFFER would change shape from \(3,\) to \(7,\) inside a jitted function"),
+    ("jit_writes_global_wrong_shape", lambda: jit_setitem_global(X23), ShapeError,
+     r"^in-place write: a value of shape \(2, 3\) cannot be written into captured tensor %GLOBAL_BUFFER"),
     ("jit_escaped_tracer", lambda: use_escaped(), TraceError, r"^add: a traced tensor escaped its jitted function"),
     ("jit_numpy_argument", lambda: jit_add(np.ones(3), np.ones(3)), DTypeError, r"^jit: an argument is a numpy\.ndarray"),
     ("jit_string_argument", lambda: jit_scale(X23, "q"), DTypeError, r"^mul: expected a tensor or a number, got str"),

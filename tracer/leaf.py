@@ -4,7 +4,8 @@ The tracer records tensors without importing the front end: tritonflow's Tensor 
 here (tensor_class.py) with the way to make a proxy standing for an argument, and nn.Parameter
 registers as a type whose shapes stay static under `jit(dynamic=True)` (a weight's rows are not
 a batch). What the tracer reads of a tensor: `.shape`, `.dtype`, `.device`, `.requires_grad`,
-`.grad`, and of a proxy its `._node` and `._trace` (the TraceContext recording it).
+its gradient through the registered `raw_grad` (`.grad` itself asks the trace while one records),
+and of a proxy its `._node` and `._trace` (the TraceContext recording it).
 """
 from __future__ import annotations
 
@@ -17,13 +18,20 @@ class _NoTensorType:
 
 tensor_type: type = _NoTensorType
 _make_proxy: Callable | None = None
+_raw_grad: Callable[[Any], Any] = lambda tensor: None
 _static_shape_types: tuple = ()
 
 
-def register_tensor_type(cls: type, make_proxy: Callable[[Any, Any, Any], Any]) -> None:
-    """`cls` instances are tensor leaves; `make_proxy(node, ctx, tensor)` is the proxy for argument `tensor`."""
-    global tensor_type, _make_proxy
-    tensor_type, _make_proxy = cls, make_proxy
+def register_tensor_type(cls: type, make_proxy: Callable[[Any, Any, Any], Any],
+                         raw_grad: Callable[[Any], Any]) -> None:
+    """`cls` instances are tensor leaves; `make_proxy(node, ctx, tensor)` is the proxy for argument
+    `tensor`; `raw_grad(tensor)` is the gradient the tensor holds, read without asking a trace."""
+    global tensor_type, _make_proxy, _raw_grad
+    tensor_type, _make_proxy, _raw_grad = cls, make_proxy, raw_grad
+
+
+def raw_grad(tensor: Any) -> Any:
+    return _raw_grad(tensor)
 
 
 def register_static_shape_type(cls: type) -> None:

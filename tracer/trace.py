@@ -1,9 +1,10 @@
 """Tracer stage: call a Python function on proxy tensors and record every op into an IR graph.
 
 Arguments become graph inputs; tensors the function reads from outside (globals, closures,
-module attributes) become captured inputs read at every call; random numbers read a seed and an
-offset input; in-place writes to arguments and gradients left on them become extra outputs that
-the runtime writes back.
+module and optimizer attributes) become captured inputs read at every call, named after where
+they live (tracer/sources.py, tracer/captured.py); random numbers read a seed and an offset
+input; in-place writes to arguments and captured tensors, and the gradients left on them, become
+extra outputs that the runtime writes back.
 """
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
-from tritonflow.errors import TraceError
-from tritonflow.ir.graph import Graph, Node
+from tritonflow.ir.graph import Graph
 from tritonflow.ir.types import TensorType
 from tritonflow.tracer import leaf, pytree
+from tritonflow.tracer.captured import CaptureSummary
+from tritonflow.tracer.sources import find_sources
 from tritonflow.tracer.state import TraceContext, tracing
 
 
@@ -29,7 +31,24 @@ class Traced:
     rng_count: int                    # random numbers drawn per call (0: no seed/offset inputs)
     n_outputs: int                    # the function's own tensor outputs come first in graph.outputs
     mutated: list = field(default_factory=list)   # arg leaf index for each written-back output
-    grads: list = field(default_factory=list)     # arg leaf index for each gradient output
+    state: CaptureSummary | None = None           # captured tensors, gradients, guards and effects
+
+    @property
+    def grads(self) -> list:
+        """The owner (("arg", leaf index) or ("outside", index)) of each gradient output."""
+        return [owner for owner, has_output in self.state.grads if has_output] if self.state else []
+
+    def forget_gradients(self) -> None:
+        """Drop the trace-time gradients a compiled entry would keep alive (None in `captured`):
+        each call finds the gradient as `owner.grad` (tracer/binding.py)."""
+        if self.state is not None:
+            self.state.forget_gradients()
+            self.captured = [self.state.outside[i].tensor for i in self.state.captured]
+
+    @property
+    def n_written(self) -> int:
+        """Outputs after the function's own: written-back arguments, captured tensors, gradients."""
+        return len(self.mutated) + (len(self.state.written) if self.state else 0) + len(self.grads)
 
 
 RESERVED_NAMES = ("rng_seed", "rng_offset")
@@ -54,15 +73,21 @@ def input_names(fn, args: tuple, kwargs: dict, count: int) -> list[str]:
         pytree.flatten(value, found)
         if len(found) == 1 and leaf.is_tensor(value):
             names.append(str(label))
+            continue
+        labels = getattr(type(value), "__tritonflow_labels__", None)
+        inner = labels(value) if labels is not None else None
+        if inner is not None and len(inner) == len(found):
+            names.extend(f"{label}.{k}" for k in inner)   # a module's state-dict keys
         else:
             names.extend(f"{label}_{k}" for k in range(len(found)))
     if len(names) != count:
         return [f"a{i}" for i in range(count)]
-    return _unique([n if n.isidentifier() else f"a{i}" for i, n in enumerate(names)])
+    return _unique([n if _DOTTED.fullmatch(n) else f"a{i}" for i, n in enumerate(names)])
 
 
 # Names other parts give values: captured inputs (c0, ...) and the buffers of generated kernels.
 _NUMBERED = re.compile(r"(c|out|buf|const|tmp)[0-9]+")
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -81,14 +106,16 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> Traced:
-    """Trace `fn(*args, **kwargs)`; `leaves` are the tensors in the arguments, keyed by `tensor_keys`."""
+def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str, named_as=None) -> Traced:
+    """Trace `fn(*args, **kwargs)`; `leaves` are the tensors in the arguments, keyed by `tensor_keys`.
+    `named_as`: the user's function when `fn` wraps it, for the names of inputs and captured state."""
     from tritonflow.tracer.guards import symbolic_shape
 
     graph = Graph(name)
-    ctx = TraceContext(graph)
+    ctx = TraceContext(graph, find_sources(named_as or fn))
+    ctx.leaves = list(leaves)
     proxies = []
-    names = input_names(fn, args, kwargs, len(leaves))
+    names = input_names(named_as or fn, args, kwargs, len(leaves))
     first_proxy: dict = {}
     for i, (tensor, key) in enumerate(zip(leaves, tensor_keys)):
         node = graph.add_input(names[i], TensorType(symbolic_shape(key[0]), tensor.dtype))
@@ -101,6 +128,7 @@ def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name:
         proxies.append(proxy)
         first_proxy[id(tensor)] = proxy
         ctx.input_tensors[id(proxy)] = proxy
+        ctx.book.add_argument(tensor, proxy, i)
     ctx.device = leaves[0].device if leaves else "cpu"
     in_spec_leaves: list = []
     spec = pytree.flatten((args, kwargs), in_spec_leaves)
@@ -109,8 +137,10 @@ def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name:
     with tracing(ctx):
         result = fn(*proxy_args, **proxy_kwargs)
         out_leaves: list = []
-        out_spec = pytree.flatten(result, out_leaves)
+        out_spec = pytree.flatten_output(result, out_leaves)
         out_nodes = [ctx.node_of(t) for t in out_leaves]
+        mutated_nodes = [p._node for p in proxies if id(p) in ctx.mutated_inputs]
+        state, written_nodes = ctx.book.finish(ctx.node_of)
 
     n_args = len(proxies)
     # Inputs are ordered: arguments, then captured tensors, then the rng seed/offset.
@@ -120,18 +150,8 @@ def trace(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name:
     rng_inputs.sort(key=lambda n: 0 if n.attrs["rng"] == "seed" else 1)
     graph.inputs = arg_inputs + captured_inputs + rng_inputs
 
-    outputs: list[Node] = list(out_nodes)
-    mutated, grads = [], []
-    for index, proxy in enumerate(proxies):
-        if id(proxy) in ctx.mutated_inputs:
-            outputs.append(proxy._node)
-            mutated.append(index)
-    for index, proxy in enumerate(proxies):
-        if proxy.grad is not None:
-            if proxy.grad._node is None or proxy.grad._trace is not ctx:
-                raise TraceError("a gradient computed inside the jitted function is not a traced value")
-            outputs.append(proxy.grad._node)
-            grads.append(index)
-    graph.outputs = outputs
+    # Outputs: the function's, then written-back arguments, captured tensors and gradients.
+    mutated = [i for i, p in enumerate(proxies) if id(p) in ctx.mutated_inputs]
+    graph.outputs = list(out_nodes) + mutated_nodes + written_nodes
     return Traced(graph=graph, out_spec=out_spec, n_args=n_args, captured=list(ctx.captured),
-                  rng_count=ctx.rng_count, n_outputs=len(out_nodes), mutated=mutated, grads=grads)
+                  rng_count=ctx.rng_count, n_outputs=len(out_nodes), mutated=mutated, state=state)

@@ -18,6 +18,7 @@ import weakref
 from tritonflow.errors import AutogradError
 from tritonflow.ops.lazy_api import T  # the tritonflow functions, installed by tritonflow.api (above this)
 from tritonflow.ops.movement import sum_to_shape
+from tritonflow.tracer import state as _trace_state
 
 _state = threading.local()
 
@@ -262,6 +263,9 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
     tensors, nothing is written: the gradient reaching each of them (or None) is returned.
     """
     seeds = [_seed(t, g) for t, g in zip(tensors, grads)]
+    tracing = _trace_state.current()
+    if tracing is not None:
+        tracing.note_backward()   # the traced function handles its own gradients (jit_function._build)
     want: dict[int, int] = {}        # id(leaf tensor) -> position in `inputs`
     want_slot: dict = {}             # (id(node), slot) -> position, for non-leaf inputs
     if inputs is not None:

@@ -64,9 +64,9 @@ def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple,
             cotangents.append(node)
             seeds.append(Tensor._proxy(node, ctx))
         targets, target_tensors = [], []
-        for index, proxy in enumerate(ctx.input_tensors.values()):
+        for proxy in ctx.input_tensors.values():
             if proxy.requires_grad and proxy._grad_fn is None:
-                targets.append(("arg", index))
+                targets.append(("arg", ctx.book.arg_index[id(proxy)]))
                 target_tensors.append(proxy)
         for index, tensor in enumerate(ctx.captured):
             if tensor.requires_grad:
@@ -79,7 +79,7 @@ def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple,
                     grad_nodes=[None if g is None else ctx.node_of(g) for g in grads])
         return result
 
-    traced = trace(joint, args, kwargs, leaves, tensor_keys, name)
+    traced = trace(joint, args, kwargs, leaves, tensor_keys, name, named_as=fn)
     kept = [(t, g) for t, g in zip(info["targets"], info["grad_nodes"]) if g is not None]
     return JointTrace(traced, info["cotangents"], info["diff"], [t for t, _ in kept], [g for _, g in kept])
 
@@ -98,7 +98,8 @@ def _recomputable(node: Node) -> bool:
 def partition(joint: JointTrace) -> tuple[Graph, Graph, list, int]:
     """(forward graph, backward graph, forward-input positions the backward reads, number of saved values).
 
-    Forward outputs: the function's outputs, written-back arguments, then the saved values.
+    Forward outputs: the function's outputs, written-back arguments, captured tensors and
+    gradients, then the saved values.
     Backward inputs: the passed-through forward inputs, the saved values, then the cotangents.
     Backward outputs: one gradient per target.
     """
@@ -171,16 +172,17 @@ class DifferentiableRunner:
         self.passed_positions = passed_positions
         self.n_saved = n_saved
 
-    def __call__(self, entry, leaves: list, arrays: list):
+    def __call__(self, entry, leaves: list, arrays: list, bound: list):
         traced = self.traced
         outs = entry.runner(arrays, entry.device)
         n = traced.n_outputs
         results = [Tensor._wrap(o, node.type.dtype, entry.device) for o, node in zip(outs[:n], entry.graph.outputs)]
-        write_back(traced, leaves, outs, entry)
-        first_saved = n + len(traced.mutated)
+        write_back(traced, leaves, bound, outs, entry)
+        first_saved = n + traced.n_written
         saved = list(outs[first_saved:first_saved + self.n_saved])
         passed = [arrays[i] for i in self.passed_positions]
-        targets = [leaves[i] if kind == "arg" else traced.captured[i] for kind, i in self.joint.targets]
+        captured = traced.state.captured
+        targets = [leaves[i] if kind == "arg" else bound[captured[i]] for kind, i in self.joint.targets]
         diff_results = [results[i] for i in self.joint.diff_outputs]
         if targets and diff_results:
             self._attach(entry, diff_results, targets, passed + saved)
@@ -226,7 +228,7 @@ def build_differentiable_entry(jitfn, key, traced, graph, record, backend: str, 
     record.extend((f"backward {step}", text) for step, text in backward_record)
     forward_runner = make_runner(forward, backend, device, jitfn.mode)
     backward_runner = make_runner(backward, backend, device, jitfn.mode)
-    fwd_traced = dataclasses.replace(joint.traced, graph=forward, grads=[])
+    fwd_traced = dataclasses.replace(joint.traced, graph=forward)
     entry = CompiledEntry(key, fwd_traced, forward, record, forward_runner, backend, device, guards)
     entry.backward = DifferentiableRunner(name, fwd_traced, joint, forward, backward, backward_runner,
                                           passed_positions, n_saved)

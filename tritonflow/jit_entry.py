@@ -2,7 +2,8 @@
 
 A CompiledEntry holds the traced graph, its final form after the passes, and the backend's
 runner; jit_function.py makes them and compiled_autograd.py makes the differentiable ones.
-`write_back` lands the in-place writes and gradients the function made on its arguments.
+`write_back` lands the in-place writes and gradients the function made on its arguments and on
+the tensors it captured (found again for the call by the entry's binding, tracer/binding.py).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from tritonflow import backends
 from tritonflow.ir.graph import Graph
 from tritonflow.passes.pipeline import run_passes
 from tritonflow.tensor_class import Tensor
+from tritonflow.tracer.binding import CapturedBinding
 
 
 class CompiledEntry:
@@ -26,6 +28,9 @@ class CompiledEntry:
         self.guards = guards
         self.backward = None  # set by the autograd support for entries that need gradients
         self.free_guards: tuple = ()  # globals and closure variables the trace read (see _compile)
+        self.binding = CapturedBinding(traced.state)
+        self.unguarded = False   # set by jit: no captured state and no globals to check at a call
+        self.arg_names = [n.name for n in traced.graph.inputs[:traced.n_args]]
 
     @property
     def pass_record(self) -> list:
@@ -47,16 +52,30 @@ def make_runner(graph: Graph, backend: str, device: str, mode: str = "default"):
     return backends.get(backend, device).compile(graph, mode=mode)
 
 
-def write_back(traced, leaves: list, outs: list, entry: CompiledEntry) -> None:
-    """In-place writes to arguments and gradients on them, made inside the function, land now."""
+def write_back(traced, leaves: list, bound: list, outs: list, entry: CompiledEntry) -> None:
+    """In-place writes to arguments and captured tensors (`bound`: the outside tensors of this
+    call), and the gradients left on them, made inside the function, land now."""
     position = traced.n_outputs
     for index in traced.mutated:
         target = leaves[index]
         target._data = outs[position]
         target._version += 1
         position += 1
-    for index in traced.grads:
-        target = leaves[index]
-        grad = Tensor._wrap(outs[position], target.dtype, entry.device)
-        target.grad = grad
+    state = traced.state
+    device = entry.device
+    for index in state.written:
+        target = bound[index]
+        data = outs[position]
+        if target.device != device:
+            data = Tensor._wrap(data, target.dtype, device).to(target.device)._data
+        target._data = data
+        target._version += 1
         position += 1
+    outputs = entry.graph.outputs
+    for (kind, index), has_output in state.grads:
+        target = leaves[index] if kind == "arg" else bound[index]
+        if has_output:
+            target.grad = Tensor._wrap(outs[position], outputs[position].type.dtype, device)
+            position += 1
+        else:
+            target.grad = None

@@ -1,8 +1,11 @@
 """Framework stage: `tritonflow.jit` and `tritonflow.compile` — trace once per guard key, then run.
 
 A call flattens its arguments, builds the guard key (structure, static values, and each tensor's
-shape or symbolic shape, dtype, device, requires_grad), and on a hit runs the cached graph's
-runner directly. A miss traces, runs the passes, builds the runner and logs why it recompiled.
+shape or symbolic shape, dtype, device, requires_grad) and looks at the entries compiled for it:
+the first whose captured state still binds (tracer/binding.py: the globals and closure variables
+it read, the tensors it captured from them, their gradients, the Python flags it depended on) is
+run. A miss traces, runs the passes, builds the runner and logs why it recompiled. A run does the
+deferred Python effects the trace asked for (an LR scheduler's step) before or after the graph.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from collections import namedtuple
 
 from tritonflow import autograd, backends, environment
 from tritonflow.compiled_autograd import build_differentiable_entry
-from tritonflow.errors import DeviceError, DTypeError, UnsupportedError
+from tritonflow.errors import DeviceError, DTypeError, TraceError, UnsupportedError
 from tritonflow.jit_entry import CompiledEntry, make_runner, write_back
 from tritonflow.passes.pipeline import run_passes
 from tritonflow.philox import default_generator
@@ -45,7 +48,7 @@ class JitFunction:
         self.backend = backend
         self.dynamic = dynamic
         self.mode = mode
-        self.entries: dict = {}
+        self._variants: dict = {}   # guard key -> the entries compiled for it, tried in order
         self.hits = 0
         self.misses = 0
         self.recompile_reasons: list[str] = []
@@ -65,32 +68,67 @@ class JitFunction:
         if trace_state.current() is not None:
             return self.fn(*args, **kwargs)  # a jitted function called while tracing is inlined
         key, leaves = self.key_of(args, kwargs)
-        entry = self.entries.get(key)
-        if entry is None or (entry.free_guards and guards.changed_free_value(entry.free_guards) is not None):
-            entry = self._compile(key, leaves, args, kwargs)
-        else:
+        found = self._variants.get(key)
+        if found and found[0].unguarded:   # nothing captured, no globals read: the key decides alone
+            entry, bound = found[0], ()
             self.hits += 1
+        else:
+            entry, bound = self._find(key, leaves)
+            if entry is None:
+                entry, bound = self._compile(key, leaves, args, kwargs)
+            else:
+                self.hits += 1
         recorder = profiler_hooks.active()   # tritonflow.profile(): time this call
         if recorder is not None:
-            return recorder.compiled_call(self, entry, lambda: self._run(entry, leaves))
-        return self._run(entry, leaves)
+            return recorder.compiled_call(self, entry, lambda: self._run(entry, leaves, bound))
+        return self._run(entry, leaves, bound)
+
+    @property
+    def entries(self) -> dict:
+        """Every compiled entry, keyed by (guard key, its position among the entries for that key)."""
+        return {(key, i): e for key, found in self._variants.items() for i, e in enumerate(found)}
+
+    def _find(self, key, leaves: list, stale: list | None = None):
+        """(entry, its outside tensors for this call) of the first entry for `key` whose captured
+        state binds; (None, why the last one did not) when none does. Entries that can never bind
+        again (a rebound global, a captured tensor replaced) are added to `stale`."""
+        reason = None
+        for entry in self._variants.get(key, ()):
+            reason = guards.changed_free_value(entry.free_guards) if entry.free_guards else None
+            if reason is not None:
+                reason += " (pass it as an argument to avoid recompiling)"
+                gone = True
+            else:
+                bound, reason, gone = entry.binding.bind(leaves, entry.arg_names)
+                if reason is None:
+                    return entry, bound
+            if gone and stale is not None:
+                stale.append(entry)
+        return None, reason
 
     def entry_for(self, args: tuple, kwargs: dict):
         """(the compiled entry for these arguments, compiled now on a miss; the flattened tensors)."""
         key, leaves = self.key_of(args, kwargs)
-        entry = self.entries.get(key)
-        if entry is None or (entry.free_guards and guards.changed_free_value(entry.free_guards) is not None):
-            entry = self._compile(key, leaves, args, kwargs)
+        entry, _ = self._find(key, leaves)
+        if entry is None:
+            entry, _ = self._compile(key, leaves, args, kwargs)
         return entry, leaves
 
     @staticmethod
-    def input_arrays(entry: CompiledEntry, leaves: list) -> list:
-        """The graph's inputs for one run: the arguments, the captured tensors, then fresh random
-        seed and offset (drawing them advances the generator)."""
+    def input_arrays(entry: CompiledEntry, leaves: list, bound: list | None = None) -> list:
+        """The graph's inputs for one run: the arguments, the captured tensors (`bound`: the outside
+        tensors found for this call, found now when not given), then fresh random seed and offset
+        (drawing them advances the generator)."""
         traced = entry.traced
+        if bound is None:
+            bound, why, _ = entry.binding.bind(leaves, entry.arg_names)
+            if why is not None:
+                raise TraceError(f"jit: this entry does not apply to these arguments: {why}")
         arrays = [t._data for t in leaves]
-        for t in traced.captured:
-            arrays.append(t._data if t.device == entry.device or entry.device == "cpu" else t.to(entry.device)._data)
+        device = entry.device
+        for index in (traced.state.captured if traced.state else ()):
+            t = bound[index]
+            arrays.append(t._data if t.device == device or device == "cpu" else t.to(device)._data)
         if traced.rng_count:
             seed, offset = default_generator.take(traced.rng_count)
             arrays += _rng_arrays(seed, offset, entry.device)
@@ -102,57 +140,75 @@ class JitFunction:
         name = getattr(self, "__name__", None) or type(self.fn).__name__
         return name.replace("<", "").replace(">", "")
 
-    def _run(self, entry: CompiledEntry, leaves: list):
+    def _run(self, entry: CompiledEntry, leaves: list, bound: list):
         traced = entry.traced
-        arrays = self.input_arrays(entry, leaves)
+        state = traced.state
+        for effect in state.before:
+            effect.run()
+        arrays = self.input_arrays(entry, leaves, bound)
         if entry.backward is not None:
-            return entry.backward(entry, leaves, arrays)
-        outs = entry.runner(arrays, entry.device)
-        if environment.verify_mode():  # TRITONFLOW_VERIFY=1: check each kernel against the interpreter on first use
-            from tritonflow.spec_check import maybe_verify
-            maybe_verify(self, entry, arrays, outs)
-        n = traced.n_outputs
-        results = [Tensor._wrap(o, node.type.dtype, entry.device) for o, node in zip(outs[:n], entry.graph.outputs)]
-        write_back(traced, leaves, outs, entry)
-        return pytree.unflatten(traced.out_spec, results)
+            result = entry.backward(entry, leaves, arrays, bound)
+        else:
+            outs = entry.runner(arrays, entry.device)
+            if environment.verify_mode():  # TRITONFLOW_VERIFY=1: check each kernel against the interpreter on first use
+                from tritonflow.spec_check import maybe_verify
+                maybe_verify(self, entry, arrays, outs)
+            n = traced.n_outputs
+            results = [Tensor._wrap(o, node.type.dtype, entry.device)
+                       for o, node in zip(outs[:n], entry.graph.outputs)]
+            write_back(traced, leaves, bound, outs, entry)
+            result = pytree.unflatten(traced.out_spec, results)
+        for effect in state.after:
+            effect.run()
+        return result
 
     # ---------------------------------------------------------------- compiling
 
-    def _compile(self, key, leaves, args, kwargs) -> CompiledEntry:
+    def _compile(self, key, leaves, args, kwargs) -> tuple:
         with self._lock:
-            entry = self.entries.get(key)
-            stale = None
+            stale: list = []
+            entry, found = self._find(key, leaves, stale)
             if entry is not None:
-                stale = guards.changed_free_value(entry.free_guards)
-                if stale is None:
-                    self.hits += 1
-                    return entry
+                self.hits += 1
+                return entry, found
+            if stale:
+                self._variants[key] = [e for e in self._variants[key] if e not in stale]
             self.misses += 1
-            if stale is not None:
-                self._note_recompile(stale + " (pass it as an argument to avoid recompiling)")
-            elif self.entries:
+            if found is not None:
+                self._note_recompile(found)
+            elif self._variants:
                 self._note_recompile(self._describe_miss(key))
             entry = self.build(key, leaves, args, kwargs)
             # Taken after tracing, so a function that updates a global as a side effect (a trace
             # counter) does not invalidate its own entry.
             free_guards = guards.free_value_guards(self.fn)
             entry.free_guards = free_guards
-            entry.guards = list(entry.guards) + guards.describe_free_value_guards(free_guards)
-            self.entries[key] = entry
+            entry.unguarded = not free_guards and entry.binding.empty
+            entry.traced.forget_gradients()
+            entry.guards = (list(entry.guards) + entry.binding.describe(entry.arg_names)
+                            + guards.describe_free_value_guards(free_guards))
+            bound, why, _ = entry.binding.bind(leaves, entry.arg_names)
+            if why is not None:
+                raise TraceError(f"jit: {self.display_name} changed the state it captured while it was traced "
+                                 f"({why}); Python side effects run only when tracing, so the graph would be "
+                                 f"stale at once. Make the change outside the jitted function")
+            self._variants.setdefault(key, []).append(entry)
             self._last_key = key
-            return entry
+            return entry, bound
 
     def build(self, key, leaves, args, kwargs, record_passes: list | None = None) -> CompiledEntry:
         with gc_paused():
             return self._build(key, leaves, args, kwargs, record_passes)
 
     def _build(self, key, leaves, args, kwargs, record_passes: list | None) -> CompiledEntry:
-        device = _device_of(leaves)
-        backend = self.backend or ("triton" if device == "cuda" else "numpy")
         traced = trace(self.fn, args, kwargs, leaves, key[1], self.display_name)
+        device = _device_of(leaves) if leaves else _captured_device(traced.captured)
+        backend = self.backend or ("triton" if device == "cuda" else "numpy")
         # Parameters of a module the function reads from outside (a global or closure model) are
-        # captured inputs: they need the compiled backward as much as arguments that require grad.
-        needs_grad = key[2] and any(t.requires_grad for t in (*leaves, *traced.captured)) and not traced.grads
+        # captured inputs: they need the compiled backward as much as arguments that require grad,
+        # unless the function ran its own backward (a training step): then it leaves gradients.
+        needs_grad = key[2] and any(t.requires_grad for t in (*leaves, *traced.captured)) and \
+            not traced.grads and not traced.state.ran_backward
         record = record_passes
         if record is None and needs_grad:
             record = []  # the differentiable entry keeps its own record
@@ -164,7 +220,7 @@ class JitFunction:
         return CompiledEntry(key, traced, graph, record, runner, backend, device, guard_lines)
 
     def _describe_miss(self, key) -> str:
-        previous = self._last_key if self._last_key in self.entries else next(iter(self.entries))
+        previous = self._last_key if self._last_key in self._variants else next(iter(self._variants))
         return guards.describe_change(previous, key)
 
     def _note_recompile(self, reason: str) -> None:
@@ -182,10 +238,10 @@ class JitFunction:
     # ---------------------------------------------------------------- introspection
 
     def cache_info(self) -> CacheInfo:
-        return CacheInfo(self.hits, self.misses, len(self.entries))
+        return CacheInfo(self.hits, self.misses, sum(len(found) for found in self._variants.values()))
 
     def cache_clear(self) -> None:
-        self.entries.clear()
+        self._variants.clear()
         self.hits = self.misses = 0
         self.recompile_reasons.clear()
 
@@ -223,11 +279,22 @@ def _alias_pattern(leaves: list) -> tuple:
     return pattern if len(first) < len(leaves) else ()
 
 
-def _device_of(leaves: list) -> str:
-    devices = {t.device for t in leaves}
+def _device_of(tensors: list) -> str:
+    """The one device of the tensor arguments (or, with none, of the captured tensors)."""
+    devices = {t.device for t in tensors}
     if len(devices) > 1:
         raise DeviceError(f"jit: tensor arguments live on different devices ({', '.join(sorted(devices))}); "
                           f"move them to one device first")
+    return devices.pop() if devices else "cpu"
+
+
+def _captured_device(captured: list) -> str:
+    """A function without tensor arguments runs where the state it captured lives (0-d CPU
+    tensors mix with any device, as in PyTorch)."""
+    devices = {t.device for t in captured if t.device != "cpu" or t.ndim}
+    if len(devices) > 1:
+        raise DeviceError(f"jit: the tensors the function captured live on different devices "
+                          f"({', '.join(sorted(devices))}); move them to one device first")
     return devices.pop() if devices else "cpu"
 
 

@@ -16,7 +16,7 @@ from tritonflow.tracer import state as trace_state
 
 
 class Tensor:
-    __slots__ = ("_data", "_node", "_trace", "dtype", "_shape", "device", "requires_grad", "grad",
+    __slots__ = ("_data", "_node", "_trace", "dtype", "_shape", "device", "requires_grad", "_grad",
                  "_grad_fn", "_version", "_retains_grad", "__weakref__")
 
     __array_priority__ = 1000  # make NumPy defer to our reflected operators
@@ -39,7 +39,7 @@ class Tensor:
         self._shape = shape
         self.device = device
         self.requires_grad = False
-        self.grad = None
+        self._grad = None
         self._grad_fn = None
         self._version = version
         self._retains_grad = False
@@ -58,6 +58,13 @@ class Tensor:
 
     def _alias(self) -> "Tensor":
         """Same storage or node, new identity, no autograd history."""
+        if self._node is None:
+            ctx = trace_state.current()
+            if ctx is not None and ctx.book.is_outside(self):
+                # A tensor from outside a trace stands for its graph value there: a detached view
+                # of it, or what a backward rule saves, must be that value (read at each call),
+                # not the storage read once while tracing.
+                return ctx.shadow_of(self)._alias()
         t = object.__new__(Tensor)
         t._set_state(self._data, self._node, self._trace, self.dtype, self._shape, self.device, self._version)
         return t
@@ -85,6 +92,19 @@ class Tensor:
         for d in self._shape:
             n = n * d
         return n
+
+    @property
+    def grad(self):
+        """The gradient accumulated by backward (None until then). While a trace records, the
+        gradient of an argument or a captured tensor is the trace's (tracer/captured.py)."""
+        ctx = self._trace if self._node is not None else trace_state.current()
+        return self._grad if ctx is None else ctx.read_grad(self)
+
+    @grad.setter
+    def grad(self, value) -> None:
+        ctx = self._trace if self._node is not None else trace_state.current()
+        if ctx is None or not ctx.write_grad(self, value):
+            self._grad = value
 
     @property
     def is_proxy(self) -> bool:
@@ -121,6 +141,11 @@ class Tensor:
                 f"{what} needs a concrete value, but this tensor is being traced by jit: its value "
                 f"is not known until the compiled function runs. Use tritonflow.where(...) for "
                 f"data-dependent choices, or pass the value as a static (non-tensor) argument")
+        ctx = trace_state.current()
+        if ctx is not None and ctx.book.was_written(self):
+            raise TraceError(f"{what} needs a concrete value, but the jitted function wrote "
+                             f"{ctx.book.describe(self)} in place: its value is known only when the "
+                             f"compiled function runs. Read it after the call instead")
         return self._data
 
     def numpy(self) -> np.ndarray:
@@ -128,13 +153,17 @@ class Tensor:
         if self.requires_grad:
             raise AutogradError("numpy(): can't call numpy() on a tensor that requires grad; "
                                 "use tensor.detach().numpy()")
+        return self._host(data)
+
+    def _host(self, data) -> np.ndarray:
+        """This tensor's storage `data` as a NumPy array (copied from the GPU)."""
         if self.device != "cpu":
             from tritonflow.storage import torch_to_numpy
             return torch_to_numpy(data)
         return data
 
     def tolist(self):
-        return self.detach().numpy().tolist()
+        return self._host(self._concrete(".tolist()")).tolist()
 
     def item(self):
         data = self._concrete(".item()")
@@ -169,8 +198,8 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        self._concrete("converting a tensor to a NumPy array (np.asarray, or a NumPy function called on it)")
-        array = self.detach().numpy()
+        array = self._host(self._concrete("converting a tensor to a NumPy array (np.asarray, or a NumPy "
+                                          "function called on it)"))
         return array.astype(dtype) if dtype is not None else array
 
     def __len__(self) -> int:
@@ -218,10 +247,11 @@ class Tensor:
         return format(str(self), spec)
 
     def __repr__(self) -> str:
-        if self._node is not None:
+        ctx = trace_state.current()
+        if self._node is not None or ctx is not None and ctx.book.was_written(self):
             return f"Tensor(traced, shape={self.shape}, dtype={self.dtype.name})"
-        body = np.array2string(np.asarray(self.detach().numpy()).astype(np.float64)
-                               if self.dtype is D.bfloat16 else self.detach().numpy(),
+        array = self._host(self._data)
+        body = np.array2string(np.asarray(array).astype(np.float64) if self.dtype is D.bfloat16 else array,
                                separator=", ", prefix="tensor(")
         extra = ""
         if self.dtype not in (D.float32, D.int64, D.bool_):
@@ -262,34 +292,78 @@ class Tensor:
     # ---------------------------------------------------------------- in place
 
     def _assign(self, value: "Tensor") -> "Tensor":
-        """Rebind this tensor to `value` (same shape, cast to this dtype): the one in-place path."""
+        """Rebind this tensor to `value` (same shape, cast to this dtype): the one in-place path.
+
+        While tracing, a tensor from outside the function (a global, a module's parameter, an
+        optimizer's state) is not touched: its shadow in the trace is rebound, and jit writes the
+        new value back after each call (tracer/captured.py)."""
         from tritonflow import autograd
+        ctx = trace_state.current()
         if tuple(value.shape) != tuple(self.shape):
-            value = T.expand(value, self.shape)
+            value = _expand_for_write(self, value, ctx)
         if value.dtype is not self.dtype:
             value = T.cast(value, self.dtype)
         if self.requires_grad and self._grad_fn is None and autograd.is_grad_enabled():
             raise AutogradError("a leaf tensor that requires grad is being used in an in-place "
                                 "operation; wrap it in tritonflow.no_grad() (as optimizers do)")
-        ctx = trace_state.current()
+        target = self
         if ctx is not None:
             node = ctx.node_of(value)
             if self._node is None:
-                raise TraceError(
-                    "a jitted function wrote in place into a tensor it did not receive as an "
-                    "argument (a global or captured tensor); the write would happen only once, "
-                    "at trace time. Pass the tensor as an argument or return the new value")
-            if id(self) in ctx.input_tensors:
-                ctx.mutated_inputs[id(self)] = self
-            self._node = node
+                target = ctx.shadow_of(self)
+                if autograd.is_grad_enabled() and value.requires_grad:
+                    raise TraceError(f"a jitted function wrote a value that requires grad into "
+                                     f"{ctx.book.describe(self)} in place; gradients cannot flow through "
+                                     f"a write into captured state. Do the write under tritonflow.no_grad(), "
+                                     f"or keep the value in a local variable")
+            if id(target) in ctx.input_tensors:
+                ctx.mutated_inputs[id(target)] = target
+            target._node = node
         else:
             if value._node is not None:
                 raise TraceError("a traced tensor was assigned into a concrete tensor outside its trace")
             self._data = value._data
-        self._version += 1
+        if target is self:
+            self._version += 1
         if autograd.is_grad_enabled() and value.requires_grad:
             self.requires_grad = True
             self._grad_fn = value._grad_fn
+        return self
+
+    def resize_(self, *sizes) -> "Tensor":
+        """Give this tensor shape `sizes` in place: its elements in order, cut or padded with zeros
+        (PyTorch leaves new elements uninitialised). Not on an argument or a captured tensor inside
+        a jitted function: a compiled graph writes those back at the shapes it read them with."""
+        from tritonflow import autograd
+        shape = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise DTypeError(f"resize_: sizes must be non-negative integers, got {shape}")
+        if self.requires_grad:
+            raise AutogradError(f"resize_: cannot resize a tensor that requires grad (shape {tuple(self.shape)})")
+        if shape == tuple(self.shape):
+            return self
+        ctx = trace_state.current()
+        if ctx is not None and (self._node is None or id(self) in ctx.input_tensors):
+            raise TraceError(f"resize_: {ctx.book.describe(self)} would change shape from {tuple(self.shape)} "
+                             f"to {shape} inside a jitted function; a compiled graph writes it back at the "
+                             f"shape it read. Resize it outside the function (the next call retraces) or "
+                             f"return a new tensor")
+        with autograd.no_grad():
+            flat = T.reshape(self, (-1,))
+            count, wanted = flat.shape[0], 1
+            for d in shape:
+                wanted *= d
+            if wanted <= count:
+                flat = flat[:wanted]
+            else:
+                flat = T.cat([flat, T.zeros((wanted - count,), dtype=self.dtype, device=self.device)])
+            new = T.reshape(flat, shape)
+        if self._node is not None:
+            self._node = new._node
+        else:
+            self._data = new._data
+        self._shape = shape
+        self._version += 1
         return self
 
     def copy_(self, src) -> "Tensor":
@@ -393,4 +467,16 @@ def _argument_proxy(node, ctx, tensor: Tensor) -> Tensor:
     return proxy
 
 
-leaf.register_tensor_type(Tensor, _argument_proxy)
+def _expand_for_write(target: Tensor, value: Tensor, ctx) -> Tensor:
+    """`value` broadcast to `target`'s shape for an in-place write; an error naming the target otherwise."""
+    from tritonflow.errors import ShapeError
+    try:
+        return T.expand(value, target.shape)
+    except ShapeError:
+        name = ctx.book.describe(target) if ctx is not None else f"a tensor of shape {tuple(target.shape)}"
+        raise ShapeError(f"in-place write: a value of shape {tuple(value.shape)} cannot be written into "
+                         f"{name}: an in-place op keeps the tensor's shape (use resize_ or a new "
+                         f"tensor)") from None
+
+
+leaf.register_tensor_type(Tensor, _argument_proxy, lambda tensor: tensor._grad)

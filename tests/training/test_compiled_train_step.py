@@ -9,13 +9,16 @@ from tritonflow import nn
 import tritonflow.nn.functional as F
 
 
-def make(opt_name):
+def make(opt_name, schedule=None):
+    """(model, optimizer, scheduler); `schedule(opt)` makes the scheduler (default: cosine with warm-up)."""
     tf.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 12), nn.GELU(), nn.LayerNorm(12), nn.Linear(12, 3))
     if opt_name == "sgd":
         opt = tf.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
     else:
         opt = tf.optim.AdamW(model.parameters(), lr=0.02, weight_decay=0.05)
+    if schedule is not None:
+        return model, opt, schedule(opt)
     sched = tf.optim.lr_scheduler.CosineWarmupLR(opt, warmup_steps=2, total_steps=8)
     return model, opt, sched
 

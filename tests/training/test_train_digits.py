@@ -25,6 +25,8 @@ def test_short_training_run_learns(train_digits, model, mode):
     assert all(b < a + 0.05 for a, b in zip(losses, losses[1:])), losses
     assert result["accuracy"] > 0.90, result
     assert result["test_size"] == 450                      # the fixed 25% split of 1,797 images
+    if mode == "compiled":   # the closed-over step, scheduler included, compiled once for the run
+        assert result["step_compiles"] == 1
 
 
 def test_main_prints_summary(train_digits, capsys):

@@ -16,6 +16,7 @@ from tritonflow.errors import DTypeError, ShapeError, TraceError, TritonflowInde
 from tritonflow.ops import movement as M
 from tritonflow.ops import reduction as R
 from tritonflow.ops.shapes import broadcast_shapes, fmt, normalize_dim
+from tritonflow.tracer import state as trace_state
 
 
 def _shape_arg(shape) -> tuple:
@@ -301,8 +302,9 @@ def take_along_dim(x, indices, dim):
 
 def _check_index_range(op: str, index, dim: int, size) -> None:
     """Eager integer indices are checked here so the error names the function the user called;
-    traced ones are checked when the graph runs."""
-    if index._node is not None or not isinstance(size, int) or index.numel() == 0:
+    traced ones, and captured ones read at each call of a jitted function, when the graph runs."""
+    if index._node is not None or trace_state.current() is not None or not isinstance(size, int) or \
+            index.numel() == 0:
         return
     values = index.detach().numpy()
     bad = values[(values < -size) | (values >= size)]

@@ -4,6 +4,10 @@ Framework stage. Attribute assignment registers parameters, buffers and submodul
 PyTorch); `state_dict` / `load_state_dict` check shapes and dtypes per key; `to()` moves or casts
 parameters in place, so optimizers holding them stay valid. `functional_clone` makes a shallow
 copy of a module tree whose tensors are replaced (compiled modules run the copy on proxies).
+
+A module a jitted function closes over is captured state: its tensors are found by name
+(`_state_children`, for tracer/sources.py), calling it guards its training flag, and rebinding
+one of its attributes to a traced value is refused (it would happen once, while tracing).
 """
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from collections import OrderedDict, namedtuple
 from typing import Iterator
 
 from tritonflow import dtypes as D
-from tritonflow.errors import DTypeError, ShapeError, TritonflowError
+from tritonflow.errors import DTypeError, ShapeError, TraceError, TritonflowError
 from tritonflow.nn.parameter import Parameter
 from tritonflow.tensor_class import Tensor
+from tritonflow.tracer import state as trace_state
+from tritonflow.tracer.sources import ATTR, ITEM, public_attributes, register_container
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -45,6 +51,13 @@ class Module:
                                   f"(call super().__init__() first in {type(self).__name__}.__init__)")
 
     def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, Tensor) and value._node is not None and "_tritonflow_clone" not in self.__dict__:
+            ctx = trace_state.current()
+            if ctx is not None:
+                raise TraceError(f"jit: {ctx.name_of(self, type(self).__name__)}.{name} is rebound to a value "
+                                 f"computed inside the jitted function; rebinding an attribute of a captured "
+                                 f"module happens once, while tracing. Write into the tensor in place "
+                                 f"(self.{name}.copy_(value)) or return the value")
         params = self.__dict__.get("_parameters")
         if isinstance(value, Parameter):
             self._require_init(name)
@@ -177,6 +190,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        if "_tritonflow_clone" not in self.__dict__:
+            ctx = trace_state.current()
+            if ctx is not None:   # a captured module: its training flag shapes the graph (dropout)
+                ctx.guard_value(("training", id(self)), lambda: self.training,
+                                f"{ctx.name_of(self, type(self).__name__)}.training")
         return self.forward(*args, **kwargs)
 
     # ---------------------------------------------------------------- modes and state
@@ -197,9 +215,10 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         import tritonflow.api as T
         for p in self.parameters():
-            if p.grad is None:
-                continue
-            p.grad = None if set_to_none else T.zeros_like(p.grad)
+            if set_to_none:
+                p.grad = None   # written without reading: a jitted step need not guard what it held
+            elif p.grad is not None:
+                p.grad = T.zeros_like(p.grad)
 
     def apply(self, fn) -> "Module":
         for child in self.children():
@@ -324,6 +343,11 @@ class Module:
         training = tuple(m.training for m in self.modules())
         return tensors, (self, names, training)
 
+    def __tritonflow_labels__(self) -> list[str]:
+        """A name per flattened tensor (its first state-dict key): graph input names."""
+        tensors, names = tensors_of(self)
+        return labels_of(names, len(tensors))
+
     @classmethod
     def __tritonflow_unflatten__(cls, aux, tensors):
         module, names, _ = aux
@@ -346,6 +370,7 @@ def functional_clone(module: Module, tensors: dict) -> Module:
             return memo[id(m)]
         c = object.__new__(type(m))
         c.__dict__.update(m.__dict__)
+        c.__dict__["_tritonflow_clone"] = True   # runs on proxies: not captured state
         memo[id(m)] = c
         dotted = f"{prefix}." if prefix else ""
         object.__setattr__(c, "_parameters", OrderedDict(
@@ -373,6 +398,24 @@ def tensors_of(module: Module):
                 names.append((dotted + name, index_of[id(t)]))
     return tensors, tuple(names)
 
+
+def labels_of(names: tuple, count: int) -> list[str]:
+    """The first dotted name of each of `count` tensors, from `tensors_of`'s (name, index) pairs."""
+    labels = [""] * count
+    for name, index in reversed(names):
+        labels[index] = name
+    return labels
+
+
+def _state_children(m: Module) -> list:
+    """Where a module keeps its state, for captured-state names (tracer/sources.py)."""
+    children = []
+    for store in ("_parameters", "_buffers", "_modules"):
+        children += [(k, ((ATTR, store), (ITEM, k)), v, False) for k, v in getattr(m, store).items() if v is not None]
+    return children + public_attributes(m)
+
+
+register_container(Module, _state_children)
 
 for _name, _dtype in D.SHORT_NAMES.items():  # module.half(), module.double(), ...: floating point casts
     if _dtype.is_floating_point:

@@ -2,12 +2,20 @@
 
 Framework stage. A scheduler writes `group["lr"]` and refreshes the optimizer's hyperparameter
 tensors, which compiled updates read at each call: a schedule never causes a recompile.
+
+Inside a jitted training step, `step()` is not traced: its Python arithmetic (the step count, the
+float learning rate) is what torch.compile would guard on and recompile for at every step.
+Instead jit runs it at every call, after the graph when the step's update has already read the
+learning rate (the usual order: `opt.step(); sched.step()`), before it otherwise; the graph reads
+the learning-rate tensor as an input. N scheduled steps therefore compile once, and the
+scheduler's Python state (`last_epoch`, `get_last_lr()`, `group["lr"]`) is exact after each call.
 """
 from __future__ import annotations
 
 import math
 
 from tritonflow.errors import ShapeError
+from tritonflow.tracer import state as trace_state
 
 
 class LRScheduler:
@@ -26,6 +34,15 @@ class LRScheduler:
         raise NotImplementedError
 
     def step(self) -> None:
+        ctx = trace_state.current()
+        if ctx is None:
+            self._advance()
+            return
+        lrs = tuple(hyper["lr"] for hyper in self.optimizer._hyper if "lr" in hyper)
+        ctx.defer(None, self._advance, before=None, what=f"{ctx.name_of(self, type(self).__name__)}.step()",
+                  writes=lrs)   # before the graph unless it has read the rate already
+
+    def _advance(self) -> None:
         self.last_epoch += 1
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr

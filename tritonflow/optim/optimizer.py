@@ -6,6 +6,11 @@ updates back. Hyperparameters live in persistent 0-d tensors passed as arguments
 rate schedule changes values without recompiling. State tensors are created when a parameter is
 added (not lazily at the first step), so a whole training step can be jitted with the optimizer
 inside. Everything is validated before anything is written: a failed step changes no parameter.
+
+Called inside a jitted function that closes over the optimizer, `step()` traces its update into
+the caller's graph: parameters, gradients, state and hyperparameter tensors are captured state,
+written back after each call. It asks jit to refresh the hyperparameter tensors from the groups'
+Python values before every call, and guards the groups' membership and graph-shaping flags.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from collections import OrderedDict
 import tritonflow.api as T
 from tritonflow import dtypes as D
 from tritonflow.tracer import state as trace_state
+from tritonflow.tracer.sources import ATTR, ITEM, register_container
 from tritonflow.autograd import enable_grad, no_grad
 from tritonflow.errors import AutogradError, DeviceError, DTypeError, ShapeError, TritonflowError
 from tritonflow.tensor_class import Tensor
@@ -90,7 +96,13 @@ class Optimizer:
     def _sync_hyper(self) -> None:
         """Bring each group's hyperparameter tensors in line with its (Python) values."""
         if trace_state.current() is not None:
-            return  # inside a jitted step: the tensors are graph inputs, refreshed outside
+            if self.__dict__.get("_tritonflow_clone"):
+                return   # an optimizer passed to jit: its tensors are arguments, refreshed by flattening
+            # Closed over by a jitted step, the tensors are captured inputs: refreshed now, eagerly,
+            # so the trace reads their current dtype and device, and by jit before every call.
+            with trace_state.suspended():
+                self._sync_hyper()
+            return
         for group, hyper in zip(self.param_groups, self._hyper):
             device = group["params"][0].device if group["params"] else "cpu"
             dtype = D.float64 if any(p.dtype is D.float64 for p in group["params"]) else D.float32
@@ -114,15 +126,23 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                p.grad = None if set_to_none else T.zeros_like(p.grad)
+                if set_to_none:
+                    p.grad = None   # written without reading: a jitted step need not guard what it held
+                elif p.grad is not None:
+                    p.grad = T.zeros_like(p.grad)
 
     def step(self, closure=None):
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        ctx = trace_state.current()
+        if ctx is not None and not self.__dict__.get("_tritonflow_clone"):
+            name = ctx.name_of(self, type(self).__name__)
+            ctx.defer(("sync_hyper", id(self)), self._sync_hyper, before=True,
+                      what=f"{name}: hyperparameter tensors refreshed from param_groups")
+            ctx.guard_value(("optimizer", id(self)), self._graph_signature,
+                            f"{name}: its parameter groups and the flags that shape its update", show=False)
         self._sync_hyper()
         plans = []
         for index, group in enumerate(self.param_groups):
@@ -136,6 +156,10 @@ class Optimizer:
                 states = [self.state[p] for p in params]
                 self._run_update(params, grads, states, self._hyper[index], self._static(group))
         return loss
+
+    def _graph_signature(self) -> tuple:
+        """What a traced update depends on besides tensors: which parameters, which flags."""
+        return tuple((tuple(map(id, g["params"])), self._static(g)) for g in self.param_groups)
 
     def _check_grads(self, params: list) -> None:
         name = type(self).__name__
@@ -219,11 +243,23 @@ class Optimizer:
         static = tuple(self._static(g) for g in self.param_groups)
         return groups, (self, static)
 
+    def __tritonflow_labels__(self) -> list[str]:
+        """A name per flattened tensor, in `__tritonflow_flatten__`'s order (graph input names)."""
+        labels, index_of = [], {}
+        for g, (group, hyper) in enumerate(zip(self.param_groups, self._hyper)):
+            labels += [f"param_groups.{g}.params.{j}" for j in range(len(group["params"]))]
+            for p in group["params"]:
+                index = index_of.setdefault(id(p), len(index_of))
+                labels += [f"state.{index}.{key}" for key in self.state[p]]
+            labels += [f"param_groups.{g}.{key}" for key in hyper]
+        return labels
+
     @classmethod
     def __tritonflow_unflatten__(cls, aux, groups):
         original = aux[0]
         clone = object.__new__(type(original))
         clone.__dict__.update(original.__dict__)
+        clone._tritonflow_clone = True   # runs on proxies: not captured state
         clone.param_groups = [dict(g, params=list(t["params"])) for g, t in zip(original.param_groups, groups)]
         clone.state = {p: s for t in groups for p, s in zip(t["params"], t["state"])}
         clone._hyper = [t["hyper"] for t in groups]
@@ -249,6 +285,27 @@ class _HyperTensor(Tensor):
         self.requires_grad, self.grad, self._grad_fn = False, None, None
         self._version, self._retains_grad = 0, False
         self._cached = value
+
+
+def _state_children(opt: Optimizer) -> list:
+    """Where an optimizer keeps tensors, for captured-state names (tracer/sources.py): its state
+    per parameter (by the parameter's index, as in state_dict), its hyperparameter tensors, and
+    its parameters (named after the model first, when the walk finds one)."""
+    children, index_of = [], {}
+    for g, group in enumerate(opt.param_groups):
+        for p in group["params"]:
+            index = index_of.setdefault(id(p), len(index_of))
+            children.append((f"state.{index}", ((ATTR, "state"), (ITEM, p)), opt.state[p], False))
+    for g, hyper in enumerate(opt._hyper):
+        children.append((f"param_groups.{g}", ((ATTR, "_hyper"), (ITEM, g)), hyper, False))
+    for g, group in enumerate(opt.param_groups):
+        for j, p in enumerate(group["params"]):
+            children.append((f"param_groups.{g}.params.{j}",
+                             ((ATTR, "param_groups"), (ITEM, g), (ITEM, "params"), (ITEM, j)), p, True))
+    return children
+
+
+register_container(Optimizer, _state_children)
 
 
 def zeros_state(p: Tensor) -> Tensor:
