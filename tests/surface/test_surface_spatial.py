@@ -1,4 +1,4 @@
-"""F.conv2d, F.conv1d, F.max_pool2d, F.avg_pool2d and F.interpolate against torch.nn.functional on
+"""F.conv2d, F.conv1d, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d and F.interpolate against torch.nn.functional on
 CPU: values and gradients in float64, eagerly and jitted on both backends, the nn modules calling
 them, and the errors for settings that do not apply."""
 from __future__ import annotations
@@ -43,10 +43,15 @@ CASES = {
                        lambda x: TF.interpolate(x, scale_factor=1.5, mode="bilinear"), [X]),
     "bilinear_down": (lambda x: F.interpolate(x, size=(3, 4), mode="bilinear", align_corners=False),
                       lambda x: TF.interpolate(x, size=(3, 4), mode="bilinear", align_corners=False), [X]),
+    "adaptive_avg_overlapping": (lambda x: F.adaptive_avg_pool2d(x, (4, 5)), lambda x: TF.adaptive_avg_pool2d(x, (4, 5)),
+                                 [X]),
+    "adaptive_avg_keep_h": (lambda x: F.adaptive_avg_pool2d(x, (None, 3)),
+                            lambda x: TF.adaptive_avg_pool2d(x, (None, 3)), [X]),
     "linear": (lambda x: F.interpolate(x, size=7, mode="linear"), lambda x: TF.interpolate(x, size=7, mode="linear"),
                [X1]),
 }
-TRITON = ("conv2d_same_even", "max_pool_ceil", "avg_pool_exclude_pad", "bilinear_scale", "nearest_exact_scale")
+TRITON = ("conv2d_same_even", "max_pool_ceil", "avg_pool_exclude_pad", "bilinear_scale", "nearest_exact_scale",
+          "adaptive_avg_overlapping")
 PARAMS = [pytest.param(mode, name, id=f"{mode}-{name}") for name in CASES for mode in ("eager", "numpy")] + [
     pytest.param("triton", name, id=f"triton-{name}") for name in TRITON]
 
@@ -94,6 +99,9 @@ def test_max_pool_indices_and_modules():
     np.testing.assert_allclose(up(tf.tensor(x)).numpy(), torch.nn.Upsample(scale_factor=2, mode="bilinear",
                                                                            align_corners=True)(torch.tensor(x)).numpy(),
                                rtol=1e-12, atol=1e-12)
+    unbatched = X[0].astype(np.float32)  # (C, H, W), as torch accepts
+    np.testing.assert_allclose(nn.AdaptiveAvgPool2d(2)(tf.tensor(unbatched)).numpy(),
+                               torch.nn.AdaptiveAvgPool2d(2)(torch.tensor(unbatched)).numpy(), rtol=1e-6, atol=1e-6)
     conv = nn.Conv1d(3, 2, 3, padding=1)
     theirs = torch.nn.Conv1d(3, 2, 3, padding=1).double()
     with torch.no_grad():
@@ -115,5 +123,9 @@ def test_settings_that_do_not_apply_raise():
         F.interpolate(x, size=3, mode="bicubic")
     with pytest.raises(tf.UnsupportedError, match="padding='same' needs stride 1"):
         F.conv2d(x, tf.tensor(W_EVEN), stride=2, padding="same")
+    with pytest.raises(tf.DTypeError, match="adaptive_avg_pool2d: needs a floating point input, got int64"):
+        F.adaptive_avg_pool2d(tf.ones((1, 1, 4, 4), dtype=tf.int64), 2)
+    with pytest.raises(tf.ShapeError, match="output_size must be a positive int, None or a pair"):
+        F.adaptive_avg_pool2d(x, (2, 0))
     with pytest.raises(tf.ShapeError, match="conv2d: input has 3 channels"):
         F.conv2d(x, tf.ones((4, 2, 3, 3)))

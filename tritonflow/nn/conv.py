@@ -91,6 +91,17 @@ class AvgPool2d(Module):
                             self.divisor_override)
 
 
+class AdaptiveAvgPool2d(Module):
+    _repr_fields = ("output_size",)
+
+    def __init__(self, output_size) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+
 class Upsample(Module):
     """nn.Upsample: F.interpolate with fixed settings."""
 

@@ -15,7 +15,7 @@ from tritonflow.api.random import philox_counters
 from tritonflow.api.softmax import compute_dtype, float_tensor, log_softmax, softmax  # noqa: F401 (F.softmax)
 from tritonflow.dispatch import apply
 from tritonflow.errors import DTypeError, ShapeError, TraceError, TritonflowIndexError
-from tritonflow.nn.spatial import avg_pool2d, conv1d, conv2d, interpolate, max_pool2d  # noqa: F401 (F.conv2d, ...)
+from tritonflow.nn.spatial import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, interpolate, max_pool2d  # noqa: F401 (F.conv2d, ...)
 from tritonflow.ops.attention import ATTENTION, fused_supported
 from tritonflow.ops.shapes import broadcast_shapes, fmt
 

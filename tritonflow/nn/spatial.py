@@ -205,6 +205,35 @@ def _unbatch(out, unbatched: bool):
     return T.squeeze(out, 0) if unbatched else out
 
 
+def _adaptive_windows(size_in: int, size_out: int, dtype) -> np.ndarray:
+    """(size_out, size_in) averaging weights: output i averages inputs floor(i * n / m) up to
+    ceil((i + 1) * n / m), torch's adaptive windows (they overlap when m does not divide n)."""
+    weights = np.zeros((size_out, size_in), np.float64)
+    for i in range(size_out):
+        start, end = (i * size_in) // size_out, -(-((i + 1) * size_in) // size_out)
+        weights[i, start:end] = 1.0 / (end - start)
+    return weights.astype(dtype.np)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """The mean of each of torch's adaptive windows; `output_size` an int or a pair (None keeps
+    that dim). Each spatial dim is averaged by one small matmul with its window weights."""
+    op = "adaptive_avg_pool2d"
+    x, unbatched = _batched(x, op)
+    if not x.dtype.is_floating_point:
+        raise DTypeError(f"{op}: needs a floating point input, got {x.dtype.name}")
+    sizes = (output_size,) * 2 if output_size is None or isinstance(output_size, int) else tuple(output_size)
+    if len(sizes) != 2 or not all(s is None or (isinstance(s, int) and s > 0) for s in sizes):
+        raise ShapeError(f"{op}: output_size must be a positive int, None or a pair of them, got {output_size!r}")
+    h, w = x.shape[2:]
+    ho, wo = (h if sizes[0] is None else sizes[0]), (w if sizes[1] is None else sizes[1])
+    out_dtype = x.dtype
+    x = T.cast(x, compute_dtype(x))
+    across_w = T.tensor(_adaptive_windows(w, wo, x.dtype).T, dtype=x.dtype, device=x.device)  # (W, Wo)
+    down_h = T.tensor(_adaptive_windows(h, ho, x.dtype), dtype=x.dtype, device=x.device)       # (Ho, H)
+    return _unbatch(T.cast(T.matmul(down_h, T.matmul(x, across_w)), out_dtype), unbatched)
+
+
 # ---------------------------------------------------------------- interpolate
 
 _LINEAR = {"linear": 1, "bilinear": 2, "trilinear": 3}
