@@ -444,7 +444,7 @@ TENSOR_METHODS = (
     "chunk gather take_along_dim index_select tril triu matmul softmax log_softmax flip narrow "
     "contiguous clone masked_fill type_as square "
     "sort argsort topk kthvalue msort repeat repeat_interleave tile scatter scatter_add index_add index_copy "
-    "index_put multinomial"
+    "index_put multinomial bernoulli"
 ).split()
 
 for _name in TENSOR_METHODS:

@@ -85,6 +85,11 @@ def test_bernoulli_and_randperm():
     p = tf.tensor(np.linspace(0.0, 1.0, 5, dtype=np.float32))
     draws = np.stack([tf.bernoulli(p).numpy() for _ in range(2000)])
     _within(draws.mean(0), np.linspace(0.0, 1.0, 5), 2000)
+    tf.manual_seed(6)
+    by_method = p.bernoulli().numpy()  # torch's Tensor.bernoulli(): the tensor holds the probabilities
+    tf.manual_seed(6)
+    np.testing.assert_array_equal(by_method, tf.bernoulli(p).numpy())
+    assert by_method[0] == 0.0 and by_method[-1] == 1.0
     perm = tf.randperm(50).numpy()
     assert sorted(perm.tolist()) == list(range(50)) and perm.tolist() != list(range(50))
     tf.manual_seed(5)
