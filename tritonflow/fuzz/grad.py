@@ -69,7 +69,7 @@ def _inputs(prog: Program) -> list:
 
 class _TorchNames:
     """torch under the names the programs use; the few signatures tritonflow widens (prod over
-    several dims, logsumexp over all) are written out."""
+    several dims, logsumexp over all, sorts stable by default) are written out."""
 
     def __init__(self, torch) -> None:
         self.torch = torch
@@ -83,6 +83,13 @@ class _TorchNames:
         for d in sorted((dim,) if isinstance(dim, int) else dim, key=lambda d: d % max(x.ndim, 1), reverse=True):
             x = self.torch.prod(x, d, keepdim=keepdim)
         return x
+
+    def argsort(self, x, dim: int = -1, descending: bool = False, stable: bool = True):
+        # tritonflow keeps ties in input order always (README), torch only when asked
+        return self.torch.argsort(x, dim=dim, descending=descending, stable=True)
+
+    def sort(self, x, dim: int = -1, descending: bool = False, stable: bool = True):
+        return self.torch.sort(x, dim=dim, descending=descending, stable=True)
 
     def logsumexp(self, x, dim=None, keepdim: bool = False):
         return self.torch.logsumexp(x, tuple(range(x.ndim)) if dim is None else dim, keepdim=keepdim)
