@@ -15,6 +15,7 @@ from tritonflow import dtypes as D
 from tritonflow.errors import DTypeError
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import Kind, OpDef, register
+from tritonflow.ops import special
 from tritonflow.ops.samples import binary_samples, unary_samples
 from tritonflow.ops.shapes import broadcast_shapes
 
@@ -74,12 +75,6 @@ def in_f32(fn):
         with np.errstate(all="ignore"):
             return fn(*arrays)
     return run
-
-
-def _erf(x):
-    from math import erf
-    vec = np.vectorize(erf, otypes=[x.dtype])
-    return vec(x) if x.size else x.copy()
 
 
 def _sigmoid(x):
@@ -180,7 +175,7 @@ SIN = _unary("sin", in_f32(np.sin), lambda g, out, x: (g * T.cos(x),), "tl.sin({
 COS = _unary("cos", in_f32(np.cos), lambda g, out, x: (-(g * T.sin(x)),), "tl.cos({0})")
 TANH = _unary("tanh", in_f32(np.tanh), lambda g, out, x: (g * (1.0 - out * out),), "libdevice.tanh({0})")
 SIGMOID = _unary("sigmoid", in_f32(_sigmoid), lambda g, out, x: (g * out * (1.0 - out),), "tl.sigmoid({0})")
-ERF = _unary("erf", in_f32(_erf), lambda g, out, x: (g * T.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
+ERF = _unary("erf", in_f32(special.erf), lambda g, out, x: (g * T.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
              "tl.erf({0})")
 RELU = _unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
               lambda g, out, x: (T.where(x > 0, g, T.zeros_like(g)),), "tl.maximum({0}, 0)", accepted=NUMERIC)
