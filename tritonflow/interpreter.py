@@ -17,7 +17,7 @@ from tritonflow import profile_hooks
 from tritonflow.errors import TritonflowError, UnsupportedError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
-from tritonflow.ops.registry import OPS, OpDef
+from tritonflow.ops.registry import OPS, Kind, OpDef
 
 
 # ---------------------------------------------------------------- one op
@@ -183,6 +183,12 @@ class NumpyBackend:
 
     def cache_stats(self) -> dict:
         return {}
+
+    def recomputes(self, op: OpDef) -> bool:
+        """Whether a compiled backward recomputes this op's forward value instead of saving it:
+        only views. Every other op is a NumPy pass over memory (an erf is a pass many times over),
+        while saving a value only keeps its array alive."""
+        return op.kind is Kind.MOVEMENT
 
 
 BACKEND = NumpyBackend()
