@@ -236,7 +236,16 @@ def run_workload(name, make, copy_gbs, budget: Budget):
     gbs = nbytes / ours / 1e6
     return {"workload": name, "kernels": len(low.kernels), "tritonflow_ms": ours, "eager_ms": eager,
             "compile_ms": compiled, "GB/s": gbs, "fraction_of_copy": gbs / copy_gbs, "max_abs_err": err,
-            "note": note}
+            "predicted_ms": predicted_ms(graph, low.target), "note": note}
+
+
+def predicted_ms(graph, target) -> float:
+    """The static cost model's roofline time for `graph` on `target` (kernels/cost_model.py)."""
+    from tritonflow.kernels.aot import graphs_cost
+    try:
+        return 1e3 * graphs_cost([graph], target).seconds
+    except Exception:  # the model is a column of the table, never a reason to lose the row
+        return float("nan")
 
 
 def run_adam(copy_gbs):
@@ -420,14 +429,16 @@ def render(meta: dict, rows: list, overhead: list, compiles: list) -> str:
     lines = [f"GPU check: {meta['card']}, {meta['date']}, torch {meta['torch']}, triton {meta['triton']}, "
              f"commit {meta['commit']}" + (f"; 1 GiB copy {meta['copy_GBps']:.0f} GB/s" if meta["copy_GBps"] else "")]
     if rows:
-        lines += ["", "| workload | kernels | tritonflow ms | torch eager ms | torch.compile ms | GB/s | of copy | max err |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["", "| workload | kernels | tritonflow ms | cost model ms | torch eager ms | torch.compile ms | GB/s "
+                      "| of copy | max err |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in rows:
             if "error" in r:
-                lines.append(f"| {r['workload']} | ERROR: {r['error']} | | | | | | |")
+                lines.append(f"| {r['workload']} | ERROR: {r['error']} | | | | | | | |")
                 continue
             compile_text = fmt(r["compile_ms"], ".3f") if not r.get("note") else f"{fmt(r['compile_ms'], '.3f')} ({r['note']})"
-            lines.append(f"| {r['workload']} | {r['kernels']} | {r['tritonflow_ms']:.3f} | {r['eager_ms']:.3f} | "
+            lines.append(f"| {r['workload']} | {r['kernels']} | {r['tritonflow_ms']:.3f} | "
+                         f"{fmt(r.get('predicted_ms', float('nan')), '.3f')} | {r['eager_ms']:.3f} | "
                          f"{compile_text} | {r['GB/s']:.0f} | {100 * r['fraction_of_copy']:.0f}% | "
                          f"{r['max_abs_err']:.2e} |")
     if overhead:

@@ -2,9 +2,10 @@
 
 tritonflow/backends.py (the core's registry) imports this module by name the first time someone
 asks for backend "triton", so nothing in the core or the front end imports kernels/. The object
-wraps the rest of kernels/: `compile` (lower() and a runner over the LoweredGraph), `run_op` (eager
-CUDA ops, runtime/eager.py), `cache_stats` (cache.py), and `kernel_run`, the per-kernel hook that
-debug.verify uses to judge each kernel on the interpreter's values.
+wraps the rest of kernels/: `compile` (lower() for a target and a runner over the LoweredGraph),
+`run_op` (eager CUDA ops, runtime/eager.py), `cache_stats` (cache.py), `kernel_run`, the per-kernel
+hook that debug.verify uses to judge each kernel on the interpreter's values, and ahead-of-time
+compilation for a GPU target: `compile_ahead` (kernels/aot.py) and `cost` (kernels/cost_model.py).
 """
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from tritonflow.storage import numpy_to_torch, torch_to_numpy
 class TritonRunner:
     """A compiled graph on the triton backend: NumPy arrays (CPU, Triton's interpreter) or torch tensors in."""
 
-    def __init__(self, graph: Graph, mode: str = "default") -> None:
+    def __init__(self, graph: Graph, mode: str = "default", target=None) -> None:
         self.graph = graph
-        self.lowered: LoweredGraph = lower(graph, mode=mode)
+        self.lowered: LoweredGraph = lower(graph, mode=mode, target=target)
         self.symbolic = has_symbolic_inputs(graph)
 
     @property
@@ -127,8 +128,20 @@ class TritonBackend:
 
     name = "triton"
 
-    def compile(self, graph: Graph, *, mode: str = "default") -> TritonRunner:
-        return TritonRunner(graph, mode)
+    def compile(self, graph: Graph, *, mode: str = "default", target=None) -> TritonRunner:
+        """`graph` lowered for `target` (tritonflow/target.py; None: the default target)."""
+        return TritonRunner(graph, mode, target)
+
+    def compile_ahead(self, functions: list, *, mode: str = "default", jobs=None, cache_dir=None) -> list:
+        """Ahead-of-time compilation (kernels/aot.py): one AotReport per (name, [(label, Graph)],
+        symbols, target), every kernel compiled with Triton for its GPU target on this machine."""
+        from tritonflow.kernels.aot import compile_many
+        return compile_many(functions, mode=mode, jobs=jobs, cache_dir=cache_dir)
+
+    def cost(self, graphs: list, target, symbols: dict, *, mode: str = "default"):
+        """The static cost model of `graphs` lowered for `target` (kernels/cost_model.py), no compiling."""
+        from tritonflow.kernels.aot import graphs_cost
+        return graphs_cost(graphs, target, symbols, mode=mode)
 
     def run_op(self, op: OpDef, arrays: list, attrs: dict, out_type: TensorType):
         """One primitive on torch tensors (CUDA, or CPU under TRITON_INTERPRET=1), as a one-op graph."""

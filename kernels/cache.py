@@ -2,8 +2,8 @@
 
 Key: SHA-256 of the kernel's IR text (the IR lines it holds plus its variant: layouts, index
 width, persistent/looped), the tritonflow version, a hash of the code generator's own sources,
-the triton version and the device capability. The entry on disk is the generated module
-(`<dir>/<key[:2]>/<key>.py`): Triton reads kernel source through `inspect`, so kernels must live
+the triton version and the target's code generation name ('interpreter', 'cuda-sm90'). The entry
+on disk is the generated module (`<dir>/<key[:2]>/<key>.py`): Triton reads kernel source through `inspect`, so kernels must live
 in real files. Its first line carries a checksum of the rest; an entry that is truncated,
 garbage or fails to import is logged and rebuilt, never run.
 
@@ -21,6 +21,7 @@ import threading
 from typing import Callable, Optional
 
 from tritonflow import environment
+from tritonflow.target import Target
 from tritonflow.version import __version__
 
 log = logging.getLogger("tritonflow.kernels")
@@ -42,42 +43,34 @@ def cache_dir() -> str:
 
 
 def _codegen_hash() -> str:
+    """A hash of every source file of the lowering (kernels/ and its subpackages)."""
     here = os.path.dirname(os.path.abspath(__file__))
     digest = hashlib.sha256()
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            with open(os.path.join(here, name), "rb") as f:
-                digest.update(f.read())
+    for folder, dirs, files in os.walk(here):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                digest.update(os.path.relpath(path, here).encode())
+                with open(path, "rb") as f:
+                    digest.update(f.read())
     return digest.hexdigest()[:16]
 
 
 _CODEGEN_HASH: Optional[str] = None
 
 
-def environment_key() -> str:
-    """Versions and device: part of every key."""
+def environment_key(target: Target) -> str:
+    """Versions and the target's code generation name: part of every key."""
     global _CODEGEN_HASH
     if _CODEGEN_HASH is None:
         _CODEGEN_HASH = _codegen_hash()
     import triton
-    return f"tritonflow={__version__} codegen={_CODEGEN_HASH} triton={triton.__version__} device={device_capability()}"
+    return f"tritonflow={__version__} codegen={_CODEGEN_HASH} triton={triton.__version__} target={target.cache_name}"
 
 
-def device_capability() -> str:
-    if environment.triton_interpret():
-        return "interpreter"
-    try:
-        import torch
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability()
-            return f"cuda-sm{major}{minor}"
-    except Exception:
-        pass
-    return "cpu"
-
-
-def make_key(ir_text: str) -> str:
-    return hashlib.sha256(f"{ir_text}\n{environment_key()}".encode()).hexdigest()
+def make_key(ir_text: str, target: Target) -> str:
+    return hashlib.sha256(f"{ir_text}\n{environment_key(target)}".encode()).hexdigest()
 
 
 def stats() -> dict:

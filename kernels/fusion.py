@@ -31,6 +31,7 @@ from tritonflow.errors import LoweringError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import OPS, Kind
+from tritonflow.target import Target
 
 
 # ---------------------------------------------------------------- dry runs
@@ -74,8 +75,8 @@ def _try_epilogue(schedule: Schedule, plan: KernelPlan, node: Node) -> Optional[
 
 # ---------------------------------------------------------------- the scheduler
 
-def schedule_graph(graph: Graph) -> Schedule:
-    sched = Schedule(graph)
+def schedule_graph(graph: Graph, target: Target) -> Schedule:
+    sched = Schedule(graph, target)
     for node in graph.nodes:
         op = OPS.get(node.op)
         kind = op.kind if op else None

@@ -1,83 +1,91 @@
 """Lowering stage: launch heuristics — block sizes, num_warps, persistent or looped reductions.
 
-The numbers follow DESIGN.md's measured table (H200, Triton 3.6):
+Every choice is made for a `Target` (tritonflow/target.py), never from the environment. On a CUDA
+target the numbers follow DESIGN.md's measured table (H200, Triton 3.6):
 - pointwise: any BLOCK 512-4096 with 4-8 warps reaches the copy ceiling -> 1024, 4 warps;
 - persistent row reductions: the whole row in registers, one row per program for long rows
   (softmax 4096 f32: BLOCK 4096, 8 warps; layer_norm 4096 bf16: 8 warps, 16 is worse);
 - looped reductions (rows too long for registers): BLOCK 4096-8192 with 4 warps
-  (cross-entropy 32000 bf16: 8192, 4 warps; 1024-wide or 16 warps ran at 20%).
-Under Triton's interpreter every program instance costs about a millisecond, so blocks are
-as large as the problem allows there.
+  (cross-entropy 32000 bf16: 8192, 4 warps; 1024-wide or 16 warps ran at 20%);
+- column reductions (the reduced dim is not the innermost one): a program takes a few dozen
+  columns side by side so loads stay coalesced, so it can only hold a short stretch of rows; a long
+  column (layer_norm's weight gradient sums 8192 rows) is looped, never held whole: 64 columns x
+  8192 rows in registers spilled 16 KB per thread and needed 512 KB of shared memory on sm_80.
+On the interpreter target every program instance costs about a millisecond, so blocks are as
+large as the problem allows there.
 """
 from __future__ import annotations
 
-from tritonflow import environment
-
+from tritonflow.target import Target
 
 PERSISTENT_MAX = 8192        # longest row kept whole in registers (elements)
 LOOPED_BLOCK = {2: 8192, 1: 8192, 4: 4096, 8: 2048}
-
-
-def interpreted() -> bool:
-    return environment.triton_interpret()
+COLUMN_BLOCK = 64            # columns per program of a column reduction (coalesced loads)
+COLUMN_PERSISTENT_ELEMENTS = 8192  # a column reduction holds at most this many elements per program
+MIN_COLUMN_BLOCK = 16
+COLUMN_STEP_ELEMENTS = 4096  # elements a looped column reduction loads per step (64 columns x 64 rows)
 
 
 def next_pow2(n: int) -> int:
     return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
 
 
-def pointwise_config(numel: int) -> dict:
-    if interpreted():
+def pointwise_config(numel: int, target: Target) -> dict:
+    if target.interpreted:
         return {"XBLOCK": min(next_pow2(max(numel, 1)), 4096), "num_warps": 4}
     return {"XBLOCK": 1024 if numel >= 1024 else max(next_pow2(numel), 128), "num_warps": 4}
 
 
-def use_persistent(rnumel_static) -> bool:
-    """Persistent when the row length is known at compile time and fits."""
-    return rnumel_static is not None and next_pow2(rnumel_static) <= PERSISTENT_MAX
+def use_persistent(rnumel_static, rows_contiguous: bool, target: Target) -> bool:
+    """Persistent when the reduced length is known at compile time and the whole of it fits a
+    program's registers; a column reduction fits only when its columns-wide block does too."""
+    if rnumel_static is None or next_pow2(rnumel_static) > PERSISTENT_MAX:
+        return False
+    if rows_contiguous or target.interpreted:
+        return True
+    return next_pow2(rnumel_static) * COLUMN_BLOCK <= COLUMN_PERSISTENT_ELEMENTS
 
 
-def reduction_config(xnumel: int, rnumel: int, itemsize: int, persistent: bool,
-                     rows_contiguous: bool = True) -> dict:
+def reduction_config(xnumel: int, rnumel: int, itemsize: int, persistent: bool, rows_contiguous: bool,
+                     target: Target) -> dict:
     """Block sizes for a reduction kernel.
 
     `rows_contiguous` is False when the reduced dim is not the innermost one in memory
     (column sums): then programs take many columns side by side so loads stay coalesced.
     """
+    interpreted = target.interpreted
     if persistent:
         rblock = next_pow2(max(rnumel, 1))
-        target = 16384 if interpreted() else 4096
-        xblock = max(1, min(target // rblock, next_pow2(max(xnumel, 1))))
-        if not rows_contiguous and not interpreted():
-            xblock = max(xblock, min(64, next_pow2(max(xnumel, 1))))
+        elements = 16384 if interpreted else 4096
+        xblock = max(1, min(elements // rblock, next_pow2(max(xnumel, 1))))
+        if not rows_contiguous and not interpreted:
+            xblock = max(xblock, min(COLUMN_BLOCK, next_pow2(max(xnumel, 1))))
         elements = xblock * rblock
         warps = 4 if elements <= 2048 else (8 if elements <= 8192 else 16)
         return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": warps}
     if not rows_contiguous:
-        xblock = min(64, next_pow2(max(xnumel, 1)))
-        rblock = 64 if not interpreted() else min(next_pow2(max(rnumel, 1)), 1024)
-        return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": 8}
+        xblock = min(COLUMN_BLOCK, next_pow2(max(xnumel, 1)))
+        if interpreted:
+            return {"XBLOCK": xblock, "RBLOCK": min(next_pow2(max(rnumel, 1)), 1024), "num_warps": 8}
+        # Fewer column blocks than SMs leave the chip idle (1024 columns in blocks of 64: 16
+        # programs for 132 SMs): narrower blocks, down to 16 columns (64 bytes of float32 per row),
+        # and proportionally more rows per step.
+        while xblock > MIN_COLUMN_BLOCK and -(-xnumel // xblock) < target.sm_count:
+            xblock //= 2
+        return {"XBLOCK": xblock, "RBLOCK": COLUMN_STEP_ELEMENTS // xblock, "num_warps": 8}
     rblock = min(LOOPED_BLOCK.get(itemsize, 4096), next_pow2(max(rnumel, 1)))
-    if interpreted():
+    if interpreted:
         rblock = min(rblock, 1024)
     return {"XBLOCK": 1, "RBLOCK": rblock, "num_warps": 4}
 
 
-def scan_config(xnumel: int, rnumel: int) -> dict:
+def scan_config(xnumel: int, rnumel: int, target: Target) -> dict:
     rblock = min(next_pow2(max(rnumel, 1)), 1024)
     return {"XBLOCK": 1, "RBLOCK": rblock, "num_warps": 4}
 
 
-def matmul_config(m: int, n: int, k: int, dtype_name: str) -> dict:
-    if interpreted():
-        return {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "num_warps": 4}
-    if dtype_name in ("float16", "bfloat16") and m >= 128 and n >= 256:
-        return {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 32, "num_warps": 8, "num_stages": 4}
-    return {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3}
-
-
 def autotune_candidates(kind: str, base: dict, persistent: bool) -> list:
-    """A few configurations around the heuristic for mode="max-autotune"."""
+    """A few configurations around the heuristic for mode="max-autotune" (pointwise, reductions)."""
     out = [dict(base)]
     if kind == "pointwise":
         for block, warps in ((512, 4), (2048, 8), (4096, 8)):
@@ -92,7 +100,5 @@ def autotune_candidates(kind: str, base: dict, persistent: bool) -> list:
                     out.append(dict(base, RBLOCK=rblock))
         elif base["XBLOCK"] > 1:
             out.append(dict(base, XBLOCK=base["XBLOCK"] // 2))
-    elif kind == "matmul":
-        for tile in ((128, 128, 32, 8, 3), (128, 256, 32, 8, 4), (64, 128, 32, 4, 4)):
-            out.append(dict(zip(("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages"), tile)))
-    return out
+    # A persistent kernel needs its whole row in one block: never a smaller RBLOCK than the base.
+    return [c for c in out if not persistent or c.get("RBLOCK", 0) >= base.get("RBLOCK", 0)]

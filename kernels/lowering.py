@@ -1,6 +1,8 @@
 """Lowering stage: `lower(graph)` and the LoweredGraph it returns — the compiled function's runtime.
 
-`lower` schedules the graph once. A LoweredGraph holds one set of generated kernels per
+`lower` schedules the graph once, for a `Target` (tritonflow/target.py: the interpreter or a CUDA
+device; the default one unless given), which decides the generated code's target-specific parts and
+every launch configuration. A LoweredGraph holds one set of generated kernels per
 *variant*: the layout of its inputs (contiguous, or strided with strides passed as arguments)
 and the index width (32-bit, or 64-bit when an iteration space could pass 2**31 elements).
 Calling it checks the inputs, picks the variant, allocates the buffers the schedule stores
@@ -23,6 +25,7 @@ from tritonflow.kernels.fusion import Schedule, schedule_graph
 from tritonflow import matmul_precision as _matmul_precision
 from tritonflow.errors import LoweringError
 from tritonflow.ir.graph import Graph
+from tritonflow.target import Target, get_target
 from tritonflow import profile_hooks as profiler_hooks
 
 INT32_LIMIT = 2 ** 31
@@ -69,12 +72,13 @@ def _is_contiguous(tensor) -> bool:
 class LoweredGraph:
     """The graph as kernels; call it with torch tensors (any strides) and the symbol values."""
 
-    def __init__(self, graph: Graph, mode: str = "default") -> None:
+    def __init__(self, graph: Graph, mode: str = "default", target: Target | str | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"lower: mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.graph = graph
         self.mode = mode
-        self.schedule: Schedule = schedule_graph(graph)
+        self.target = get_target(target)
+        self.schedule: Schedule = schedule_graph(graph, self.target)
         self._variants: dict = {}
         self._lock = threading.Lock()
         self._constants: dict = {}
@@ -94,6 +98,11 @@ class LoweredGraph:
             if total.is_number and int(total) >= INT32_LIMIT:
                 return True
         return False
+
+    @property
+    def compiled_kernels(self) -> list:
+        """The CompiledKernels of the contiguous-input variant, in launch order (one per schedule plan)."""
+        return list(self._default)
 
     @property
     def kernels(self) -> list:
@@ -120,9 +129,8 @@ class LoweredGraph:
             if plan.kind == "pointwise":
                 generated = generate_pointwise(self.schedule, plan, layout_map, wide, name)
             elif plan.kind == "reduction":
-                rnumel = _static_rnumel(plan)
-                generated = generate_reduction(self.schedule, plan, layout_map, wide, name,
-                                               heuristics.use_persistent(rnumel))
+                persistent = heuristics.use_persistent(_static_rnumel(plan), rows_contiguous(plan), self.target)
+                generated = generate_reduction(self.schedule, plan, layout_map, wide, name, persistent)
             elif plan.kind == "scan":
                 generated = generate_scan(self.schedule, plan, layout_map, wide, name)
             elif getattr(plan, "template", None) is not None:
@@ -137,7 +145,7 @@ class LoweredGraph:
             raise LoweringError(f"code generation failed for kernel {name} ({type(exc).__name__}: {exc})\n"
                                 f"  IR nodes:\n  {lines}") from exc
         ir_text = "\n".join(generated.node_lines) + "\n---\n" + generated.source
-        key = cache.make_key(ir_text)
+        key = cache.make_key(ir_text, self.target)
         try:
             fn, path = cache.get_kernel(key, name, lambda: generated.source)
         except Exception as exc:
@@ -163,12 +171,12 @@ class LoweredGraph:
             return self._call_general(inputs, dict(symbols or {}), device)[0]   # profiling: kernel by kernel
         if plan is not None:
             return self._run_plan(plan, key, inputs)
-        from tritonflow.kernels.runtime import call_plan
-        launches = call_plan.start_recording()
+        from tritonflow.kernels.runtime import call_plan, launch
+        launches = launch.start_recording()
         try:
             outputs, env = self._call_general(inputs, dict(symbols or {}), device)
         finally:
-            call_plan.stop_recording()
+            launch.stop_recording()
         plan = call_plan.build_plan(self.graph, self.schedule, env, inputs, dict(symbols or {}), launches, device)
         self._plans[key] = plan
         return outputs
@@ -264,10 +272,11 @@ class LoweredGraph:
         from tritonflow.kernels.runtime.launch import launch
         recorder = profiler_hooks.active()   # tritonflow.profile(): time each kernel
         if recorder is None:
-            launch(kernel, env, symbols, self.mode)
+            launch(kernel, env, symbols, self.mode, self.target)
             return
         device = next((t.device for t in env.values() if hasattr(t, "device")), None)
-        recorder.kernel_launch(self.graph, kernel, device, lambda: launch(kernel, env, symbols, self.mode))
+        recorder.kernel_launch(self.graph, kernel, device,
+                               lambda: launch(kernel, env, symbols, self.mode, self.target))
 
 
 class KernelRun:
@@ -300,6 +309,11 @@ def _evaluate(d, symbols: dict) -> int:
     return int(expr.subs({s: symbols[s.name] for s in expr.free_symbols}))
 
 
+def rows_contiguous(plan) -> bool:
+    """Whether a reduction plan reduces its innermost dim (rows laid out contiguously in memory)."""
+    return (len(plan.shape) - 1) in plan.rdims
+
+
 def _static_rnumel(plan):
     total = sympy.Integer(1)
     for d in plan.rdims:
@@ -307,6 +321,6 @@ def _static_rnumel(plan):
     return int(total) if total.is_number else None
 
 
-def lower(graph: Graph, mode: str = "default") -> LoweredGraph:
-    """Schedule, generate and load the kernels of `graph` (see the module docstring)."""
-    return LoweredGraph(graph, mode)
+def lower(graph: Graph, mode: str = "default", target: Target | str | None = None) -> LoweredGraph:
+    """Schedule, generate and load the kernels of `graph` for `target` (see the module docstring)."""
+    return LoweredGraph(graph, mode, target)

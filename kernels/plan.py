@@ -12,6 +12,7 @@ from typing import Optional
 import sympy
 
 from tritonflow.ir.graph import Graph, Node, format_attr, format_constant
+from tritonflow.target import Target
 
 
 def safe_name(name: str) -> str:
@@ -49,8 +50,9 @@ class KernelPlan:
 class Schedule:
     """The kernels of a graph, in launch order, and the buffers between them."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, target: Target) -> None:
         self.graph = graph
+        self.target = target            # what the kernels are generated for (tritonflow/target.py)
         self.kernels: list[KernelPlan] = []
         self.owner: dict = {}           # id(node) -> kernel index that writes its buffer
         self.stored: dict = {}          # id(node) -> node that needs a global buffer

@@ -157,9 +157,13 @@ def tanh(x):
 
 @triton.jit
 def rsqrt(x):
+    # sqrt_rn is float32-only; float64 sqrt is correctly rounded. Both branches need the explicit
+    # else: Triton still compiles the statements after a compile-time `if` that returned.
     if x.dtype == tl.float64:
-        return 1.0 / tl.sqrt(x)  # sqrt_rn is float32-only; float64 sqrt is correctly rounded
-    return 1.0 / tl.sqrt_rn(x)
+        r = 1.0 / tl.sqrt(x)
+    else:
+        r = 1.0 / tl.sqrt_rn(x)
+    return r
 
 
 @triton.jit

@@ -25,6 +25,36 @@ import pytest  # noqa: E402
 BACKENDS = ("numpy", "triton")
 
 
+def pytest_addoption(parser) -> None:
+    parser.addoption("--compile-for", default="", metavar="TARGETS",
+                     help="also compile every kernel the tests launch (in Triton's interpreter) for these GPU "
+                          "targets, e.g. sm_90 or sm_90,sm_80 (tritonflow/kernels/compile_check.py); a kernel "
+                          "that fails to compile fails the run")
+
+
+def pytest_configure(config) -> None:
+    targets = [t.strip() for t in config.getoption("--compile-for").split(",") if t.strip()]
+    if targets:
+        from tritonflow.kernels.compile_check import CompileCheck
+        # A worker per core: compiling takes several times longer than the tests themselves.
+        config.compile_check = CompileCheck(targets, jobs=os.cpu_count())
+        config.compile_check.start()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    check = getattr(session.config, "compile_check", None)
+    if check is not None:
+        check.failures = check.finish(jobs=os.cpu_count())
+        if check.failures:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    check = getattr(config, "compile_check", None)
+    if check is not None:
+        terminalreporter.write_line(check.summary())
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     """The backend name a compiled test runs on: "numpy" or "triton" (see module docstring)."""

@@ -29,7 +29,7 @@ FOLDERS = {"tritonflow": "tritonflow", "kernels": "tritonflow.kernels", "tracer"
 CORE_MODULES = {
     "tritonflow._source_layout", "tritonflow.backends", "tritonflow.dtypes", "tritonflow.environment",
     "tritonflow.errors", "tritonflow.interpreter", "tritonflow.matmul_precision", "tritonflow.philox", "tritonflow.profile_hooks",
-    "tritonflow.storage", "tritonflow.version",
+    "tritonflow.storage", "tritonflow.target", "tritonflow.version",
 }
 CORE_PACKAGES = ("tritonflow.ir", "tritonflow.ops", "tritonflow.passes")
 
@@ -39,9 +39,6 @@ CORE_PACKAGES = ("tritonflow.ir", "tritonflow.ops", "tritonflow.passes")
 # set can only shrink: delete an entry in the change that breaks it.
 _K = "tritonflow.kernels."
 PENDING_KERNEL_CYCLES = {
-    # runtime.launch <-> runtime.call_plan <-> templates.launch
-    (_K + "runtime.launch", _K + "runtime.call_plan"),
-    (_K + "runtime.launch", _K + "templates", _K + "templates.launch"),
 }
 
 

@@ -44,7 +44,10 @@ def __getattr__(name):
     if name in ("grad", "value_and_grad"):
         from tritonflow import functional_transforms as _ft
         return getattr(_ft, name)
-    if name in ("nn", "optim", "debug", "fuzz", "onnx", "profiler", "utils"):
+    if name == "TensorSpec":
+        from tritonflow.aot import TensorSpec
+        return TensorSpec
+    if name in ("nn", "optim", "debug", "fuzz", "onnx", "profiler", "utils", "aot", "target"):
         import importlib
         return importlib.import_module(f"tritonflow.{name}")
     if name in ("save", "load"):

@@ -1,4 +1,5 @@
-"""The `tritonflow` console script. `tritonflow bench [--quick]` runs the benchmark suites.
+"""The `tritonflow` console script. `tritonflow bench [--quick]` runs the benchmark suites;
+`tritonflow aot` and `tritonflow precompile` compile a function for a GPU target (cli_aot.py).
 
 On CPU: the compiler's cost (trace + passes) as graphs grow, the per-call overhead of a jitted
 function, and the NumPy interpreter against hand-written NumPy. With a CUDA GPU it also runs the GPU
@@ -19,7 +20,7 @@ from pathlib import Path
 
 SUITES = ("compiler_cost", "call_overhead", "interpreter_large")
 # Suites other issues add: run when their file exists; a failure in one is reported, not fatal.
-EXTRA_SUITES = ("train_step_cpu", "generation_bench", "closed_over_step")
+EXTRA_SUITES = ("train_step_cpu", "generation_bench", "closed_over_step", "aot_compile_time")
 
 
 def repo_root() -> Path:
@@ -182,9 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     bench_parser.add_argument("--quick", action="store_true", help="fewer repeats: finishes in under a minute")
     bench_parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     bench_parser.add_argument("--no-save", action="store_true", help="print only; write no result files")
+    from tritonflow import cli_aot
+    cli_aot.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "bench":
         return bench(args.quick, args.out, not args.no_save)
+    if args.command in ("aot", "precompile"):
+        return cli_aot.run(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

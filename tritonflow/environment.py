@@ -60,3 +60,13 @@ def verify_mode() -> str | None:
     if value in ("raise", "warn"):
         return value
     return "warn" if value in _ON else None
+
+
+def child_environment(unset: tuple = (), **values: str) -> dict:
+    """This process's environment for a child process: the `unset` names removed, `values` set.
+
+    The ahead-of-time compiler starts its workers with TRITON_INTERPRET removed (they compile real
+    GPU kernels even when this process runs them in Triton's interpreter)."""
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update({k: v for k, v in values.items() if v is not None})
+    return env

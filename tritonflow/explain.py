@@ -4,7 +4,10 @@ Framework stage: introspection over the jit cache. Compiles `fn` for these argum
 call would (reusing a JitFunction's cache, so its recompile history shows) without running it,
 and reports the guards, the IR after each pass, the kernels with the IR nodes and user lines
 each one holds, the recompiles with their reasons and, when shapes alone keep recompiling it,
-what to do about it. `.to_dot()` draws the final IR with one cluster per kernel.
+what to do about it. `.to_dot()` draws the final IR with one cluster per kernel. With
+`target="sm_90"` (any GPU target) it also compiles the kernels for that target ahead of time
+(tritonflow/aot.py) and shows the resource table and the cost model; arguments may then be
+`tritonflow.TensorSpec`s instead of tensors.
 """
 from __future__ import annotations
 
@@ -74,6 +77,7 @@ class Explanation:
     kernels: list = field(default_factory=list)
     recompiles: list = field(default_factory=list)
     suggestion: str = ""
+    aot: object = None                    # kernels/aot.AotReport when explain() was given a target
 
     @property
     def graph(self) -> str:
@@ -114,6 +118,8 @@ class Explanation:
         if self.suggestion:
             out.append("")
             out.append(f"Suggestion: {self.suggestion}")
+        if self.aot is not None:
+            out += ["", f"Compiled ahead of time for {self.aot.target.name}:", str(self.aot)]
         return "\n".join(out)
 
     __repr__ = __str__
@@ -222,10 +228,16 @@ def _with_names(guards: list, graph: Graph, n_args: int) -> list:
     return out
 
 
-def explain(fn, *args, **kwargs) -> Explanation:
+def explain(fn, *args, target=None, **kwargs) -> Explanation:
     """Compile `fn` (a function or a jitted one) for these arguments, without running it, and
-    explain the result: guards, IR after each pass, kernels, recompiles."""
+    explain the result: guards, IR after each pass, kernels, recompiles; with `target`, the
+    ahead-of-time resource table and cost model for that GPU too."""
     from tritonflow.jit_function import as_jit_function
+    report = None
+    if target is not None:
+        from tritonflow import aot
+        report = aot.compile(fn, *args, target=target, **kwargs)
+        args, kwargs = aot.static_meta_arguments(args, kwargs)
     jitted, args, kwargs = as_jit_function(fn, args, kwargs, who="explain")
     entry, _ = jitted.entry_for(args, kwargs)
     runner = getattr(entry, "runner", None)
@@ -238,7 +250,7 @@ def explain(fn, *args, **kwargs) -> Explanation:
         guards=_with_names(list(entry.guards), traced_graph, n_args),
         passes=list(entry.pass_record), final_graph=entry.graph, kernels=kernels,
         recompiles=_with_names(list(jitted.recompile_reasons), traced_graph, n_args),
-        suggestion=_suggestion(list(jitted.recompile_reasons), jitted.dynamic),
+        suggestion=_suggestion(list(jitted.recompile_reasons), jitted.dynamic), aot=report,
     )
 
 

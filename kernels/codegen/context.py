@@ -9,6 +9,7 @@ constexpr block sizes, and a short comment per IR node.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -31,6 +32,17 @@ class ArgSpec:
 
 
 @dataclass
+class LoadRecord:
+    """One load the kernel emits from a buffer: the node, its offset in the kernel's index variables,
+    and the kernel's iteration spaces (the static cost model, kernels/cost_model.py, evaluates it)."""
+
+    node: Node
+    offset: object                  # sympy expression
+    spaces: list
+    rare: bool = False              # emitted on a path only special inputs take (inf/NaN fallbacks)
+
+
+@dataclass
 class GeneratedKernel:
     name: str
     kind: str
@@ -43,6 +55,7 @@ class GeneratedKernel:
     config: dict
     reads: list = field(default_factory=list)    # anchor nodes read from buffers
     writes: list = field(default_factory=list)   # buffer nodes written
+    loads: list = field(default_factory=list)    # LoadRecord per emitted load of a buffer
 
 
 class KernelContext:
@@ -68,6 +81,8 @@ class KernelContext:
         self.constants: dict = {}         # id(constant node) -> node, the constants it uses
         self.defining: set = set()        # ids of nodes this kernel computes (never read back)
         self.helpers: dict = {}           # name -> source of a @triton.jit function the kernel calls
+        self.loads: list = []             # LoadRecord per emitted buffer load
+        self._rare = False
 
     # ------------------------------------------------------------ names and spaces
 
@@ -115,6 +130,15 @@ class KernelContext:
             self.ir_lines.append(self.schedule.node_line(node))
         return self.schedule.short_line(node)
 
+    @contextlib.contextmanager
+    def rarely_run(self):
+        """Loads emitted inside are on a path only special inputs take (recorded as `rare`)."""
+        before, self._rare = self._rare, True
+        try:
+            yield
+        finally:
+            self._rare = before
+
     # ------------------------------------------------------------ buffers
 
     def pointer(self, node: Node) -> str:
@@ -139,6 +163,7 @@ class KernelContext:
     def load_buffer(self, emitter, node: Node, index: tuple, conds: tuple) -> Val:
         ptr = self.pointer(node)
         offset = sum((i * s for i, s in zip(index, self.strides(node)) if i != 0), sympy.Integer(0))
+        self.loads.append(LoadRecord(node, offset, self.spaces, self._rare))
         return emitter.load(node, ptr, offset, conds)
 
     def anchor_value(self, emitter, node: Node, index: tuple, conds: tuple) -> Optional[Val]:

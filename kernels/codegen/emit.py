@@ -19,7 +19,6 @@ from typing import Optional
 import numpy as np
 import sympy
 
-from tritonflow.kernels import heuristics
 from tritonflow.kernels.codegen import triton_types as KD
 from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.errors import LoweringError
@@ -68,9 +67,9 @@ def is_inlined(node: Node) -> bool:
     return op.kind in INLINE_KINDS or is_trivial_reduction(node)
 
 
-def libdevice_calls(text: str) -> str:
+def libdevice_calls(text: str, target) -> str:
     """Triton's interpreter cannot call libdevice: its kernels call triton_helpers' stand-ins."""
-    return text.replace("libdevice.", "th.") if heuristics.interpreted() else text
+    return text.replace("libdevice.", "th.") if target.interpreted else text
 
 
 def spelling(op, node: Node, in_types: list) -> str:
@@ -239,7 +238,7 @@ class Emitter:
         if template == "{0}":
             self.ctx.describe(node)
             return args[0]  # the identity for these dtypes
-        template = libdevice_calls(template)
+        template = libdevice_calls(template, self.ctx.schedule.target)
         texts = [a.text for a in args]
         if template.startswith(("th.", "tl.", "libdevice.")):
             # Function calls need a tensor, not a bare Python number.

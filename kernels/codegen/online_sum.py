@@ -135,7 +135,8 @@ def emit_finish(post: Emitter, online: OnlineSum, full: tuple, full_mask: str, o
     exact = post.ctx.unique(f"{total}_exact")
     post.line(f"    {exact} = tl.zeros([XBLOCK, RBLOCK], {acc_type})")
     inner = open_scope("            ")
-    value = inner.value(online.a, full)
+    with post.ctx.rarely_run():  # only rows holding inf or NaN take this pass (the cost model skips it)
+        value = inner.value(online.a, full)
     text = value.text if not value.literal else f"tl.full([1], {value.text}, {acc_type})"
     if value.ctype != acc_type:
         text = f"{text}.to({acc_type})"

@@ -66,5 +66,5 @@ def generate_pointwise(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
     return GeneratedKernel(
         name=name, kind="pointwise", source=source, node_lines=list(ctx.ir_lines), args=args,
         constexprs={}, grid=None, numel=numel, config={},
-        reads=list(ctx.deps.values()), writes=[b for b, _ in plan.outputs],
+        reads=list(ctx.deps.values()), loads=ctx.loads, writes=[b for b, _ in plan.outputs],
     )

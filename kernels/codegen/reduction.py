@@ -73,7 +73,7 @@ def combine_function(ctx, node) -> str:
     op = OPS[node.op]
     red = reduction_of(node)
     name = f"{safe_name(op.name)}_combine"
-    combine = libdevice_calls(red.combine)
+    combine = libdevice_calls(red.combine, ctx.schedule.target)
     if red.carries_index:
         body = ["    # a wins when preferred, or on a tie (NaN ties NaN) with the lower index",
                 f"    preferred = {combine}",
@@ -171,7 +171,7 @@ def generate_reduction(sched: Schedule, plan: KernelPlan, layout: dict, wide: bo
         config={"rnumel": symbol_evaluator(inner.numel), "persistent": persistent,
                 # Column reductions (innermost dim kept) want many columns per program.
                 "rows_contiguous": (len(plan.shape) - 1) in plan.rdims},
-        reads=list(ctx.deps.values()), writes=writes,
+        reads=list(ctx.deps.values()), loads=ctx.loads, writes=writes,
     )
 
 

@@ -54,7 +54,7 @@ def generate_scan(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, n
     return GeneratedKernel(name=name, kind="scan", source=source, node_lines=list(ctx.ir_lines), args=args,
                            constexprs={}, grid=None, numel=symbol_evaluator(outer.numel),
                            config={"rnumel": symbol_evaluator(inner.numel)}, reads=list(ctx.deps.values()),
-                           writes=[node])
+                           loads=ctx.loads, writes=[node])
 
 
 def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool, name: str) -> GeneratedKernel:
@@ -88,4 +88,4 @@ def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool
                                       f"scatter-add of {src.shape} into {base.shape} along dim {dim}")
     return GeneratedKernel(name=name, kind="scatter", source=source, node_lines=list(ctx.ir_lines), args=args,
                            constexprs={}, grid=None, numel=symbol_evaluator(space.numel), config={},
-                           reads=list(ctx.deps.values()), writes=[acc])
+                           reads=list(ctx.deps.values()), loads=ctx.loads, writes=[acc])

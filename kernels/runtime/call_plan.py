@@ -4,7 +4,8 @@ DESIGN.md, "Two runtime facts": Triton's JIT dispatch `kernel[grid](...)` costs 
 time per launch (it binds and specializes every argument, hashes a key, looks up the kernel);
 the launcher of the `CompiledKernel` it returns, called with the stream and function handle,
 costs about 8 us. So the first call of a LoweredGraph for a given (input layouts, symbol values,
-device) runs the ordinary path and records every launch: the kernel, its grid and configuration.
+device) runs the ordinary path and records every launch (runtime/launch.py's recorder): the kernel,
+its grid and configuration.
 From that record a `CallPlan` is built once:
 
 - buffers: each graph output gets a `torch.empty` per call; intermediates (buffers only
@@ -21,34 +22,13 @@ Under Triton's interpreter (CPU tests) there is no CompiledKernel: steps keep th
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
 from tritonflow.errors import LoweringError
+from tritonflow.kernels.runtime.launch import run_jit
 
 ARENA_ALIGN = 256  # bytes; keeps every intermediate 16-byte aligned like a fresh allocation
-
-_recorder = threading.local()
-
-
-# ---------------------------------------------------------------- recording the first call
-
-def start_recording() -> list:
-    launches: list = []
-    _recorder.launches = launches
-    return launches
-
-
-def stop_recording() -> None:
-    _recorder.launches = None
-
-
-def record_launch(kernel, grid: tuple, config: dict, compiled) -> None:
-    """Called by launch._run after every launch (a no-op unless a plan is being recorded)."""
-    launches = getattr(_recorder, "launches", None)
-    if launches is not None:
-        launches.append((kernel, tuple(grid), dict(config), compiled))
 
 
 # ---------------------------------------------------------------- plans
@@ -122,8 +102,7 @@ class CallPlan:
         env = self.allocate(inputs)
         if self.interpreted:
             for step in self.steps:
-                args = _tensor_args(step, env)
-                step.kernel.fn[step.grid](*args, **step.config)
+                run_jit(step.kernel, step.grid, _tensor_args(step, env), step.config)
         else:
             launch_direct(self.steps, env, self.device)
         return [env[s] for s in self.result_slots]
@@ -186,7 +165,6 @@ def launch_direct(steps: list, env: list, device) -> None:
 
 
 def _jit_launch(step: Step, env: list):
-    from tritonflow.kernels.runtime.launch import run_jit
     return run_jit(step.kernel, step.grid, _tensor_args(step, env), step.config)
 
 

@@ -1,19 +1,69 @@
-"""Lowering stage: launching one compiled kernel — arguments, grid, configuration, autotuning.
+"""Lowering stage: launching one compiled kernel — arguments, setup, autotuning, the JIT launch.
 
-The configuration comes from heuristics.py, or in mode="max-autotune" on a GPU from
-benchmarking a few candidates on the first call with real arguments; the winner is remembered
-on disk per kernel and problem size. A Triton compile failure becomes a LoweringError naming
-the kernel, its IR nodes and the path of its generated source.
+Every kernel, generated or template, launches through `launch`: its `LaunchSetup` for the call's
+sizes and the lowering target (launch_setup.py; templates/launch.py for matmul and attention), in
+mode="max-autotune" on a GPU the fastest of a few candidates (benchmarked on the first call with
+real arguments, remembered in memory and on disk under the setup's tuning key), then one launch
+through Triton's JIT dispatch. A Triton compile failure becomes a LoweringError naming the kernel,
+its IR nodes and the path of its generated source.
+
+Launches are reported to whoever listens: the call plan being recorded on this thread
+(runtime/call_plan.py builds a plan from them) and the observers added with `add_observer`
+(the test suite's compile check collects every kernel it ran).
+
+Every interpreted launch (TRITON_INTERPRET=1) goes through `run_jit`, which takes one
+process-wide lock: for the length of a launch Triton's interpreter patches `triton.language`
+and keeps the program id in module globals, so two threads launching at once break each other
+("Did you forget to add @triton.jit?"). GPU launches are not serialized.
 """
 from __future__ import annotations
 
-from tritonflow.kernels import cache, heuristics
+import contextlib
+import threading
+from typing import Callable
+
+from tritonflow import environment
 from tritonflow.errors import LoweringError
+from tritonflow.kernels import cache, heuristics
+from tritonflow.kernels.runtime.launch_setup import LaunchSetup, cdiv
+from tritonflow.target import Target
+
+_recorder = threading.local()
+_observers: list = []
 
 
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
+# ---------------------------------------------------------------- listeners
 
+def start_recording() -> list:
+    """Collect this thread's launches as (kernel, grid, config, compiled) until stop_recording()."""
+    launches: list = []
+    _recorder.launches = launches
+    return launches
+
+
+def stop_recording() -> None:
+    _recorder.launches = None
+
+
+def add_observer(callback: Callable) -> None:
+    """Call `callback(kernel, grid, args, config)` after every launch through `launch` (any thread)."""
+    _observers.append(callback)
+
+
+def remove_observer(callback: Callable) -> None:
+    if callback in _observers:
+        _observers.remove(callback)
+
+
+def _report(kernel, grid: tuple, args: list, config: dict, compiled) -> None:
+    launches = getattr(_recorder, "launches", None)
+    if launches is not None:
+        launches.append((kernel, tuple(grid), dict(config), compiled))
+    for callback in list(_observers):
+        callback(kernel, tuple(grid), args, dict(config))
+
+
+# ---------------------------------------------------------------- one launch
 
 def bind_args(kernel, env: dict, symbols: dict) -> list:
     values = []
@@ -28,38 +78,60 @@ def bind_args(kernel, env: dict, symbols: dict) -> list:
     return values
 
 
-def base_config(kernel, env: dict, symbols: dict) -> tuple:
-    """(config, grid function of config) for this call's sizes."""
+def launch_setup(kernel, symbols: dict, target: Target) -> LaunchSetup:
+    """The setup of `kernel` for these sizes on `target` (no tensors needed)."""
     g = kernel.generated
+    if g.config.get("template"):
+        from tritonflow.kernels.templates.launch import template_setup
+        return template_setup(g, symbols, target)
     numel = g.numel(symbols)
-    if g.kind == "pointwise":
-        return heuristics.pointwise_config(numel), lambda c: (_cdiv(numel, c["XBLOCK"]),)
+
+    def grid(config: dict) -> tuple:
+        return (cdiv(numel, config["XBLOCK"]),)
+
     if g.kind == "reduction":
         rnumel = g.config["rnumel"](symbols)
-        itemsize = max((env[id(n)].element_size() for n in g.reads if id(n) in env), default=4)
-        config = heuristics.reduction_config(numel, rnumel, itemsize, g.config["persistent"],
-                                             g.config.get("rows_contiguous", True))
-        return config, lambda c: (_cdiv(numel, c["XBLOCK"]),)
-    if g.kind == "scan":
-        rnumel = g.config["rnumel"](symbols)
-        return heuristics.scan_config(numel, rnumel), lambda c: (_cdiv(numel, c["XBLOCK"]),)
-    if g.kind == "matmul":
-        m, n, k, batch = (f(symbols) for f in g.config["mnkb"])
-        config = heuristics.matmul_config(m, n, k, g.config["dtype"])
-        return config, lambda c: (_cdiv(m, c["BLOCK_M"]), _cdiv(n, c["BLOCK_N"]), batch)
-    return heuristics.pointwise_config(numel), lambda c: (_cdiv(numel, c["XBLOCK"]),)
+        itemsize = max((node.dtype.itemsize for node in g.reads), default=4)
+        persistent = g.config["persistent"]
+        base = heuristics.reduction_config(numel, rnumel, itemsize, persistent,
+                                           g.config.get("rows_contiguous", True), target)
+    elif g.kind == "scan":
+        persistent = False
+        base = heuristics.scan_config(numel, g.config["rnumel"](symbols), target)
+    else:
+        persistent = False
+        base = heuristics.pointwise_config(numel, target)
+    tuned = g.kind in ("pointwise", "reduction")
+    size_key = tuple(sorted(symbols.items())) + (numel,)
+    return LaunchSetup(
+        base=base, grid=grid,
+        candidates=lambda: heuristics.autotune_candidates(g.kind, base, persistent),
+        tuning_key=(lambda: cache.make_key(f"{kernel.key} sizes={size_key}", target)) if tuned else None)
 
 
-def _run(kernel, grid: tuple, args: list, config: dict) -> None:
+def launch(kernel, env: dict, symbols: dict, mode: str, target: Target) -> None:
+    if kernel.generated.numel(symbols) == 0:
+        return
+    args = bind_args(kernel, env, symbols)
+    setup = launch_setup(kernel, symbols, target)
+    config = setup.base
+    if mode == "max-autotune" and not target.interpreted and setup.tuning_key is not None:
+        config = autotune(kernel, args, setup)
+    config = setup.finish(config)
+    grid = setup.grid(config)
     compiled = run_jit(kernel, grid, args, config)
-    from tritonflow.kernels.runtime.call_plan import record_launch  # a call plan being built remembers this launch
-    record_launch(kernel, grid, config, compiled)
+    _report(kernel, grid, args, config, compiled)
+
+
+_INTERPRETER_LOCK = threading.RLock()
 
 
 def run_jit(kernel, grid: tuple, args: list, config: dict):
     """One launch through Triton's JIT dispatch; returns its CompiledKernel (None when interpreted)."""
+    turn = _INTERPRETER_LOCK if environment.triton_interpret() else contextlib.nullcontext()
     try:
-        return kernel.fn[grid](*args, **config)
+        with turn:
+            return kernel.fn[grid](*args, **config)
     except Exception as exc:
         if isinstance(exc, LoweringError):
             raise
@@ -69,42 +141,29 @@ def run_jit(kernel, grid: tuple, args: list, config: dict):
                             f"  IR nodes:\n  {lines}") from exc
 
 
-def launch(kernel, env: dict, symbols: dict, mode: str = "default") -> None:
-    g = kernel.generated
-    if g.config.get("template"):
-        from tritonflow.kernels.templates import launch_template  # matmul/attention templates
-        return launch_template(kernel, env, symbols, mode)
-    if g.numel(symbols) == 0:
-        return
-    args = bind_args(kernel, env, symbols)
-    config, grid_of = base_config(kernel, env, symbols)
-    if mode == "max-autotune" and not heuristics.interpreted() and g.kind != "scatter":
-        config = autotune(kernel, args, config, grid_of, symbols)
-    _run(kernel, grid_of(config), args, config)
+# ---------------------------------------------------------------- autotuning
 
-
-def autotune(kernel, args: list, base: dict, grid_of, symbols: dict) -> dict:
-    """Benchmark a few configurations once per problem size; remember the winner on disk."""
-    size_key = tuple(sorted(symbols.items())) + (kernel.generated.numel(symbols),)
-    if size_key in kernel.tuned:
-        return kernel.tuned[size_key]
-    disk_key = cache.make_key(f"{kernel.key} sizes={size_key}")
-    remembered = cache.load_tuned(disk_key)
+def autotune(kernel, args: list, setup: LaunchSetup) -> dict:
+    """The fastest candidate of `setup`, benchmarked once per tuning key and remembered on disk."""
+    key = setup.tuning_key()
+    found = kernel.tuned.get(key)
+    if found is not None:
+        return found
+    remembered = cache.load_tuned(key)
     if remembered is not None:
-        kernel.tuned[size_key] = remembered
+        kernel.tuned[key] = remembered
         return remembered
     import triton.testing
-    persistent = kernel.generated.config.get("persistent", False)
-    best, best_time = base, float("inf")
-    for config in heuristics.autotune_candidates(kernel.generated.kind, base, persistent):
-        if persistent and config.get("RBLOCK", 0) < base.get("RBLOCK", 0):
-            continue
+    best, best_time = setup.base, float("inf")
+    for config in setup.candidates():
+        full = setup.finish(config)
+        grid = setup.grid(full)
         try:
-            ms = triton.testing.do_bench(lambda: kernel.fn[grid_of(config)](*args, **config), warmup=5, rep=20)
-        except Exception:  # a candidate that does not fit the chip is skipped, not fatal
+            ms = triton.testing.do_bench(lambda: kernel.fn[grid](*args, **full), warmup=10, rep=40)
+        except Exception:  # a candidate that does not fit this chip (shared memory, registers) is skipped
             continue
         if ms < best_time:
             best, best_time = config, ms
-    kernel.tuned[size_key] = best
-    cache.save_tuned(disk_key, best)
+    kernel.tuned[key] = best
+    cache.save_tuned(key, best)
     return best

@@ -2,13 +2,12 @@
 
 The scheduler (kernels/fusion.py) hands every node whose op kind is MATMUL to
 templates/fusion.py's `place_template` and offers each pointwise output to its `try_epilogue`
-first; lowering.py asks `generate_template` for the source of such a plan; runtime/launch.py
-hands its kernels to `launch_template`. The op's `triton` field names the template ("matmul",
-"attention", "attention_lse", "attention_dq", "attention_dkv").
+first; lowering.py asks `generate_template` for the source of such a plan; runtime/launch.py asks
+templates/launch.py's `template_setup` for the launch configuration of its kernels. The op's
+`triton` field names the template ("matmul", "attention", "attention_lse", "attention_dq",
+"attention_dkv").
 """
 from __future__ import annotations
-
-from tritonflow.kernels.templates.launch import launch_template
 
 
 def generate_template(sched, plan, layout: dict, wide: bool, name: str):
@@ -21,4 +20,4 @@ def generate_template(sched, plan, layout: dict, wide: bool, name: str):
     return generate_attention(sched, plan, layout, wide, name)
 
 
-__all__ = ["generate_template", "launch_template"]
+__all__ = ["generate_template"]

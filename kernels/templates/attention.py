@@ -38,12 +38,13 @@ LOG2E = 1.4426950408889634
 NEG_INF = "float(\"-inf\")"
 
 
-def _dot(a: str, b: str, dtype: str) -> str:
+def _dot(a: str, b: str, state: dict) -> str:
+    dtype = state["dtype"]
     if dtype == "float64":
         return f"tl.sum({a}[:, :, None] * {b}[None, :, :], 1)"
     if dtype == "float32":
         return f"tl.dot({a}, {b}, input_precision=INPUT_PRECISION)"
-    if dtype == "bfloat16" and heuristics.interpreted():
+    if dtype == "bfloat16" and state["interpreted"]:
         # Triton 3.6's interpreter returns garbage for bfloat16 tl.dot; widening is exact.
         return f"tl.dot({a}.to(tl.float32), {b}.to(tl.float32), input_precision=\"ieee\")"
     return f"tl.dot({a}, {b})"
@@ -117,7 +118,9 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
                                 f"    rng_offset = tl.sum({offset.text} + tl.zeros([1], tl.int64), 0)"]
         printer.used |= em.printer.used
     scale_log2 = float(attrs["scale"]) * LOG2E
-    state = dict(dtype=dtype, storage=storage, mask=mask_kind, causal=bool(attrs.get("is_causal")),
+    # Triton 3.6's interpreter returns garbage for a bfloat16 tl.dot: widened there (see _dot).
+    state = dict(dtype=dtype, interpreted=sched.target.interpreted, storage=storage, mask=mask_kind,
+                 causal=bool(attrs.get("is_causal")),
                  dropout=dropout, scale_log2=scale_log2, scale=float(attrs["scale"]),
                  lse_node=plan.members[1] if len(plan.members) > 1 else None)
     body = {"attention": _forward_body, "attention_lse": _forward_body,
@@ -230,7 +233,7 @@ def _key_loop_head(ops, node, state, ctx, transposed: bool) -> list:
         "        offs_n = start_n + tl.arange(0, BLOCK_N)",
         "        nmask = offs_n < size_s",
         f"        {tile} = tl.load({k.at(*where)}, mask={mask}, other=0)",
-        f"        s = {_dot('q', rhs, state['dtype'])}.to(ACC) * {_num(state, state['scale_log2'])}  # {ctx.describe(node)}",
+        f"        s = {_dot('q', rhs, state)}.to(ACC) * {_num(state, state['scale_log2'])}  # {ctx.describe(node)}",
     ]
     return lines + _score_mask_lines(ops, state, "        ", False)
 
@@ -238,7 +241,7 @@ def _key_loop_head(ops, node, state, ctx, transposed: bool) -> list:
 # ---------------------------------------------------------------- forward and lse
 
 def _forward_body(ops, node, template, state, printer, ctx) -> list:
-    dtype, storage = state["dtype"], state["storage"]
+    storage = state["storage"]
     q = ops["q"]
     lines = _program_block("m", [("q", q, "d")]) + [
         f"    m_i = tl.full([BLOCK_M], {NEG_INF}, ACC)",
@@ -263,7 +266,7 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
         lines += [
             f"        v = tl.load({v.at('offs_n[:, None]', 'offs_dv[None, :]')}, mask=nmask[:, None] & dvmask[None, :], "
             "other=0)",
-            f"        acc = acc * alpha[:, None] + {_dot(f'p.to({storage})', 'v', dtype)}.to(ACC)",
+            f"        acc = acc * alpha[:, None] + {_dot(f'p.to({storage})', 'v', state)}.to(ACC)",
         ]
     lines.append("        m_i = m_new")
     ptr, base = _out_base(ctx, node, printer)
@@ -299,7 +302,7 @@ def _row_stats_lines(ops, state, indent: str, index: str) -> list:
 
 
 def _dq_body(ops, node, template, state, printer, ctx) -> list:
-    dtype, storage = state["dtype"], state["storage"]
+    storage = state["storage"]
     q, v, g = ops["q"], ops["v"], ops["g"]
     lines = _program_block("m", [("q", q, "d"), ("do", g, "dv")])
     lines += _row_stats_lines(ops, state, "    ", "offs_m")
@@ -309,7 +312,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
         "        p = tl.math.exp2(s - lse2[:, None])",
         f"        vt = tl.load({v.at('offs_n[None, :]', 'offs_dv[:, None]')}, mask=nmask[None, :] & dvmask[:, None], "
         "other=0)",
-        f"        dp = {_dot('do', 'vt', dtype)}.to(ACC)",
+        f"        dp = {_dot('do', 'vt', state)}.to(ACC)",
     ]
     keep = _keep_lines(state, "        ", False)
     if keep:
@@ -317,7 +320,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
         lines.append(f"        dp = tl.where(keep, dp * {_num(state, 1.0 / (1.0 - state['dropout']))}, 0.0)")
     lines += [
         "        ds = p * (dp - delta[:, None])",
-        f"        dq += {_dot(f'ds.to({storage})', 'kb', dtype)}.to(ACC)",
+        f"        dq += {_dot(f'ds.to({storage})', 'kb', state)}.to(ACC)",
     ]
     ptr, base = _out_base(ctx, node, printer)
     lines.append(f"    dq = dq * {_num(state, state['scale'])}")
@@ -327,7 +330,7 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
 
 
 def _dkv_body(ops, node, template, state, printer, ctx) -> list:
-    dtype, storage = state["dtype"], state["storage"]
+    storage = state["storage"]
     q, k, v, g = ops["q"], ops["k"], ops["v"], ops["g"]
     lines = _program_block("n", [("kb", k, "d"), ("vb", v, "dv")]) + [
         "    dk = tl.zeros([BLOCK_N, BLOCK_D], ACC)",
@@ -343,7 +346,7 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
         "        mmask = offs_m < size_l",
         f"        qb = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], "
         "other=0)",
-        f"        st = {_dot('kb', 'tl.trans(qb)', dtype)}.to(ACC) * {_num(state, state['scale_log2'])}  "
+        f"        st = {_dot('kb', 'tl.trans(qb)', state)}.to(ACC) * {_num(state, state['scale_log2'])}  "
         f"# {ctx.describe(node)}",
     ]
     lines += _score_mask_lines(ops, state, "        ", True)
@@ -352,7 +355,7 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
         "        pt = tl.math.exp2(st - lse2[None, :])",
         f"        do = tl.load({g.at('offs_m[:, None]', 'offs_dv[None, :]')}, mask=mmask[:, None] & dvmask[None, :], "
         "other=0)",
-        f"        dpt = {_dot('vb', 'tl.trans(do)', dtype)}.to(ACC)",
+        f"        dpt = {_dot('vb', 'tl.trans(do)', state)}.to(ACC)",
     ]
     keep = _keep_lines(state, "        ", True)
     if keep:
@@ -363,9 +366,9 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
     else:
         lines.append("        pdt = pt")
     lines += [
-        f"        dv += {_dot(f'pdt.to({storage})', 'do', dtype)}.to(ACC)",
+        f"        dv += {_dot(f'pdt.to({storage})', 'do', state)}.to(ACC)",
         "        dst = pt * (dpt - delta[None, :])",
-        f"        dk += {_dot(f'dst.to({storage})', 'qb', dtype)}.to(ACC)",
+        f"        dk += {_dot(f'dst.to({storage})', 'qb', state)}.to(ACC)",
     ]
     ptr, base = _out_base(ctx, node, printer)
     width = _width(node.shape[-1])

@@ -25,7 +25,6 @@ from __future__ import annotations
 import sympy
 
 from tritonflow.kernels.codegen import triton_types as KD
-from tritonflow.kernels import heuristics
 from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.kernels.codegen.pointwise import store_text
 from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
@@ -179,7 +178,7 @@ def generate_matmul(sched, plan, layout: dict, wide: bool, name: str) -> Generat
             loop.lines += ctx.index_prologue(space, loop.printer, loop.printer.used, "        ")
         loop.lines += body.lines
     describe = ctx.describe(node)
-    if dtype == "bfloat16" and heuristics.interpreted():
+    if dtype == "bfloat16" and sched.target.interpreted:
         # Triton 3.6's interpreter returns garbage for bfloat16 tl.dot; widening is exact.
         loop.line(f"acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision=\"ieee\")  # {describe}")
     elif dtype in ("float16", "bfloat16"):
@@ -242,5 +241,5 @@ def generate_matmul(sched, plan, layout: dict, wide: bool, name: str) -> Generat
         name=name, kind="matmul", source=source, node_lines=list(ctx.ir_lines), args=args, constexprs={},
         grid=None, numel=symbol_evaluator(ix.product(out_shape)),
         config={"template": "matmul", "sizes": sizes, "dtype": dtype, "paths": paths},
-        reads=list(ctx.deps.values()),
+        reads=list(ctx.deps.values()), loads=ctx.loads,
         writes=([node] if id(node) in sched.stored else []) + [buf for buf, _ in plan.outputs])

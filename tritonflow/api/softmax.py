@@ -35,7 +35,9 @@ def _normalizer(x, dim, dtype, name: str) -> tuple:
     out_dtype = x.dtype
     x = cast(x, compute_dtype(x))
     d = normalize_dim(name, dim, x.ndim)
-    m = amax(x, d, keepdim=True)
+    # The shift only keeps exp() in range and cancels out of the result, so it carries no gradient:
+    # differentiating through the max would add a pass counting each row's maxima, forward and back.
+    m = amax(x.detach(), d, keepdim=True)
     # A row that is all -inf has max -inf; shifting by 0 keeps exp() at 0 instead of NaN.
     shifted = x - where(isinf(m), 0.0, m)
     e = exp(shifted)

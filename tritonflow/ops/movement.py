@@ -253,6 +253,16 @@ def _np_gather(x, index, dim):
 
 
 def _gather_vjp(g, out, x, index, dim):
+    size = x.shape[dim]
+    one_per_row = index.shape[dim] == 1 and isinstance(size, int) and all(
+        dims_equal(index.shape[d], x.shape[d]) for d in range(x.ndim) if d != dim)
+    if one_per_row:
+        # One position per row (nll_loss, cross_entropy): the gradient is g where the class is the
+        # picked one, an elementwise select that fuses with its neighbours, where scattering into a
+        # zero tensor first writes and then reads a buffer as large as x.
+        position = T.where(index < 0, index + size, index)
+        classes = T.iota(tuple(x.shape), dim, dtype=position.dtype, device=g.device)
+        return (T.where(classes == position, g, T.zeros((), dtype=g.dtype, device=g.device)), None)
     zeros = T.zeros(x.shape, dtype=g.dtype, device=g.device)
     return (T.scatter_add(zeros, dim, index, g), None)
 
