@@ -1,16 +1,13 @@
-"""The `tritonflow` console script. `tritonflow bench [--quick]` runs the benchmark suites;
-`tritonflow aot` and `tritonflow precompile` compile a function for a GPU target (cli_aot.py).
-
-On CPU: the compiler's cost (trace + passes) as graphs grow, the per-call overhead of a jitted
-function, and the NumPy interpreter against hand-written NumPy. With a CUDA GPU it also runs the GPU
-suite (benchmarks/gpu_bench.py). Results are printed as Markdown and written, with machine info,
-versions and the git commit, to benchmarks/results/cpu-<date>.json and .md.
+"""The `tritonflow` console script: `tritonflow bench` (cli_bench.py: every workload against torch
+eager and torch.compile), `tritonflow aot` and `tritonflow precompile` (cli_aot.py: compile a function
+for a GPU target). Here: the parser, machine information for result files, and the extra CPU suites
+of a source checkout (`tritonflow bench --suites`: the compiler's cost as graphs grow, the per-call
+overhead, the NumPy interpreter against hand-written NumPy, and the suites other issues added).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import subprocess
@@ -143,54 +140,38 @@ def render(info: dict, results: dict, quick: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench(quick: bool, out_dir: Path | None, save: bool) -> int:
+def run_suites(quick: bool) -> str:
+    """The extra CPU suites (`--suites`): compiler cost, call overhead, interpreter, ... as Markdown."""
     root = repo_root()
     if not (root / "benchmarks" / "__init__.py").exists():
-        print("tritonflow bench: benchmarks/ not found next to the tritonflow package; run it from a "
-              "source checkout installed with `pip install -e .`", file=sys.stderr)
-        return 2
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    info = machine_info(root)
+        raise BenchError("--suites needs a source checkout (benchmarks/*.py beside the package)")
     results = run_cpu_suites(quick)
-    text = render(info, results, quick)
-    print(text)
-    if save:
-        out_dir = out_dir or root / "benchmarks" / "results"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"cpu-{datetime.date.today().isoformat()}{'-quick' if quick else ''}"
-        payload = {"machine": info, "quick": quick,
-                   "results": {k: {kk: vv for kk, vv in r.items() if kk != "markdown"} for k, r in results.items()}}
-        (out_dir / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        (out_dir / f"{stem}.md").write_text(text)
-        print(f"[bench] wrote {out_dir / stem}.json and .md", file=sys.stderr)
-    status = 0
-    gpu_script = root / "benchmarks" / "gpu_bench.py"
-    if _cuda_available() and gpu_script.exists():
-        print("[bench] CUDA present: running the GPU suite", file=sys.stderr, flush=True)
-        takes_quick = "--quick" in gpu_script.read_text()
-        command = [sys.executable, str(gpu_script)] + (["--quick"] if quick and takes_quick else [])
-        status = subprocess.run(command, cwd=root).returncode
-    elif gpu_script.exists():
-        print("[bench] no CUDA GPU here: skipping the GPU suite (benchmarks/gpu_bench.py)", file=sys.stderr)
-    return status
+    return "\n".join(r["markdown"] + "\n" for r in results.values())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tritonflow", description="tritonflow command-line tools")
-    commands = parser.add_subparsers(dest="command", required=True)
-    bench_parser = commands.add_parser("bench", help="run the benchmark suites and write benchmarks/results/")
-    bench_parser.add_argument("--quick", action="store_true", help="fewer repeats: finishes in under a minute")
-    bench_parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
-    bench_parser.add_argument("--no-save", action="store_true", help="print only; write no result files")
-    from tritonflow import cli_aot
+    parser = OneLineErrorParser(prog="tritonflow", description="tritonflow command-line tools")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
+    from tritonflow import cli_aot, cli_bench
+    cli_bench.add_command(commands)
     cli_aot.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "bench":
-        return bench(args.quick, args.out, not args.no_save)
+        return cli_bench.run(args)
     if args.command in ("aot", "precompile"):
         return cli_aot.run(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+class BenchError(Exception):
+    """A bad `tritonflow bench` request: reported in one line, exit status 2."""
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, with its usage errors in one line (`tritonflow bench: error: ...`), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 if __name__ == "__main__":
