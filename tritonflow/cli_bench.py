@@ -3,7 +3,7 @@ eager, tritonflow compiled, torch eager and torch.compile, each checked against 
 progress bar while it runs, the table at the end, JSON + Markdown + a PNG bar chart written.
 
     tritonflow bench [--quick] [--device cpu|cuda] [--only NAME ...] [--json PATH] [--markdown PATH]
-                     [--plot PATH] [--threads N] [--suites]
+                     [--plot PATH] [--threads N] [--budget SECONDS] [--suites] [--list]
 
 Results go to ./benchmarks/results in a source checkout, else the current directory, unless paths
 are given. A bad request (unknown workload, --device cuda without a GPU) is one line on stderr and
@@ -15,6 +15,7 @@ import contextlib
 import datetime
 import os
 import sys
+import time
 from pathlib import Path
 
 from tritonflow import cli
@@ -33,6 +34,8 @@ def add_command(commands) -> None:
     bench.add_argument("--markdown", type=Path, default=None, help="Markdown table path")
     bench.add_argument("--plot", type=Path, default=None, help="PNG bar chart path (default: beside the JSON)")
     bench.add_argument("--threads", type=int, default=1, help="CPU threads per library (default 1)")
+    bench.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                       help="bound the run: torch.compile is skipped past 60%% of it, workloads past all of it")
     bench.add_argument("--suites", action="store_true",
                        help="also run the extra CPU suites of a source checkout (compiler cost, call overhead, ...)")
 
@@ -164,13 +167,19 @@ def _measure_all(workloads: list, size: str, device: str, args) -> tuple:
         target = device_target(torch.cuda.current_device())
         anchors = peers.cuda_anchors(args.quick)
     results = []
+    start = time.perf_counter()
     with thread_limit(args.threads), tqdm(workloads, desc="tritonflow bench", unit="workload",
                                           file=sys.stderr) as bar:
         for workload in bar:
             bar.set_postfix_str(workload.key)
+            spent = (time.perf_counter() - start) / args.budget if args.budget else 0.0
+            if spent >= 1.0:
+                print(f"tritonflow bench: --budget {args.budget:g} s spent: skipped {workload.key}", file=sys.stderr)
+                continue
+            chosen = peers.PROVIDERS if spent < 0.6 else tuple(p for p in peers.PROVIDERS if p != "torch.compile")
             try:
                 results.append(peers.measure(workload, size, device, quick=args.quick, target=target,
-                                             copy_bandwidth=anchors and anchors["copy_bandwidth"]))
+                                             copy_bandwidth=anchors and anchors["copy_bandwidth"], providers=chosen))
             except peers.Mismatch as exc:
                 return results, anchors, str(exc)
             except Exception as exc:  # noqa: BLE001 - a tritonflow provider failing fails the run, named

@@ -96,3 +96,11 @@ def test_suites_append_the_checkout_suites(tmp_path, monkeypatch, capsys):
     status, out, _ = _bench(capsys, "--device", "cpu", "--only", "ten_op_call", "--suites",
                             "--json", str(tmp_path / "x.json"))
     assert status == 0 and "### Stub suite" in out and "### Stub suite" in (tmp_path / "x.md").read_text()
+
+
+def test_budget_skips_what_does_not_fit_and_says_so(tmp_path, capsys):
+    status, _, err = _bench(capsys, "--device", "cpu", "--only", "ten_op_call", "adamw", "--budget", "1e-9",
+                            "--json", str(tmp_path / "b.json"))
+    assert status == 0
+    assert "--budget 1e-09 s spent: skipped ten_op_call" in err and "skipped adamw" in err
+    assert json.loads((tmp_path / "b.json").read_text())["workloads"] == []
