@@ -23,6 +23,7 @@ import contextlib
 import statistics
 import time
 import tracemalloc
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -273,6 +274,8 @@ def _torch_settings(workload: Workload):
         yield
         return
     torch = api.lib
+    # With the caches off, Dynamo warns once per compile that its profile-guided cache is off too.
+    warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
     precision_before = torch.get_float32_matmul_precision()
     caches_before = torch._inductor.config.force_disable_caches
     torch.set_float32_matmul_precision(workload.matmul_precision)

@@ -210,7 +210,7 @@ WORKLOADS = [
              integer_high=_classes),
     Workload("column-normalize f32 65536x1024", column_normalize, key="column_normalize"),
     Workload("AdamW f32 250k", adamw, key="adamw", note="one of 200 tensors of 250k parameters", nonnegative=(3,)),
-    Workload("matmul bf16 8192^3", _matmul("bfloat16", 8192), key="matmul_bf16", kind="compute", quick=True),
+    Workload("matmul bf16 8192^3", _matmul("bfloat16", 8192), key="matmul", kind="compute", quick=True),
     Workload("matmul fp16 4096^3", _matmul("float16", 4096), key="matmul_fp16", kind="compute", on_cpu=False),
     Workload("matmul tf32 4096^3", _matmul("float32", 4096), key="matmul_tf32", kind="compute",
              matmul_precision="high", on_cpu=False),
