@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 SUITES = ("compiler_cost", "call_overhead", "interpreter_large")
-# Suites other issues add: run when their file exists; a failure in one is reported, not fatal.
+# Suites other issues add: run when their module exists; a failure in one is reported, not fatal.
 EXTRA_SUITES = ("train_step_cpu", "generation_bench", "closed_over_step", "aot_compile_time")
 
 
 def repo_root() -> Path:
-    """The source checkout holding benchmarks/ (the project is installed editable: `pip install -e .`)."""
+    """The folder above the tritonflow package: the source checkout whose git commit stamps results
+    (site-packages when installed: the commit is then "unknown")."""
     import tritonflow
     return Path(tritonflow.__file__).resolve().parents[1]
 
@@ -70,17 +71,6 @@ def machine_info(root: Path) -> dict:
     }
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    try:
-        return bool(torch.cuda.is_available())
-    except Exception:
-        return False
-
-
 def _generic_markdown(name: str, result: dict) -> str:
     """A table of a suite's numbers, for a suite module without its own `markdown`."""
     lines = [f"### {name}", "", "| measure | value |", "| --- | ---: |"]
@@ -96,14 +86,14 @@ def _generic_markdown(name: str, result: dict) -> str:
 
 def run_cpu_suites(quick: bool) -> dict:
     import importlib
-    root = repo_root()
-    names = list(SUITES) + [n for n in EXTRA_SUITES if (root / "benchmarks" / f"{n}.py").exists()]
+    import importlib.util
+    names = list(SUITES) + [n for n in EXTRA_SUITES if importlib.util.find_spec(f"tritonflow.benchmarks.{n}")]
     results = {}
     for name in names:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         try:
-            module = importlib.import_module(f"benchmarks.{name}")
+            module = importlib.import_module(f"tritonflow.benchmarks.{name}")
             result = module.run(quick=quick)
         except Exception as exc:  # noqa: BLE001 - one broken suite must not hide the others' numbers
             if name in SUITES:
@@ -119,34 +109,14 @@ def run_cpu_suites(quick: bool) -> dict:
     return results
 
 
-def render(info: dict, results: dict, quick: bool) -> str:
-    v = info["versions"]
-    lines = [f"## tritonflow CPU benchmarks{' (quick)' if quick else ''}", "",
-             f"{info['date']}, commit {info['commit']}; {info['cpu']} ({info['cores']} cores), {info['platform']}; "
-             f"Python {info['python']}, numpy {v['numpy']}, sympy {v['sympy']}, triton {v['triton']}, torch {v['torch']}",
-             ""]
+def run_suites(quick: bool) -> str:
+    """The extra CPU suites (`--suites`) as Markdown: each suite's table, then its target's verdict."""
+    results = run_cpu_suites(quick)
+    lines = [r["markdown"] + "\n" for r in results.values()] + ["| suite target | result |", "| --- | --- |"]
     for result in results.values():
-        lines += [result["markdown"], ""]
-    lines.append("| target | result |")
-    lines.append("| --- | --- |")
-    for result in results.values():
-        if "error" in result:
-            verdict = "ERROR"
-        elif "pass" in result:
-            verdict = "PASS" if result["pass"] else "FAIL"
-        else:
-            verdict = "(no target)"
+        verdict = "ERROR" if "error" in result else {True: "PASS", False: "FAIL"}.get(result.get("pass"), "(no target)")
         lines.append(f"| {result['name']} | {verdict} |")
     return "\n".join(lines) + "\n"
-
-
-def run_suites(quick: bool) -> str:
-    """The extra CPU suites (`--suites`): compiler cost, call overhead, interpreter, ... as Markdown."""
-    root = repo_root()
-    if not (root / "benchmarks" / "__init__.py").exists():
-        raise BenchError("--suites needs a source checkout (benchmarks/*.py beside the package)")
-    results = run_cpu_suites(quick)
-    return "\n".join(r["markdown"] + "\n" for r in results.values())
 
 
 def main(argv: list[str] | None = None) -> int:

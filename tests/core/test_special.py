@@ -114,3 +114,38 @@ def test_coefficients_are_the_interpolants():
                                  len(special.Q))
     np.testing.assert_allclose(special.P, p, rtol=1e-12, atol=1e-25)
     np.testing.assert_allclose(special.Q, q, rtol=1e-9, atol=1e-20)
+
+
+# ---------------------------------------------------------------- sigmoid
+
+SIGMOID_GRID = np.concatenate([np.linspace(-40.0, 40.0, 4001), np.geomspace(1e-300, 700.0, 300),
+                               -np.geomspace(1e-300, 700.0, 300)])
+SIGMOID_EXACT = np.array([float(1 / (1 + mp.exp(-mp.mpf(float(p))))) for p in SIGMOID_GRID])
+SIGMOID_PATHS = {"numpy formula": special.sigmoid_numpy}
+if special._SCIPY_EXPIT is not None:
+    SIGMOID_PATHS["scipy"] = special._SCIPY_EXPIT
+
+
+@pytest.mark.parametrize("path", SIGMOID_PATHS)
+def test_sigmoid_within_ulps_of_the_exact_value(path):
+    got = SIGMOID_PATHS[path](SIGMOID_GRID)
+    ulps = np.abs(got - SIGMOID_EXACT) / np.spacing(np.abs(SIGMOID_EXACT))
+    assert got.dtype == np.float64 and ulps.max() <= 3.0, (path, SIGMOID_GRID[ulps.argmax()], ulps.max())
+    points = SIGMOID_GRID.astype(np.float32)
+    want = np.array([float(1 / (1 + mp.exp(-mp.mpf(float(p))))) for p in points])
+    got32 = SIGMOID_PATHS[path](points)
+    ulps32 = np.abs(got32 - want) / np.spacing(np.abs(want).astype(np.float32))
+    assert got32.dtype == np.float32 and ulps32.max() <= 3.0, (path, points[ulps32.argmax()], ulps32.max())
+
+
+@pytest.mark.parametrize("path", SIGMOID_PATHS)
+def test_sigmoid_special_values(path):
+    got = SIGMOID_PATHS[path](np.array([np.nan, np.inf, -np.inf, 0.0, 800.0, -800.0]))
+    assert np.isnan(got[0])
+    np.testing.assert_array_equal(got[1:], [1.0, 0.0, 0.5, 1.0, 0.0])
+
+
+def test_without_scipy_sigmoid_uses_the_formula(monkeypatch):
+    monkeypatch.setattr(special, "_SCIPY_EXPIT", None)
+    x = SIGMOID_GRID[::5].astype(np.float32)
+    np.testing.assert_array_equal(tf.sigmoid(tf.tensor(x)).numpy(), special.sigmoid_numpy(x))

@@ -82,12 +82,6 @@ def in_f32(fn):
     return run
 
 
-def _sigmoid(x):
-    # Stable for large |x|: exp only of non-positive values.
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
 def _sign(x):
     # (x > 0) - (x < 0), as PyTorch and the Triton template compute it: sign(NaN) is 0.
     one = np.ones((), x.dtype)
@@ -179,7 +173,7 @@ RSQRT = _unary("rsqrt", in_f32(lambda x: 1.0 / np.sqrt(x)), lambda g, out, x: (g
 SIN = _unary("sin", in_f32(np.sin), lambda g, out, x: (g * T.cos(x),), "tl.sin({0})")
 COS = _unary("cos", in_f32(np.cos), lambda g, out, x: (-(g * T.sin(x)),), "tl.cos({0})")
 TANH = _unary("tanh", in_f32(np.tanh), lambda g, out, x: (g * (1.0 - out * out),), "libdevice.tanh({0})")
-SIGMOID = _unary("sigmoid", in_f32(_sigmoid), lambda g, out, x: (g * out * (1.0 - out),), "tl.sigmoid({0})")
+SIGMOID = _unary("sigmoid", in_f32(special.sigmoid), lambda g, out, x: (g * out * (1.0 - out),), "tl.sigmoid({0})")
 ERF = _unary("erf", in_f32(special.erf), lambda g, out, x: (g * T.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
              "tl.erf({0})")
 RELU = _unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
