@@ -1,7 +1,7 @@
 """Lowering stage (kernels/): schedule -> fuse -> Triton source -> disk cache -> launch.
 
 Public entry points:
-    lower(graph, mode="default" | "max-autotune" | "reduce-overhead") -> LoweredGraph
+    lower(graph, mode="default" | "max-autotune" | "reduce-overhead", target=None) -> LoweredGraph
     LoweredGraph.kernels            -> [KernelInfo(name, source, path, node_lines, kind)]
     LoweredGraph(inputs, symbols)   -> [torch.Tensor]   (inputs: torch tensors, any strides;
                                        the first call per layout/sizes records a call plan that

@@ -10,7 +10,7 @@ A backend object offers:
     compile(graph, *, mode="default") -> runner   runner(arrays, device) -> arrays; runner.kernels
     run_op(op, arrays, attrs, out_type) -> array  one primitive now, on the backend's own arrays
     cache_stats() -> dict                         its compile cache counters ({} when it has none)
-and a backend with kernels also `kernel_run(runner, arrays, device, symbols)`: the same run one
+and a backend with kernels also `kernel_run(runner, arrays, device)`: the same run one
 kernel at a time, for debug.verify (see kernels/backend.py). Optionally `recomputes(op) -> bool`:
 whether a compiled backward recomputes a forward value of this op rather than saving it
 (compiled_autograd.py; without it: elementwise ops, views and fills, what fused kernels recompute

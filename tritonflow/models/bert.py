@@ -101,29 +101,27 @@ class BertLayer(Module):
         return self.ffn_norm(x + self.dropout(self.ffn_down(self.act(self.ffn_up(x)))))
 
 
-_LAYER = r"layers\.(\d+)\."
-_ENC = r"encoder.layer.\1."
-
-
 class Bert(PretrainedModel):
     """`forward(input_ids, attention_mask=None, token_type_ids=None)` ->
     BertOutput(last_hidden_state (batch, length, hidden), pooler_output (batch, hidden) or None)."""
 
     config_class = BertConfig
     name_map = NameMap(
-        rules=(
-            (r"embeddings\.word\.weight", "embeddings.word_embeddings.weight"),
-            (r"embeddings\.position\.weight", "embeddings.position_embeddings.weight"),
-            (r"embeddings\.token_type\.weight", "embeddings.token_type_embeddings.weight"),
-            (r"embeddings\.norm\.(\w+)", r"embeddings.LayerNorm.\1"),
-            (_LAYER + r"(query|key|value)\.(\w+)", _ENC + r"attention.self.\2.\3"),
-            (_LAYER + r"attn_out\.(\w+)", _ENC + r"attention.output.dense.\2"),
-            (_LAYER + r"attn_norm\.(\w+)", _ENC + r"attention.output.LayerNorm.\2"),
-            (_LAYER + r"ffn_up\.(\w+)", _ENC + r"intermediate.dense.\2"),
-            (_LAYER + r"ffn_down\.(\w+)", _ENC + r"output.dense.\2"),
-            (_LAYER + r"ffn_norm\.(\w+)", _ENC + r"output.LayerNorm.\2"),
-            (r"pooler\.(\w+)", r"pooler.dense.\1"),
-        ),
+        """
+        embeddings.word.weight      -> embeddings.word_embeddings.weight
+        embeddings.position.weight  -> embeddings.position_embeddings.weight
+        embeddings.token_type.weight -> embeddings.token_type_embeddings.weight
+        embeddings.norm.{w}         -> embeddings.LayerNorm.{w}
+        layers.{n}.query.{w}        -> encoder.layer.{n}.attention.self.query.{w}
+        layers.{n}.key.{w}          -> encoder.layer.{n}.attention.self.key.{w}
+        layers.{n}.value.{w}        -> encoder.layer.{n}.attention.self.value.{w}
+        layers.{n}.attn_out.{w}     -> encoder.layer.{n}.attention.output.dense.{w}
+        layers.{n}.attn_norm.{w}    -> encoder.layer.{n}.attention.output.LayerNorm.{w}
+        layers.{n}.ffn_up.{w}       -> encoder.layer.{n}.intermediate.dense.{w}
+        layers.{n}.ffn_down.{w}     -> encoder.layer.{n}.output.dense.{w}
+        layers.{n}.ffn_norm.{w}     -> encoder.layer.{n}.output.LayerNorm.{w}
+        pooler.{w}                  -> pooler.dense.{w}
+        """,
         backbone_prefix="bert.",
         ignored=r"embeddings\.position_ids$",  # a buffer older checkpoints stored
     )

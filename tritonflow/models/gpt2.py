@@ -107,29 +107,25 @@ class GPT2Block(CachedBlock):
         return x + self.dropout(self.mlp(self.mlp_norm(x)))
 
 
-_BLOCK = r"blocks\.(\d+)\."
-_H = r"transformer.h.\1."
-
-
 class GPT2(CausalLM):
     """GPT-2 with its language-model head: `forward(ids)` gives logits (batch, length, vocab)."""
 
     config_class = GPT2Config
     name_map = NameMap(
-        rules=(
-            (r"wte\.weight", "transformer.wte.weight"),
-            (r"wpe\.weight", "transformer.wpe.weight"),
-            (_BLOCK + r"attn_norm\.(\w+)", _H + r"ln_1.\2"),
-            (_BLOCK + r"attn\.qkv\.(\w+)", _H + r"attn.c_attn.\2"),
-            (_BLOCK + r"attn\.proj\.(\w+)", _H + r"attn.c_proj.\2"),
-            (_BLOCK + r"mlp_norm\.(\w+)", _H + r"ln_2.\2"),
-            (_BLOCK + r"mlp\.fc\.(\w+)", _H + r"mlp.c_fc.\2"),
-            (_BLOCK + r"mlp\.proj\.(\w+)", _H + r"mlp.c_proj.\2"),
-            (r"final_norm\.(\w+)", r"transformer.ln_f.\1"),
-            (r"lm_head\.weight", "lm_head.weight"),
-        ),
+        """
+        wte.weight                  -> transformer.wte.weight
+        wpe.weight                  -> transformer.wpe.weight
+        blocks.{n}.attn_norm.{w}    -> transformer.h.{n}.ln_1.{w}
+        blocks.{n}.attn.qkv.{w}     -> transformer.h.{n}.attn.c_attn.{w}
+        blocks.{n}.attn.proj.{w}    -> transformer.h.{n}.attn.c_proj.{w}
+        blocks.{n}.mlp_norm.{w}     -> transformer.h.{n}.ln_2.{w}
+        blocks.{n}.mlp.fc.{w}       -> transformer.h.{n}.mlp.c_fc.{w}
+        blocks.{n}.mlp.proj.{w}     -> transformer.h.{n}.mlp.c_proj.{w}
+        final_norm.{w}              -> transformer.ln_f.{w}
+        lm_head.weight              -> lm_head.weight
+        """,
         backbone_prefix="transformer.",
-        transposed=_BLOCK + r"(attn\.(qkv|proj)|mlp\.(fc|proj))\.weight",
+        transposed=r"blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc|proj))\.weight",
         ignored=r"\.attn\.(masked_)?bias$",  # the causal-mask buffers older checkpoints stored
     )
 

@@ -154,24 +154,20 @@ class LlamaBlock(CachedBlock):
         return x + self.mlp(self.mlp_norm(x))
 
 
-_LAYER = r"layers\.(\d+)\."
-_MODEL_LAYER = r"model.layers.\1."
-
-
 class Llama(CausalLM):
     """Llama with its language-model head: `forward(ids)` gives logits (batch, length, vocab)."""
 
     config_class = LlamaConfig
     name_map = NameMap(
-        rules=(
-            (r"embed\.weight", "model.embed_tokens.weight"),
-            (_LAYER + r"attn_norm\.weight", _MODEL_LAYER + "input_layernorm.weight"),
-            (_LAYER + r"attn\.(\w+)\.(\w+)", _MODEL_LAYER + r"self_attn.\2.\3"),
-            (_LAYER + r"mlp_norm\.weight", _MODEL_LAYER + "post_attention_layernorm.weight"),
-            (_LAYER + r"mlp\.(\w+)\.(\w+)", _MODEL_LAYER + r"mlp.\2.\3"),
-            (r"final_norm\.weight", "model.norm.weight"),
-            (r"lm_head\.weight", "lm_head.weight"),
-        ),
+        """
+        embed.weight                -> model.embed_tokens.weight
+        layers.{n}.attn_norm.weight -> model.layers.{n}.input_layernorm.weight
+        layers.{n}.attn.{proj}.{w}  -> model.layers.{n}.self_attn.{proj}.{w}
+        layers.{n}.mlp_norm.weight  -> model.layers.{n}.post_attention_layernorm.weight
+        layers.{n}.mlp.{proj}.{w}   -> model.layers.{n}.mlp.{proj}.{w}
+        final_norm.weight           -> model.norm.weight
+        lm_head.weight              -> lm_head.weight
+        """,
         backbone_prefix="model.",
         ignored=r"rotary_emb\.inv_freq$",  # a buffer older checkpoints stored
     )

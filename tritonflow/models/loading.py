@@ -1,8 +1,9 @@
 """tritonflow.models: Hugging Face tensor names to a model's own, and all-or-nothing loading.
 
 Framework stage (model loading). Each model family names its parameters its own way
-(`blocks.0.attn.qkv.weight`) and declares a `NameMap`: ordered regex rules from its names to the
-names transformers writes (`transformer.h.0.attn.c_attn.weight`), which of them are stored
+(`blocks.0.attn.qkv.weight`) and declares a `NameMap`: ordered rules, one line each, from its names
+to the names transformers writes (`blocks.{n}.attn.qkv.{w} -> transformer.h.{n}.attn.c_attn.{w}`:
+`{n}` is a layer number, any other `{name}` one dotted component), which of them are stored
 transposed (GPT-2's Conv1D layers keep weights as (in, out)), the backbone prefix a file may or
 may not carry (a GPT2Model file has `h.0...`, a GPT2LMHeadModel file `transformer.h.0...`), and
 the non-weight buffers old checkpoints contain (`attn.bias` masks, `position_ids`,
@@ -27,12 +28,27 @@ from tritonflow.models.safetensors_reader import TensorInfo, checkpoint_tensors
 _LISTED = 8  # how many names an error message lists before "and N more"
 
 
+def _rule(line: str) -> tuple[re.Pattern, str]:
+    """`ours -> theirs` as (a regex over our names, the replacement giving theirs)."""
+    ours, arrow, theirs = line.partition("->")
+    if not arrow:
+        raise ValueError(f"NameMap rule {line!r} has no '->'")
+    pattern = ""
+    for literal, field in re.findall(r"([^{]*)(?:\{(\w+)\})?", ours.strip()):
+        pattern += re.escape(literal)
+        if field:
+            pattern += rf"(?P<{field}>\d+)" if field == "n" else rf"(?P<{field}>\w+)"
+    return re.compile(pattern), re.sub(r"\{(\w+)\}", r"\\g<\1>", theirs.strip())
+
+
 class NameMap:
     """How a model's parameter names correspond to a Hugging Face checkpoint's (module docstring)."""
 
-    def __init__(self, rules: tuple, backbone_prefix: str, transposed: str | None = None,
+    def __init__(self, rules: str, backbone_prefix: str, transposed: str | None = None,
                  ignored: str | None = None) -> None:
-        self.rules = tuple((re.compile(ours), theirs) for ours, theirs in rules)
+        """`rules`: one `ours -> theirs` rule per line, tried in order; `transposed` and `ignored`
+        are regexes over our names and over the checkpoint's names."""
+        self.rules = tuple(_rule(line) for line in rules.strip().splitlines() if line.strip())
         self.backbone_prefix = backbone_prefix
         self.transposed = re.compile(transposed) if transposed else None
         self.ignored = re.compile(ignored) if ignored else None

@@ -13,6 +13,7 @@ refused with a message saying how to convert them).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import os
 import struct
 
@@ -33,17 +34,15 @@ _DTYPES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
 class TensorInfo:
     """Where one tensor lies: its file, dtype, shape and absolute byte offset."""
 
-    __slots__ = ("name", "path", "dtype", "shape", "offset")
-
-    def __init__(self, name: str, path: str, dtype: np.dtype, shape: tuple, offset: int) -> None:
-        self.name = name
-        self.path = path
-        self.dtype = dtype
-        self.shape = shape
-        self.offset = offset
+    name: str
+    path: str
+    dtype: np.dtype
+    shape: tuple
+    offset: int
 
     @property
     def is_floating_point(self) -> bool:
