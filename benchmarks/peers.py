@@ -89,7 +89,12 @@ def _step(fn: Callable, args: list, wants_grad: list, make_cotangent: Callable) 
 
 
 def _as_f64(t) -> np.ndarray:
-    return np.asarray(t.detach().to("cpu").float().numpy(), dtype=np.float64)
+    """A result as float64 NumPy: a float64 reference keeps every bit; others go through float32
+    (NumPy has no bfloat16 for torch to hand over)."""
+    t = t.detach().to("cpu")
+    if "float64" not in str(t.dtype):
+        t = t.float()
+    return np.asarray(t.numpy(), dtype=np.float64)
 
 
 def _copies(args: list, lib, device: str, float_dtype: str | None = None) -> list:

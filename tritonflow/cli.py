@@ -113,9 +113,9 @@ def run_suites(quick: bool) -> str:
     """The extra CPU suites (`--suites`) as Markdown: each suite's table, then its target's verdict."""
     results = run_cpu_suites(quick)
     lines = [r["markdown"] + "\n" for r in results.values()] + ["| suite target | result |", "| --- | --- |"]
-    for result in results.values():
+    for key, result in results.items():
         verdict = "ERROR" if "error" in result else {True: "PASS", False: "FAIL"}.get(result.get("pass"), "(no target)")
-        lines.append(f"| {result['name']} | {verdict} |")
+        lines.append(f"| {result.get('name', key)} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 

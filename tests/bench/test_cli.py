@@ -96,6 +96,7 @@ def test_suites_append_the_checkout_suites(tmp_path, monkeypatch, capsys):
     status, out, _ = _bench(capsys, "--device", "cpu", "--only", "ten_op_call", "--suites",
                             "--json", str(tmp_path / "x.json"))
     assert status == 0 and "### Stub suite" in out and "### Stub suite" in (tmp_path / "x.md").read_text()
+    assert "| stub | (no target) |" in out
 
 
 def test_budget_skips_what_does_not_fit_and_says_so(tmp_path, capsys):

@@ -113,3 +113,13 @@ def test_markdown_json_and_plot(tmp_path):
     assert payload["workloads"][0]["providers"]["tritonflow compiled"]["seconds"] == 1e-3
     report.plot(results, tmp_path / "p.png", "title")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_become_float64_without_losing_the_reference_bits():
+    import torch
+
+    import tritonflow as tf
+    precise = 1.0 + 1e-12
+    assert peers._as_f64(torch.tensor([precise], dtype=torch.float64))[0] == precise
+    assert peers._as_f64(tf.tensor(np.array([precise]), dtype="float64"))[0] == precise
+    assert peers._as_f64(torch.tensor([1.5], dtype=torch.bfloat16)).dtype == np.float64
