@@ -30,6 +30,7 @@ class TraceContext:
         self.rng_draws: list = []           # (offset_delta node users) count of random numbers drawn
         self.rng_count = 0
         self.rng_nodes: tuple | None = None
+        self.backward_stages: list | None = None  # groups of tensors (staged_backward.mark_backward_stages)
 
     @property
     def captured(self) -> list:

@@ -47,7 +47,8 @@ def __getattr__(name):
     if name == "TensorSpec":
         from tritonflow.aot import TensorSpec
         return TensorSpec
-    if name in ("nn", "optim", "debug", "fuzz", "onnx", "profiler", "utils", "aot", "target"):
+    if name in ("nn", "optim", "debug", "fuzz", "onnx", "profiler", "utils", "aot", "target",
+                "distributed"):
         import importlib
         return importlib.import_module(f"tritonflow.{name}")
     if name in ("save", "load"):

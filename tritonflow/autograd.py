@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import weakref
 
+from tritonflow import autograd_hooks
 from tritonflow.errors import AutogradError
 from tritonflow.ops.lazy_api import T  # the tritonflow functions, installed by tritonflow.api (above this)
 from tritonflow.ops.movement import sum_to_shape
@@ -182,7 +183,10 @@ def _toposort(roots: list) -> list:
                 continue
             seen.add(id(node))
             stack.append((node, True))
-            for parent, _, _ in node.edges:
+            # Reversed, so the first input's branch (the activations) is ordered last: the branches
+            # ending at later inputs (weights, biases) run as soon as their node has, which starts
+            # their leaves' hooks (DDP's buckets) early in the backward, as torch's engine does.
+            for parent, _, _ in reversed(node.edges):
                 if parent is not None and id(parent) not in seen:
                     stack.append((parent, False))
     return order[::-1]
@@ -246,26 +250,39 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
                 want_slot[(id(fn), 0)] = position
     results = [None] * len(inputs) if inputs is not None else None
 
-    def deliver_leaf(leaf, g):
+    schedule = None  # post-accumulate-grad hooks to run (autograd_hooks.LeafHookSchedule)
+
+    def deliver_leaf(leaf, g, node_index=None):
         if inputs is None:
             _accumulate(leaf, g)
+            if schedule is not None:
+                schedule.delivered(leaf, node_index)
         elif id(leaf) in want:
             results[want[id(leaf)]] = _add(results[want[id(leaf)]], g.detach())
 
     pending: dict[int, list] = {}
     roots = []
-    with _no_grad_for_backward():
+    seeded_leaves = []
+    with _no_grad_for_backward(), autograd_hooks.backward_callbacks():
         for t, g in zip(tensors, seeds):
             fn = t._grad_fn
             if fn is None:
                 deliver_leaf(t, g)
+                seeded_leaves.append(t)
                 continue
             node, slot = (fn.node, fn.index) if isinstance(fn, OutputSlot) else (fn, 0)
             slots = pending.setdefault(id(node), [None] * node.n_outputs)
             slots[slot] = _add(slots[slot], g)
             roots.append(node)
         order = _toposort(roots)
-        for node in order:
+        if inputs is None and autograd_hooks.has_hooks():
+            schedule = autograd_hooks.LeafHookSchedule(order)
+            for leaf in seeded_leaves:
+                schedule.delivered(leaf, None)
+            schedule.fire_unscheduled()
+        for index, node in enumerate(order):
+            if schedule is not None and index:
+                schedule.sweep(index - 1)
             grads_in = pending.pop(id(node), None)
             if grads_in is None or all(g is None for g in grads_in):
                 continue
@@ -283,20 +300,30 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
             if node.n_outputs == 1 and grads_in[0] is None:
                 continue
             input_grads = node.input_grads(grads_in)
-            if len(input_grads) != len(node.edges):
-                raise AutogradError(f"backward of {node!r} returned {len(input_grads)} gradients for "
-                                    f"{len(node.edges)} inputs")
-            for (parent, slot, leaf), (shape, dtype), gi in zip(node.edges, node.meta, input_grads):
-                if gi is None or (parent is None and leaf is None):
-                    continue
-                gi = _fit(gi, shape, dtype)
-                if leaf is not None:
-                    deliver_leaf(leaf, gi)
-                else:
-                    slots = pending.setdefault(id(parent), [None] * parent.n_outputs)
-                    slots[slot] = _add(slots[slot], gi)
+            if isinstance(input_grads, autograd_hooks.StagedGradients):
+                stages = input_grads
+            else:
+                if len(input_grads) != len(node.edges):
+                    raise AutogradError(f"backward of {node!r} returned {len(input_grads)} gradients for "
+                                        f"{len(node.edges)} inputs")
+                stages = [enumerate(input_grads)]
+            for stage in stages:
+                for position, gi in stage:
+                    parent, slot, leaf = node.edges[position]
+                    if gi is None or (parent is None and leaf is None):
+                        continue
+                    gi = _fit(gi, *node.meta[position])
+                    if leaf is not None:
+                        deliver_leaf(leaf, gi, index)
+                    else:
+                        slots = pending.setdefault(id(parent), [None] * parent.n_outputs)
+                        slots[slot] = _add(slots[slot], gi)
+                if schedule is not None:
+                    schedule.fire_ready()  # the leaves this stage completed: their hooks start now
             if not retain_graph:
                 node.release()
+        if schedule is not None and order:
+            schedule.sweep(len(order) - 1)
     return results
 
 

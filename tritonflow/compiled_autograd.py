@@ -18,14 +18,16 @@ Framework stage (the autodiff pass). When a jitted function's tensor arguments r
 
 At run time the forward runner's outputs are wrapped as tensors and attached to one
 `autograd.FunctionNode`, so `loss.backward()` runs the backward runner and sends the gradients
-on to the arguments (and to captured tensors that require grad).
+on to the arguments (and to captured tensors that require grad). Where the traced code marked
+backward stages (tritonflow/staged_backward.py), the backward runs and hands gradients over stage
+by stage.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import tritonflow.api as T
-from tritonflow import autograd, backends
+from tritonflow import autograd, autograd_hooks, backends, staged_backward
 from tritonflow.errors import UnsupportedError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
@@ -48,6 +50,7 @@ class JointTrace:
     diff_outputs: list             # index (among the function's tensor outputs) of each differentiable one
     targets: list                  # ("arg", leaf index) or ("captured", index) per gradient output
     grad_nodes: list               # the gradient of each target (a node of the joint graph)
+    target_stages: list | None = None  # the backward stage of each target (staged_backward), if marked
 
 
 def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> JointTrace:
@@ -80,12 +83,15 @@ def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple,
         if diff and target_tensors:
             grads = autograd.backward_many([outs[i] for i in diff], seeds, inputs=target_tensors)
         info.update(diff=diff, cotangents=cotangents, targets=targets,
-                    grad_nodes=[None if g is None else ctx.node_of(g) for g in grads])
+                    grad_nodes=[None if g is None else ctx.node_of(g) for g in grads],
+                    stages=staged_backward.target_stages(ctx, target_tensors))
         return result
 
     traced = trace(joint, args, kwargs, leaves, tensor_keys, name, named_as=fn)
-    kept = [(t, g) for t, g in zip(info["targets"], info["grad_nodes"]) if g is not None]
-    return JointTrace(traced, info["cotangents"], info["diff"], [t for t, _ in kept], [g for _, g in kept])
+    stages = info["stages"] or [0] * len(info["targets"])
+    kept = [(t, g, s) for t, g, s in zip(info["targets"], info["grad_nodes"], stages) if g is not None]
+    return JointTrace(traced, info["cotangents"], info["diff"], [t for t, _, _ in kept], [g for _, g, _ in kept],
+                      [s for _, _, s in kept] if info["stages"] else None)
 
 
 def default_recomputes(op) -> bool:
@@ -205,12 +211,16 @@ class DifferentiableRunner:
         runner, device = self.backward_runner, entry.device
         shapes = [(tuple(r.shape), r.dtype) for r in diff_results]
 
-        def backward(grads: list) -> tuple:
+        def backward(grads: list):
             cotangents = []
             for g, (shape, dtype) in zip(grads, shapes):
                 if g is None:
                     g = T.zeros(shape, dtype=dtype, device=device)
                 cotangents.append(g._data)
+            if isinstance(runner, staged_backward.StagedBackwardRunner):
+                stages = runner.run_in_stages(saved + cotangents, device)
+                return autograd_hooks.StagedGradients(
+                    [(p, Tensor._wrap(o, targets[p].dtype, device)) for p, o in stage] for stage in stages)
             outs = runner(saved + cotangents, device)
             return tuple(Tensor._wrap(o, t.dtype, device) for o, t in zip(outs, targets))
 
@@ -240,7 +250,11 @@ def build_differentiable_entry(jitfn, key, traced, graph, record, backend: str, 
     backward = run_passes(backward, record=backward_record)
     record.extend((f"backward {step}", text) for step, text in backward_record)
     forward_runner = make_runner(forward, backend, device, jitfn.mode)
-    backward_runner = make_runner(backward, backend, device, jitfn.mode)
+    groups = staged_backward.output_groups(joint.target_stages, backward)
+    if groups is not None:
+        backward_runner = staged_backward.StagedBackwardRunner(backward, groups, backend, device, jitfn.mode)
+    else:
+        backward_runner = make_runner(backward, backend, device, jitfn.mode)
     fwd_traced = dataclasses.replace(joint.traced, graph=forward)
     entry = CompiledEntry(key, fwd_traced, forward, record, forward_runner, backend, device, guards)
     entry.backward = DifferentiableRunner(name, fwd_traced, joint, forward, backward, backward_runner,

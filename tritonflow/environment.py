@@ -21,7 +21,15 @@ VARIABLES = {
     "TRITONFLOW_DEBUG": "verify the IR after every pass (flag)",
     "TRITONFLOW_VERIFY": "check each compiled graph against the interpreter on its first call: a flag "
                          "or `warn` (warn on a mismatch), or `raise`",
+    # Set by torchrun for each process; tritonflow.distributed.init_process_group reads them.
+    "RANK": "this process's rank among all processes (set by torchrun)",
+    "WORLD_SIZE": "the number of processes (set by torchrun)",
+    "LOCAL_RANK": "this process's rank on its machine: the CUDA device it uses (set by torchrun)",
+    "MASTER_ADDR": "host of the rank-0 rendezvous (set by torchrun)",
+    "MASTER_PORT": "port of the rank-0 rendezvous (set by torchrun)",
 }
+
+LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 def flag(name: str) -> bool:
@@ -60,6 +68,11 @@ def verify_mode() -> str | None:
     if value in ("raise", "warn"):
         return value
     return "warn" if value in _ON else None
+
+
+def launch_variables() -> dict:
+    """torchrun's RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (None where unset)."""
+    return {name: os.environ.get(name) for name in LAUNCH_VARIABLES}
 
 
 def child_environment(unset: tuple = (), **values: str) -> dict:

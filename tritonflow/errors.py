@@ -96,6 +96,10 @@ class AutogradError(TritonflowError, RuntimeError):
     """backward() or grad() used in a way that has no answer."""
 
 
+class DistributedError(TritonflowError, RuntimeError):
+    """A collective across processes failed (a peer exited or timed out), or the process group is misused."""
+
+
 class LoweringError(TritonflowError):
     """A kernel failed to generate or compile: names the kernel, its IR nodes and source path."""
 

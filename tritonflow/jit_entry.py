@@ -49,7 +49,12 @@ class CompiledEntry:
 
 def make_runner(graph: Graph, backend: str, device: str, mode: str = "default"):
     """The runner of `graph` on `backend` for tensors on `device` (the registry's backend object)."""
-    return backends.get(backend, device).compile(graph, mode=mode)
+    engine = backends.get(backend, device)
+    if backend != "numpy":
+        from tritonflow.segmented_runner import SegmentedRunner, has_collectives
+        if has_collectives(graph):  # kernels cannot talk to other processes: run those ops between kernels
+            return SegmentedRunner(graph, backend, device, mode)
+    return engine.compile(graph, mode=mode)
 
 
 def write_back(traced, leaves: list, bound: list, outs: list, entry: CompiledEntry) -> None:

@@ -272,6 +272,11 @@ class Tensor:
     def retain_grad(self) -> None:
         self._retains_grad = True
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Run `hook(self)` after each backward has accumulated this leaf's gradient into `.grad`."""
+        from tritonflow.autograd_hooks import register_post_accumulate_grad_hook
+        return register_post_accumulate_grad_hook(self, hook)
+
     # ---------------------------------------------------------------- in place
 
     def _assign(self, value: "Tensor") -> "Tensor":

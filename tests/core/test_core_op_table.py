@@ -174,5 +174,6 @@ def test_primitive_rejects_dtype(op, dtype):
 
 
 def test_every_op_has_samples():
-    missing = [op.name for op in OPS.values() if op.samples is None]
+    # Collectives need other processes: tests/distributed checks them across two ranks.
+    missing = [op.name for op in OPS.values() if op.samples is None and not op.extra.get("collective")]
     assert not missing, f"ops without samples (add them to the op table): {missing}"

@@ -18,8 +18,9 @@ def test_every_primitive_has_a_lowering():
     needs = {Kind.ELEMENTWISE: "triton", Kind.REDUCTION: "reduction", Kind.MOVEMENT: "view",
              Kind.CREATION: "creation", Kind.MATMUL: "triton"}
     for op in OPS.values():
+        # Collectives run on the host between kernel segments (tritonflow/segmented_runner.py).
         lowered = (op.kind in INLINE_KINDS or op.kind in (Kind.REDUCTION, Kind.SCAN)
-                   or op.name in TEMPLATE_OPS or op.atomic)
+                   or op.name in TEMPLATE_OPS or op.atomic or op.extra.get("collective"))
         assert lowered, f"{op.name} ({op.kind}) has no lowering"
         if op.kind in needs:
             assert getattr(op, needs[op.kind]), f"{op.kind.value} op {op.name} sets no `{needs[op.kind]}`"

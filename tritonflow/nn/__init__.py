@@ -1,5 +1,6 @@
 """tritonflow.nn: modules (layers, containers, attention), parameters, init, and the functional ops."""
 from tritonflow.nn import functional, init, utils  # noqa: F401
+from tritonflow.nn import parallel  # noqa: F401  (DistributedDataParallel; torch.distributed loads on use)
 from tritonflow.nn.attention import MultiheadAttention  # noqa: F401
 from tritonflow.nn.containers import ModuleDict, ModuleList, Sequential  # noqa: F401
 from tritonflow.nn.conv import AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
@@ -10,4 +11,4 @@ from tritonflow.nn.parameter import Parameter  # noqa: F401
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "Conv2d", "MaxPool2d",
            "AvgPool2d", "Flatten", "Sequential", "ModuleList", "ModuleDict", "ReLU", "GELU", "SiLU", "Tanh",
-           "Sigmoid", "Softmax", "Identity", "MultiheadAttention", "functional", "init", "utils"]
+           "Sigmoid", "Softmax", "Identity", "MultiheadAttention", "functional", "init", "utils", "parallel"]

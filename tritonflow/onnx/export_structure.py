@@ -181,6 +181,11 @@ def emit_backward(b, node, ins):
                         f"export a forward function")
 
 
+def emit_collective(b, node, ins):
+    raise b.unsupported(f"{node.op} exchanges data with other processes (tritonflow.distributed), which an ONNX "
+                        f"graph cannot; export the model itself, not the DistributedDataParallel training step")
+
+
 # ---------------------------------------------------------------- attention
 
 def emit_attention(b, node, ins):
@@ -219,4 +224,6 @@ EMITTERS = {
     "argmax": emit_arg, "argmin": emit_arg, "cumsum": emit_cumsum, "full": emit_full, "iota": emit_iota,
     "philox_uniform": emit_random, "attention": emit_attention, "attention_lse": emit_backward,
     "attention_dq": emit_backward, "attention_dkv": emit_backward,
+    "all_reduce": emit_collective, "broadcast": emit_collective, "all_gather": emit_collective,
+    "reduce_scatter": emit_collective,
 }

@@ -2,8 +2,8 @@
 
 The value comes from `interpreter.run_numpy`, the step the graph evaluator runs for every node,
 so a folded graph gives the same bits as the unfolded one. Not folded: random ops (their value depends on the seed inputs of each call),
-symbolic shapes, and anything larger than FOLD_LIMIT elements (a big constant would be baked
-into every kernel instead of computed on the fly).
+collectives (their value comes from other processes), symbolic shapes, and anything larger than
+FOLD_LIMIT elements (a big constant would be baked into every kernel instead of computed on the fly).
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def _small(node: Node) -> bool:
 def _foldable(node: Node) -> bool:
     if node.op == "constant" or node.op in NEVER_FOLDED or node.op not in OPS:
         return False
-    if OPS[node.op].extra.get("random"):
-        return False
+    if OPS[node.op].extra.get("random") or OPS[node.op].extra.get("collective"):
+        return False  # a collective's value comes from the other processes, at each call
     return all(i.op == "constant" and _small(i) for i in node.inputs) and _small(node)
 
 
