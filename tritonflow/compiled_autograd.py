@@ -243,7 +243,8 @@ def build_differentiable_entry(jitfn, key, traced, graph, record, backend: str, 
         # Nothing to differentiate (integer outputs, or outputs that do not depend on the inputs).
         runner = make_runner(graph, backend, device, jitfn.mode)
         return CompiledEntry(key, traced, graph, record, runner, backend, device, guards)
-    forward, backward, passed_positions, n_saved = partition(joint, recompute_policy(backend, device))
+    policy = recompute_policy(jitfn.recompute_backend or backend, device)
+    forward, backward, passed_positions, n_saved = partition(joint, policy)
     record.append(("autodiff: joint", str(joint.traced.graph)))
     forward = run_passes(forward, record=record)
     backward_record: list = []

@@ -38,6 +38,10 @@ MODES = ("default", "max-autotune", "reduce-overhead")  # reduce-overhead: CUDA 
 class JitFunction:
     """A function compiled on first call for each guard key (see module docstring)."""
 
+    # The backend whose `recomputes` partitions a compiled backward, when not the one that runs it:
+    # ahead-of-time compilation traces on the numpy backend but lowers the graphs for triton.
+    recompute_backend: str | None = None
+
     def __init__(self, fn, backend: str | None = None, dynamic: bool = False, mode: str = "default") -> None:
         backends.check_name(backend)
         if not callable(fn):
