@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from tritonflow import cli
+from tritonflow import cli_suites
+from tritonflow.cli_suites import BenchError
 
 
 def add_command(commands) -> None:
@@ -49,7 +50,7 @@ def cuda_available() -> bool:
 
 
 def choose(only: list | None, device: str, quick: bool) -> list:
-    """The workloads of this run; raises cli.BenchError naming an unknown or off-device one."""
+    """The workloads of this run; raises BenchError naming an unknown or off-device one."""
     from tritonflow.benchmarks.workloads import BENCH_EXTRAS, WORKLOADS
     every = WORKLOADS + BENCH_EXTRAS
     here = [w for w in every if device != "cpu" or w.on_cpu]
@@ -59,9 +60,9 @@ def choose(only: list | None, device: str, quick: bool) -> list:
     for name in only:
         match = [w for w in every if name in (w.key, w.name)]
         if not match:
-            raise cli.BenchError(f"unknown workload {name!r}; known: {', '.join(w.key for w in every)}")
+            raise BenchError(f"unknown workload {name!r}; known: {', '.join(w.key for w in every)}")
         if match[0] not in here:
-            raise cli.BenchError(f"workload {name!r} runs on cuda only (its CPU form repeats another's)")
+            raise BenchError(f"workload {name!r} runs on cuda only (its CPU form repeats another's)")
         if match[0] not in chosen:
             chosen.append(match[0])
     return chosen
@@ -105,7 +106,7 @@ def _load() -> str:
 def run(args) -> int:
     try:
         return _run(args)
-    except cli.BenchError as exc:
+    except BenchError as exc:
         print(f"tritonflow bench: error: {exc}", file=sys.stderr)
         return 2
 
@@ -114,9 +115,9 @@ def _run(args) -> int:
     from tritonflow.benchmarks import report
     device = args.device or ("cuda" if cuda_available() else "cpu")
     if device == "cuda" and not cuda_available():
-        raise cli.BenchError("--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False)")
+        raise BenchError("--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False)")
     if args.threads < 1:
-        raise cli.BenchError(f"--threads must be at least 1, got {args.threads}")
+        raise BenchError(f"--threads must be at least 1, got {args.threads}")
     workloads = choose(args.only, device, args.quick)
     if args.list:
         for w in workloads:
@@ -137,7 +138,7 @@ def _run(args) -> int:
     summary = report.summarize(results, device, anchors)
     text = report.markdown(info, results, summary, device, args.quick)
     if args.suites:
-        text += "\n" + cli.run_suites(args.quick)
+        text += "\n" + cli_suites.run_suites(args.quick)
     print(text)
     settings = {"device": device, "size": size, "quick": args.quick, "threads": args.threads,
                 "workloads": [w.key for w in workloads]}
@@ -188,7 +189,7 @@ def _measure_all(workloads: list, size: str, device: str, args) -> tuple:
 
 
 def machine(device: str, threads: int) -> dict:
-    info = cli.machine_info(cli.repo_root())
+    info = cli_suites.machine_info(cli_suites.repo_root())
     info["machine"] = f"{info['cpu']} ({info['cores']} cores)"
     if device == "cuda":
         import torch

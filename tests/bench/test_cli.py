@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tritonflow import cli, cli_bench
+from tritonflow import cli, cli_bench, cli_suites
 
 
 def _bench(capsys, *args):
@@ -92,7 +92,7 @@ def test_a_mismatch_fails_the_run_naming_the_workload(tmp_path, monkeypatch, cap
 
 
 def test_suites_append_the_checkout_suites(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "run_cpu_suites", lambda quick: {"stub": {"markdown": "### Stub suite"}})
+    monkeypatch.setattr(cli_suites, "run_cpu_suites", lambda quick: {"stub": {"markdown": "### Stub suite"}})
     status, out, _ = _bench(capsys, "--device", "cpu", "--only", "ten_op_call", "--suites",
                             "--json", str(tmp_path / "x.json"))
     assert status == 0 and "### Stub suite" in out and "### Stub suite" in (tmp_path / "x.md").read_text()
