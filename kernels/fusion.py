@@ -10,8 +10,8 @@ Rules (DESIGN.md, "Lowering"):
   group as an epilogue (softmax's `e / s`, layer_norm's normalized output, `x.sum(0) / n`).
   Otherwise it joins a pointwise kernel of the same shape (several outputs per kernel: an Adam
   update is one kernel) or starts one.
-- Scans, matmuls and scatters (entries with `atomic`) are kernels of their own that still inline
-  their producers.
+- Scans, sorts, matmuls and scatters (entries with `atomic`) are kernels of their own that still
+  inline their producers.
 
 Whether a node fits a group is decided by emitting its expression in the group's context (a dry
 run): the emitter raises NotFusable when a reduction result would be read off its row.
@@ -21,10 +21,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tritonflow.kernels.codegen.emit import Emitter, NotFusable, is_trivial_reduction, reduction_of
+import sympy
+
+from tritonflow.kernels.codegen.emit import Emitter, NotFusable, is_trivial_reduction, is_trivial_sort, reduction_of
 from tritonflow.kernels.codegen.spaces import make_group_context, make_pointwise_context, row_index
 from tritonflow.kernels.codegen.indexing import shape_equal
-from tritonflow.kernels.plan import KernelPlan, Schedule
+from tritonflow.kernels import heuristics
+from tritonflow.kernels.plan import KernelPlan, Schedule, SortPass
 from tritonflow.kernels.templates.fusion import place_template, try_epilogue
 from tritonflow import dtypes as D
 from tritonflow.errors import LoweringError
@@ -84,6 +87,8 @@ def schedule_graph(graph: Graph, target: Target) -> Schedule:
             _place_reduction(sched, node)
         elif kind is Kind.SCAN:
             _place_single(sched, node, "scan", node.inputs[0].shape, (node.attrs["dim"],))
+        elif kind is Kind.SORT and not is_trivial_sort(node):
+            _place_sort(sched, node)
         elif kind is Kind.MATMUL:
             place_template(sched, node, _place_pointwise_output)  # matmul/attention templates
         elif op is not None and op.atomic:
@@ -172,6 +177,45 @@ def _place_single(sched: Schedule, node: Node, kind: str, shape: tuple, rdims: t
         sched.accept_deps(_collect_deps(sched, inp, make_pointwise_context(sched, inp.shape, {}, False)))
     sched.owner[id(node)] = plan.index
     sched.store(node)
+
+
+def _place_sort(sched: Schedule, node: Node) -> None:
+    """A sort kernel of its own (producers inlined). A row longer than one block, of a static
+    length, is sorted in chunks that merge kernels then merge (plan.SortPass); a dynamic length is
+    sorted in one block, and refused when launched if it is too long (runtime/launch.py)."""
+    dim = OPS[node.op].sort.dim(node.attrs)
+    x = node.inputs[0]
+    length = x.shape[dim]
+    if not isinstance(length, int) or length <= heuristics.SORT_MAX:
+        _place_single(sched, node, "sort", x.shape, (dim,))
+        return
+    rows = sympy.Integer(1)
+    for d, size in enumerate(x.shape):
+        if d != dim:
+            rows = rows * size
+    rows = int(rows) if rows.is_number else rows
+    key_dtype = D.int64 if x.dtype.itemsize == 8 else D.int32
+
+    def scratch(what: str, dtype) -> Node:
+        buffer = Node(node.op, node.inputs, node.attrs, TensorType((rows, length), dtype), node.loc)
+        sched.synthetic_names[id(buffer)] = f"{sched.number(node)}_{what}"
+        sched.store(buffer)
+        return buffer
+    keys = [scratch(f"keys{k}", key_dtype) for k in (0, 1)]
+    positions = [scratch(f"positions{k}", D.int32) for k in (0, 1)]
+    run = heuristics.SORT_CHUNK
+    _place_single(sched, node, "sort", x.shape, (dim,))
+    chunks = sched.kernels[-1]
+    chunks.sort_pass = SortPass(run, keys_out=keys[0], positions_out=positions[0])
+    current = 0
+    while run < length:
+        last = 2 * run >= length
+        merge = sched.new_kernel("sort_merge", x.shape, (dim,))
+        merge.members.append(node)
+        merge.sort_pass = SortPass(run, keys[current], positions[current], None if last else keys[1 - current],
+                                   None if last else positions[1 - current])
+        sched.owner[id(node)] = merge.index
+        current, run = 1 - current, 2 * run
 
 
 def _place_scatter(sched: Schedule, node: Node) -> None:

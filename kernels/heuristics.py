@@ -19,6 +19,15 @@ from __future__ import annotations
 from tritonflow.target import Target
 
 PERSISTENT_MAX = 8192        # longest row kept whole in registers (elements)
+# Longest row a sort kernel holds in one block. Compiled for sm_90 (Triton 3.6, ptxas), the
+# bitonic network over (int32 key, position) pairs needs 121 registers and no stack at 4096
+# elements with 8 warps (33 s to compile on a 2-core machine; 8192 with 16 warps: 124, 45 s;
+# 16384 spills). Longer rows of a static length are sorted in chunks of SORT_CHUNK (one program
+# each: 56 registers, 9 s) and then merged pairwise, each merge kernel doubling the sorted runs
+# (64-72 registers, no stack; kernels/codegen/sort.py).
+SORT_MAX = 4096
+SORT_CHUNK = 1024
+MERGE_BLOCK = 1024
 LOOPED_BLOCK = {2: 8192, 1: 8192, 4: 4096, 8: 2048}
 COLUMN_BLOCK = 64            # columns per program of a column reduction (coalesced loads)
 COLUMN_PERSISTENT_ELEMENTS = 8192  # a column reduction holds at most this many elements per program
@@ -77,6 +86,34 @@ def reduction_config(xnumel: int, rnumel: int, itemsize: int, persistent: bool, 
     if interpreted:
         rblock = min(rblock, 1024)
     return {"XBLOCK": 1, "RBLOCK": rblock, "num_warps": 4}
+
+
+def sort_too_long(op: str, length) -> str:
+    return (f"{op}: the triton backend sorts a row of a dynamic length in one block of at most {SORT_MAX} "
+            f"elements, and this row has {length}; longer rows are sorted when their length is static (jit "
+            f"without dynamic=True), or on the numpy backend")
+
+
+def sort_config(xnumel: int, rnumel: int, target: Target, chunk: int | None = None) -> dict:
+    """Whole rows (or `chunk`s of a long row) in one block of a power-of-two width; short rows share
+    a program."""
+    if chunk is not None:
+        xblock = max(1, min(next_pow2(max(xnumel, 1)), 4096 // chunk)) if target.interpreted else 1
+        return {"XBLOCK": xblock, "RBLOCK": chunk, "LOG_N": chunk.bit_length() - 1,
+                "num_warps": 4 if chunk <= 1024 else 8}
+    rblock = max(2, next_pow2(max(rnumel, 1)))
+    elements = 4096 if target.interpreted else 1024
+    xblock = max(1, min(elements // rblock, next_pow2(max(xnumel, 1))))
+    elements = xblock * rblock
+    warps = 4 if elements <= 1024 else (8 if elements <= 4096 else 16)
+    return {"XBLOCK": xblock, "RBLOCK": rblock, "LOG_N": rblock.bit_length() - 1, "num_warps": warps}
+
+
+def merge_config(xnumel: int, rnumel: int, target: Target) -> dict:
+    """A merge pass of a long sort: every element of a row finds its place independently."""
+    block = min(next_pow2(max(rnumel, 1)), 4096 if target.interpreted else MERGE_BLOCK)
+    xblock = max(1, min(next_pow2(max(xnumel, 1)), 4096 // block)) if target.interpreted else 1
+    return {"XBLOCK": xblock, "RBLOCK": block, "num_warps": 4}
 
 
 def scan_config(xnumel: int, rnumel: int, target: Target) -> dict:

@@ -133,6 +133,10 @@ class LoweredGraph:
                 generated = generate_reduction(self.schedule, plan, layout_map, wide, name, persistent)
             elif plan.kind == "scan":
                 generated = generate_scan(self.schedule, plan, layout_map, wide, name)
+            elif plan.kind in ("sort", "sort_merge"):
+                from tritonflow.kernels.codegen.sort import generate_sort, generate_sort_merge
+                generate = generate_sort if plan.kind == "sort" else generate_sort_merge
+                generated = generate(self.schedule, plan, layout_map, wide, name)
             elif getattr(plan, "template", None) is not None:
                 from tritonflow.kernels.templates import generate_template  # matmul/attention templates
                 generated = generate_template(self.schedule, plan, layout_map, wide, name)

@@ -30,11 +30,25 @@ class TemplateInfo:
 
 
 @dataclass
+class SortPass:
+    """A sort whose rows do not fit one block (kernels/codegen/sort.py). The chunk kernel (kind
+    "sort") sorts blocks of `run` elements of each row into the `*_out` scratch buffers; each merge
+    kernel (kind "sort_merge") merges runs of `run` from the `*_in` buffers into runs twice as long,
+    in the `*_out` buffers, or, the last one (`*_out` None), into the sort's own output."""
+
+    run: int
+    keys_in: Optional[Node] = None
+    positions_in: Optional[Node] = None
+    keys_out: Optional[Node] = None
+    positions_out: Optional[Node] = None
+
+
+@dataclass
 class KernelPlan:
     """One kernel: what it computes, over which space, and what it stores."""
 
     index: int
-    kind: str                      # pointwise | reduction | scan | matmul | scatter
+    kind: str                      # pointwise | reduction | scan | sort | sort_merge | matmul | scatter
     shape: tuple                   # iteration shape (reduction/scan: the input's shape)
     rdims: tuple = ()              # reduced (or scanned) dims
     members: list = field(default_factory=list)      # reductions / the anchor node
@@ -42,6 +56,7 @@ class KernelPlan:
     outputs: list = field(default_factory=list)      # (buffer node, value node), full space
     row_outputs: list = field(default_factory=list)  # (buffer node, value node), one per row
     template: Optional[TemplateInfo] = None          # template kernels: which template, its operands
+    sort_pass: Optional[SortPass] = None              # long sorts: this kernel's part (SortPass)
 
     def stored_members(self, schedule: "Schedule") -> list:
         return [m for m in self.members if id(m) in schedule.stored]

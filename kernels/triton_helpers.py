@@ -2,11 +2,12 @@
 
 Two reasons they exist. (1) Semantics Triton does not spell directly: NaN-propagating
 max/min, Python-style floor division and remainder, integer powers, Philox uniforms laid out
-like tritonflow/philox.py. (Reductions' combine functions are not here: they come from the op
-table and are written into each kernel's module.) (2) Triton's interpreter (CPU tests) cannot
-call libdevice, so the libdevice functions the op table names are also written here with `tl`
-primitives, in numerically careful forms, under libdevice's names; kernels generated for the
-interpreter call these, kernels for a GPU call libdevice itself.
+like tritonflow/philox.py, a stable sort of a row carrying positions. (Reductions' combine
+functions are not here: they come from the op table and are written into each kernel's module.)
+(2) Triton's interpreter (CPU tests) cannot call libdevice, so the libdevice functions the op
+table names are also written here with `tl` primitives, in numerically careful forms, under
+libdevice's names; kernels generated for the interpreter call these, kernels for a GPU call
+libdevice itself.
 """
 from __future__ import annotations
 
@@ -118,6 +119,50 @@ def philox_uniform(seed, counter, LANE: tl.constexpr):
     else:
         bits = r3
     return tl.uint_to_uniform_float(bits)
+
+
+# ---------------------------------------------------------------- sorting a row in registers
+# A bitonic network over (key, position) pairs, the row viewed as a hypercube [XBLOCK, 2, ..., 2]
+# (LOG_N twos) so that "the element whose position differs in bit b" is the other element along
+# one size-2 axis. Keys are integers whose signed order is the wanted order (the kernel maps
+# values to keys); positions break ties, so the sort is stable and every pair is distinct.
+
+
+@triton.jit
+def _position_bit(LOG_N: tl.constexpr, bit: tl.constexpr):
+    # Bit `bit` of the position along the row (0 or 1), shaped to broadcast over the hypercube.
+    return tl.reshape(tl.arange(0, 2), [1] * (LOG_N - bit) + [2] + [1] * bit)
+
+
+@triton.jit
+def _compare_exchange(keys, positions, LOG_N: tl.constexpr, stage: tl.constexpr, bit: tl.constexpr):
+    axis: tl.constexpr = LOG_N - bit
+    # The partner's value: the pair's sum less one's own (exact in wrapping integer arithmetic;
+    # a sum reduces fast under the interpreter, unlike a generic reduce).
+    other_key = tl.sum(keys, axis, keep_dims=True) - keys
+    other_position = tl.sum(positions, axis, keep_dims=True) - positions
+    other_first = (other_key < keys) | ((other_key == keys) & (other_position < positions))
+    lower = _position_bit(LOG_N, bit) == 0
+    if stage < LOG_N:
+        # Merging runs of 2**stage: alternate runs are sorted the other way round (bitonic).
+        ascending = _position_bit(LOG_N, stage) == 0
+        take = other_first == (lower == ascending)
+    else:
+        take = other_first == lower
+    return tl.where(take, other_key, keys), tl.where(take, other_position, positions)
+
+
+@triton.jit
+def sort_with_positions(keys, positions, LOG_N: tl.constexpr):
+    """Sort each row of `keys` ([XBLOCK, 2**LOG_N] integers) ascending, `positions` alongside."""
+    XB: tl.constexpr = keys.shape[0]
+    RB: tl.constexpr = keys.shape[1]
+    k = tl.reshape(keys, [XB] + [2] * LOG_N)
+    p = tl.reshape(positions, [XB] + [2] * LOG_N)
+    for stage in tl.static_range(1, LOG_N + 1):
+        for step in tl.static_range(stage):
+            k, p = _compare_exchange(k, p, LOG_N, stage, stage - 1 - step)
+    return tl.reshape(k, [XB, RB]), tl.reshape(p, [XB, RB])
 
 
 # ---------------------------------------------------------------- libdevice stand-ins (interpreter)

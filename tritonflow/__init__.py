@@ -11,8 +11,8 @@ _source_layout.install()  # before anything imports tritonflow.tracer or tritonf
 from tritonflow import dtypes  # noqa: F401  (the public tritonflow.dtypes module)
 from tritonflow.dtypes import (bfloat16, bool_, float16, float32, float64, int8, int32, int64,  # noqa: F401
                                finfo, iinfo, promote_types)
-from tritonflow.errors import (AutogradError, DeviceError, DTypeError, LoweringError, ShapeError,  # noqa: F401
-                               TraceError, TritonflowError, TritonflowIndexError, UnsupportedError)
+from tritonflow.errors import (AutogradError, DeviceError, DTypeError, InvalidValueError, LoweringError,  # noqa: F401
+                               ShapeError, TraceError, TritonflowError, TritonflowIndexError, UnsupportedError)
 from tritonflow import ops  # noqa: F401  (registers the op table)
 from tritonflow.api import *  # noqa: F401,F403
 from tritonflow.api import softmax, log_softmax  # noqa: F401
@@ -20,7 +20,8 @@ from tritonflow.tensor_class import Tensor  # noqa: F401
 from tritonflow.jit_function import jit  # noqa: F401
 from tritonflow.matmul_precision import get_matmul_precision, set_matmul_precision  # noqa: F401
 from tritonflow.version import __version__  # noqa: F401
-from tritonflow.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from tritonflow.autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,  # noqa: F401
+                                 no_grad, set_grad_enabled)
 
 bool = bool_  # noqa: A001  (tritonflow.bool, as torch.bool)
 float = float32  # noqa: A001

@@ -60,6 +60,39 @@ class enable_grad(no_grad):
     mode = True
 
 
+def is_inference_mode_enabled() -> bool:
+    return getattr(_state, "inference", False)
+
+
+class inference_mode:
+    """torch.inference_mode, as a context manager or decorator: inside it nothing records gradients
+    (no_grad; jit compiles forward-only graphs). tritonflow has no separate inference tensors:
+    what is made inside is an ordinary tensor that simply has no autograd history.
+    inference_mode(False) leaves the grad mode as it finds it."""
+
+    def __init__(self, mode: bool = True) -> None:
+        self.enabled = bool(mode)
+
+    def __enter__(self):
+        self.prev = (is_grad_enabled(), is_inference_mode_enabled())
+        _state.inference = self.enabled
+        if self.enabled:
+            set_grad_enabled(False)
+
+    def __exit__(self, *exc):
+        set_grad_enabled(self.prev[0])
+        _state.inference = self.prev[1]
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(self.enabled):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
 # ---------------------------------------------------------------- the tape
 
 class OutputSlot:

@@ -88,6 +88,11 @@ class TritonflowIndexError(TritonflowError, IndexError):
     """An index out of range."""
 
 
+class InvalidValueError(TritonflowError, ValueError):
+    """A value the op cannot take: a negative probability, a class past num_classes, an option that
+    does not apply to the chosen mode."""
+
+
 class DeviceError(TritonflowError, RuntimeError):
     """Tensors on different devices mixed in one op, or a device that is not available."""
 

@@ -46,6 +46,11 @@ def torch_dtype_to_tritonflow(tdtype) -> D.DType:
     return D.as_dtype(str(tdtype).replace("torch.", ""))
 
 
+def torch_available() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
 def cuda_available() -> bool:
     try:
         import torch

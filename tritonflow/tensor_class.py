@@ -217,11 +217,28 @@ class Tensor:
         return id(self)
 
     def __dlpack__(self, *args, **kwargs):
-        data = self._concrete("__dlpack__")
-        return data.__dlpack__(*args, **kwargs)
+        """Export without copying (the DLPack protocol: np.from_dlpack, torch.from_dlpack, JAX, CuPy).
+
+        The consumer shares this tensor's memory: writing through it changes the tensor. As in torch,
+        a tensor that requires grad is not exported (export `.detach()`)."""
+        if self.requires_grad:
+            raise AutogradError("__dlpack__: can't export a tensor that requires grad; use tensor.detach()")
+        return self._dlpack_source().__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
-        return self._concrete("__dlpack_device__").__dlpack_device__()
+        return self._dlpack_source().__dlpack_device__()
+
+    def _dlpack_source(self):
+        """The storage as an object DLPack can export: NumPy has no bfloat16, so a CPU bfloat16
+        tensor leaves through a torch view of the same memory."""
+        data = self._concrete("__dlpack__")
+        if self.device == "cpu" and self.dtype is D.bfloat16:
+            from tritonflow.storage import torch_available, numpy_to_torch
+            if not torch_available():
+                raise UnsupportedError("__dlpack__: NumPy cannot export bfloat16 through DLPack; install torch "
+                                       "(a bfloat16 tensor is then exported through a torch view of it)")
+            return numpy_to_torch(data)
+        return data
 
     def __format__(self, spec: str) -> str:
         # f"{loss:.4f}": a 0-d tensor formats as its Python number, as in PyTorch.
@@ -430,7 +447,9 @@ TENSOR_METHODS = (
     "sum mean prod max min amax amin argmax argmin var std logsumexp all any cumsum "
     "reshape view permute transpose expand expand_as broadcast_to squeeze unsqueeze flatten split "
     "chunk gather take_along_dim index_select tril triu matmul softmax log_softmax flip narrow "
-    "contiguous clone masked_fill type_as square"
+    "contiguous clone masked_fill type_as square "
+    "sort argsort topk kthvalue msort repeat repeat_interleave tile scatter scatter_add index_add index_copy "
+    "index_put multinomial bernoulli"
 ).split()
 
 for _name in TENSOR_METHODS:
@@ -439,7 +458,8 @@ for _name in TENSOR_METHODS:
 for _name, _dtype in D.SHORT_NAMES.items():  # x.half(), x.long(), ...: casts
     setattr(Tensor, _name, (lambda _d: lambda self: T.cast(self, _d))(_dtype))
 
-for _name in ("add", "sub", "mul", "div", "clamp", "pow", "masked_fill"):
+for _name in ("add", "sub", "mul", "div", "clamp", "pow", "masked_fill", "scatter", "scatter_add", "index_add",
+              "index_copy", "index_put"):
     setattr(Tensor, f"{_name}_", (lambda _n: lambda self, *a, **k: self._assign(getattr(T, _n)(self, *a, **k)))(_name))
 
 

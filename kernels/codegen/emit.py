@@ -52,6 +52,15 @@ def is_trivial_reduction(node: Node) -> bool:
     return all(ix.is_one(x.shape[d]) for d in node.attrs["dims"]) or x.type.ndim == 0
 
 
+def is_trivial_sort(node: Node) -> bool:
+    """A sort along a dim of size 1 (or of a 0-d tensor): every position is 0, no kernel needed."""
+    op = OPS.get(node.op)
+    if op is None or op.kind is not Kind.SORT:
+        return False
+    x = node.inputs[0]
+    return x.type.ndim == 0 or ix.is_one(x.shape[op.sort.dim(node.attrs)])
+
+
 def reduction_of(node: Node):
     """The ReductionLowering of a reduction node's entry."""
     found = OPS[node.op].reduction
@@ -64,7 +73,7 @@ def is_inlined(node: Node) -> bool:
     op = OPS.get(node.op)
     if op is None:
         return False
-    return op.kind in INLINE_KINDS or is_trivial_reduction(node)
+    return op.kind in INLINE_KINDS or is_trivial_reduction(node) or is_trivial_sort(node)
 
 
 def libdevice_calls(text: str, target) -> str:
@@ -157,6 +166,9 @@ class Emitter:
             return self._constant(node, index, conds)
         if is_trivial_reduction(node):
             return self._trivial_reduction(node, index, conds)
+        if is_trivial_sort(node):
+            self.ctx.describe(node)
+            return Val("0", KD.compute_type(node.dtype), True, 0)  # the only position along the dim
         op = OPS[node.op]
         if op.kind is Kind.ELEMENTWISE:
             return self._elementwise(node, op, index, conds)

@@ -5,8 +5,9 @@ Each still inlines its producers through the emitter (a transposed or scaled ope
 through its index expression, never copied).
 
 - scan: one program per XBLOCK rows walks the scanned dim in RBLOCK chunks, carrying the sum.
-- scatter: atomically combines `src` (tl.atomic_<the entry's `atomic`>) into an accumulator
-  buffer a previous pointwise kernel filled with `base` (see fusion._place_scatter).
+- scatter: atomically combines `src` (tl.atomic_<the entry's `atomic`>: add, or xchg to write)
+  into an accumulator buffer a previous pointwise kernel filled with `base` (see
+  fusion._place_scatter).
 """
 from __future__ import annotations
 
@@ -82,7 +83,14 @@ def generate_scatter(sched: Schedule, plan: KernelPlan, layout: dict, wide: bool
         # view (stride 0) added garbage past the first lane. Arithmetic makes a real block.
         value = Val(f"({value.text} + tl.zeros([XBLOCK], {value.ctype}))", value.ctype, shaped=True)
     text = store_text(value, acc, "[XBLOCK]")
-    em.line(f"tl.atomic_{OPS[node.op].atomic}({ctx.pointer(acc)} + {em.index_text(offset)}, {text}, mask=xmask)"
+    atomic, pointer = OPS[node.op].atomic, ctx.pointer(acc)
+    if atomic == "xchg" and acc.dtype.is_floating_point:
+        # An exchange moves bits: done on integers of the same width, which every target supports
+        # (Triton's interpreter exchanges no floats).
+        bits = "tl.int64" if acc.dtype.itemsize == 8 else "tl.int32"
+        pointer = f"{pointer}.to(tl.pointer_type({bits}))"
+        text = f"{text}.to({bits}, bitcast=True)"
+    em.line(f"tl.atomic_{atomic}({pointer} + {em.index_text(offset)}, {text}, mask=xmask)"
             f"  # {ctx.describe(node)}")
     args, source = flat_kernel_source(ctx, em, wide, name,
                                       f"scatter-add of {src.shape} into {base.shape} along dim {dim}")

@@ -23,7 +23,7 @@ import threading
 from typing import Callable
 
 from tritonflow import environment
-from tritonflow.errors import LoweringError
+from tritonflow.errors import LoweringError, UnsupportedError
 from tritonflow.kernels import cache, heuristics
 from tritonflow.kernels.runtime.launch_setup import LaunchSetup, cdiv
 from tritonflow.target import Target
@@ -98,6 +98,8 @@ def launch_setup(kernel, symbols: dict, target: Target) -> LaunchSetup:
     elif g.kind == "scan":
         persistent = False
         base = heuristics.scan_config(numel, g.config["rnumel"](symbols), target)
+    elif g.kind in ("sort", "sort_merge"):
+        return _sort_setup(g, numel, symbols, target)
     else:
         persistent = False
         base = heuristics.pointwise_config(numel, target)
@@ -107,6 +109,23 @@ def launch_setup(kernel, symbols: dict, target: Target) -> LaunchSetup:
         base=base, grid=grid,
         candidates=lambda: heuristics.autotune_candidates(g.kind, base, persistent),
         tuning_key=(lambda: cache.make_key(f"{kernel.key} sizes={size_key}", target)) if tuned else None)
+
+
+def _sort_setup(g, numel: int, symbols: dict, target: Target) -> LaunchSetup:
+    """Sorts and their merge passes (kernels/codegen/sort.py) are never autotuned: their block is
+    the row (or the chunk) they sort."""
+    rnumel = g.config["rnumel"](symbols)
+    if g.kind == "sort_merge":
+        return LaunchSetup(base=heuristics.merge_config(numel, rnumel, target),
+                           grid=lambda c: (cdiv(numel, c["XBLOCK"]), cdiv(rnumel, c["RBLOCK"])))
+    chunk = g.config.get("chunk")
+    if chunk is not None:  # a long row in chunks, merged by the kernels after this one
+        return LaunchSetup(base=heuristics.sort_config(numel, rnumel, target, chunk),
+                           grid=lambda c: (cdiv(numel, c["XBLOCK"]), cdiv(rnumel, chunk)))
+    if rnumel > heuristics.SORT_MAX:  # a dynamic length (static ones are sorted in chunks)
+        raise UnsupportedError(heuristics.sort_too_long(g.config["op"], rnumel), loc=g.config["where"])
+    return LaunchSetup(base=heuristics.sort_config(numel, rnumel, target),
+                       grid=lambda c: (cdiv(numel, c["XBLOCK"]),))
 
 
 def launch(kernel, env: dict, symbols: dict, mode: str, target: Target) -> None:

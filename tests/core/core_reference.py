@@ -178,6 +178,17 @@ def _scatter_add(base, index, src, dim):
     return out
 
 
+def _scatter(base, index, src, dim):
+    index = np.where(index < 0, index + base.shape[dim], index)
+    return _n(torch.scatter(_t(base), dim, _t(index), _t(src)))
+
+
+def _argsort(x, dim, descending):
+    if x.ndim == 0:
+        return np.zeros((), np.int64)
+    return _n(torch.sort(_t(x), dim=dim, descending=descending, stable=True).indices)
+
+
 def _matmul(a, b):
     if a.dtype.kind in "iu":
         return np.matmul(a, b)
@@ -247,6 +258,8 @@ OTHER = {
     "cat": lambda *xs, dim: np.concatenate(xs, axis=dim),
     "gather": _gather,
     "scatter_add": _scatter_add,
+    "scatter": _scatter,
+    "argsort": _argsort,
     "matmul": _matmul,
     "full": lambda shape, value, dtype: np.full(shape, value, dtype=F64 if dtype.is_floating_point else dtype.np),
     "iota": _iota,

@@ -16,10 +16,10 @@ def test_every_primitive_has_a_lowering():
     """Each entry carries the code-generation record its kind needs (the lowering reads nothing else)."""
     from tritonflow.kernels.codegen.emit import INLINE_KINDS
     needs = {Kind.ELEMENTWISE: "triton", Kind.REDUCTION: "reduction", Kind.MOVEMENT: "view",
-             Kind.CREATION: "creation", Kind.MATMUL: "triton"}
+             Kind.CREATION: "creation", Kind.MATMUL: "triton", Kind.SORT: "sort"}
     for op in OPS.values():
         # Collectives run on the host between kernel segments (tritonflow/segmented_runner.py).
-        lowered = (op.kind in INLINE_KINDS or op.kind in (Kind.REDUCTION, Kind.SCAN)
+        lowered = (op.kind in INLINE_KINDS or op.kind in (Kind.REDUCTION, Kind.SCAN, Kind.SORT)
                    or op.name in TEMPLATE_OPS or op.atomic or op.extra.get("collective"))
         assert lowered, f"{op.name} ({op.kind}) has no lowering"
         if op.kind in needs:

@@ -13,14 +13,16 @@ from tritonflow.api.elementwise import (abs, add, bitwise_and, bitwise_not, bitw
 from tritonflow.api.linalg import bmm, dot, matmul, mm  # noqa: F401
 from tritonflow.api.reduction import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max,  # noqa: F401
                                       mean, min, prod, reduce_sum, std, sum, var)
-from tritonflow.api.random import (manual_seed, rand, rand_like, randint, randint_like, randn,  # noqa: F401
-                                   randn_like, seed)
+from tritonflow.api.random import (bernoulli, manual_seed, multinomial, rand, rand_like, randint,  # noqa: F401
+                                   randint_like, randn, randn_like, randperm, seed)
 from tritonflow.api.softmax import log_softmax, softmax  # noqa: F401
+from tritonflow.api.sorting import argsort, kthvalue, msort, sort, topk  # noqa: F401
 from tritonflow.api.shape import (broadcast_tensors, broadcast_to, cat, chunk, clone, concatenate,  # noqa: F401
-                                  contiguous, expand, expand_as, flatten, flip, gather, getitem,
-                                  index_put, index_select, narrow, pad, pad_primitive, permute, reshape,
-                                  scatter_add, slice_primitive, split, squeeze, stack, swapaxes,
-                                  take_along_dim, transpose, tril, triu, unbind, unflatten, unsqueeze, view)
+                                  contiguous, expand, expand_as, flatten, flip, gather, index_add, index_copy,
+                                  index_select, narrow, pad, pad_primitive, permute, repeat, repeat_interleave,
+                                  reshape, scatter, scatter_add, slice_primitive, split, squeeze, stack, swapaxes,
+                                  take_along_dim, tile, transpose, tril, triu, unbind, unflatten, unsqueeze, view)
+from tritonflow.api.indexing import getitem, index_put  # noqa: F401
 
 # The core's vjp rules and the layers below this one (Tensor, autograd) call these functions
 # through the namespace installed here (tritonflow/ops/lazy_api.py), never by importing this package.

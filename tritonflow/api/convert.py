@@ -117,16 +117,29 @@ def from_numpy(array: np.ndarray):
     return Tensor._wrap(array, dtype, "cpu")
 
 
+_DL_CPU, _DL_CUDA = 1, 2  # DLPack device types
+
+
 def from_dlpack(obj):
-    """A tensor sharing memory with any DLPack producer (NumPy, torch, CuPy, JAX)."""
-    device_type = obj.__dlpack_device__()[0] if hasattr(obj, "__dlpack_device__") else 1
-    if device_type == 1:  # kDLCPU
+    """A tensor sharing memory with a DLPack producer (NumPy, torch, CuPy, JAX) or a DLPack capsule.
+
+    Zero-copy: tritonflow never writes into it, but the producer may (the tensor sees that)."""
+    if type(obj).__name__ == "PyCapsule":  # torch.utils.dlpack.to_dlpack's legacy form
+        import torch.utils.dlpack
+        obj = torch.utils.dlpack.from_dlpack(obj)
+    if not hasattr(obj, "__dlpack__"):
+        raise DTypeError(f"from_dlpack: expected an object with __dlpack__ (or a DLPack capsule), got "
+                         f"{type(obj).__name__}")
+    device_type = obj.__dlpack_device__()[0] if hasattr(obj, "__dlpack_device__") else _DL_CPU
+    if device_type == _DL_CPU:
         try:
             return from_numpy(np.from_dlpack(obj))
-        except (TypeError, BufferError, RuntimeError):
-            from tritonflow.storage import torch_to_numpy
+        except (TypeError, BufferError, RuntimeError):  # a dtype NumPy cannot import (bfloat16)
             import torch
+            from tritonflow.storage import torch_to_numpy
             return from_numpy(torch_to_numpy(torch.from_dlpack(obj)))
+    if device_type != _DL_CUDA:
+        raise DeviceError(f"from_dlpack: DLPack device type {device_type} is neither CPU (1) nor CUDA (2)")
     import torch
     from tritonflow.storage import torch_dtype_to_tritonflow
     t = torch.from_dlpack(obj)

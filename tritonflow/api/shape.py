@@ -1,4 +1,6 @@
-"""Framework API: movement functions (views), indexing, joining and splitting."""
+"""Framework API: movement functions (views), gathering and scattering, joining, splitting, repeating.
+
+Indexing (`x[key]`, `x[key] = value`) is in indexing.py."""
 from __future__ import annotations
 
 import builtins
@@ -6,12 +8,13 @@ import builtins
 import numpy as np
 
 from tritonflow import dtypes as D
-from tritonflow.api.convert import cast, from_numpy, is_tensor, promote_operands, tensor
-from tritonflow.api.creation import iota, ones
+from tritonflow.api.convert import cast, from_numpy, is_tensor, promote_operands
+from tritonflow.api.creation import full, iota
 from tritonflow.api.elementwise import _tensor_arg, where
 from tritonflow.dispatch import apply
 from tritonflow.errors import DTypeError, ShapeError, TraceError, TritonflowIndexError, UnsupportedError
 from tritonflow.ops import movement as M
+from tritonflow.ops import reduction as R
 from tritonflow.ops.shapes import broadcast_shapes, fmt, normalize_dim
 from tritonflow.tracer import state as trace_state
 
@@ -324,9 +327,141 @@ def index_select(x, dim, index):
     return apply(M.GATHER, [x, expand(reshape(index, tuple(view_shape)), tuple(out_shape))], {"dim": d})
 
 
+def _scatter_operands(op: str, base, dim, index, src) -> tuple:
+    """torch.scatter's operands checked and shaped for the primitive: src cut to index's shape (a
+    number becomes a filled tensor), index range-checked when eager."""
+    base = _tensor_arg(base, op)
+    if not is_tensor(index) or not index.dtype.is_integer:
+        raise DTypeError(f"{op}: index must be an integer tensor, got {getattr(index, 'dtype', type(index).__name__)}")
+    d = _dim_of_a_tensor(op, base, dim)
+    if index.ndim != base.ndim:
+        raise ShapeError(f"{op}: index {fmt(index.shape)} and input {fmt(base.shape)} need the same number of dims")
+    if not is_tensor(src):
+        src = full(tuple(index.shape), src, dtype=base.dtype, device=base.device)
+    if src.ndim != base.ndim:
+        raise ShapeError(f"{op}: source {fmt(src.shape)} and input {fmt(base.shape)} need the same number of dims")
+    for i in range(base.ndim):
+        if index.shape[i] > src.shape[i] or (i != d and index.shape[i] > base.shape[i]):
+            raise ShapeError(f"{op}: index {fmt(index.shape)} is larger than the source {fmt(src.shape)} or, "
+                             f"outside dim {d}, the input {fmt(base.shape)}")
+    if tuple(src.shape) != tuple(index.shape):
+        src = slice_primitive(src, (0,) * src.ndim, (1,) * src.ndim, tuple(index.shape))
+    _check_index_range(op, index, d, base.shape[d])
+    return base, d, index, cast(src, base.dtype)
+
+
+def scatter(x, dim, index, src=None, *, value=None, reduce=None):
+    """torch.scatter: `x` with src's elements written at `index` along `dim` (a number `value` or `src`
+    writes that number); reduce="add" sums instead. Where one position is written twice, which
+    value wins is not defined (as in torch)."""
+    if reduce not in (None, "add"):
+        raise UnsupportedError(f"scatter: reduce={reduce!r} is not supported (only 'add'; see scatter_reduce)")
+    base, d, index, src = _scatter_operands("scatter", x, dim, index, value if src is None else src)
+    return apply(M.SCATTER_ADD if reduce == "add" else M.SCATTER, [base, index, src], {"dim": d})
+
+
 def scatter_add(base, dim, index, src):
-    d = normalize_dim("scatter_add", dim, base.ndim)
+    """torch.scatter_add: `base` plus src's elements summed in at `index` along `dim`."""
+    base, d, index, src = _scatter_operands("scatter_add", base, dim, index, src)
     return apply(M.SCATTER_ADD, [base, index, src], {"dim": d})
+
+
+def _along_dim(op: str, x, dim, index, source) -> tuple:
+    """index_add/index_copy: a 1-d `index` choosing positions along `dim` for source's slices,
+    widened to source's shape for the scatter primitives."""
+    d = _dim_of_a_tensor(op, x, dim)
+    if not is_tensor(index) or not index.dtype.is_integer or index.ndim > 1:
+        raise DTypeError(f"{op}: index must be a 0-d or 1-d integer tensor")
+    index = reshape(index, (-1,))
+    source = _tensor_arg(source, op)
+    if source.ndim != x.ndim or source.shape[d] != index.shape[0]:
+        raise ShapeError(f"{op}: source {fmt(source.shape)} must have the dims of {fmt(x.shape)} with "
+                         f"{index.shape[0]} slices along dim {d}")
+    view = [1] * x.ndim
+    view[d] = index.shape[0]
+    return d, expand(reshape(index, tuple(view)), tuple(source.shape)), source
+
+
+def index_add(x, dim, index, source, *, alpha=1):
+    """torch.index_add: x with `alpha * source`'s slices added at `index` along `dim` (duplicates summed)."""
+    d, index, source = _along_dim("index_add", x, dim, index, source)
+    return scatter_add(x, d, index, source * alpha if alpha != 1 else source)
+
+
+def index_copy(x, dim, index, source):
+    """torch.index_copy: x with source's slices written at `index` along `dim`."""
+    d, index, source = _along_dim("index_copy", x, dim, index, source)
+    return scatter(x, d, index, source)
+
+
+def repeat(x, *sizes):
+    """Tensor.repeat: `x` tiled `sizes[i]` times along each dim (leading sizes add dims), as views."""
+    x = _tensor_arg(x, "repeat")
+    sizes = _shape_arg(sizes)
+    if len(sizes) < x.ndim:
+        raise ShapeError(f"repeat: {len(sizes)} repeat counts {sizes} for a tensor of {x.ndim} dims "
+                         f"(need at least one per dim)")
+    if builtins.any(not isinstance(r, int) or r < 0 for r in sizes):
+        raise ShapeError(f"repeat: repeat counts must be non-negative ints, got {sizes}")
+    shape = (1,) * (len(sizes) - x.ndim) + tuple(x.shape)
+    # A new dim of each count in front of each dim, then merged: (r0, d0, r1, d1, ...) -> (r0*d0, ...).
+    paired = reshape(x, tuple(v for d in shape for v in (1, d)))
+    tiled = expand(paired, tuple(v for r, d in zip(sizes, shape) for v in (r, d)))
+    return reshape(tiled, tuple(r * d for r, d in zip(sizes, shape)))
+
+
+def tile(x, dims):
+    """torch.tile: repeat, with fewer counts than dims meaning leading ones."""
+    dims = tuple(dims)
+    return repeat(x, (1,) * builtins.max(0, x.ndim - len(dims)) + dims)
+
+
+def repeat_interleave(x, repeats=None, dim=None, *, output_size=None):
+    """Each element (slice along `dim`; of the flattened tensor when dim is None) repeated in place.
+
+    `repeats` an int, or a tensor of one count per element; with a tensor the output's size depends
+    on its values, so under jit pass `output_size` (their sum). repeat_interleave(counts) alone gives
+    arange(len(counts)) repeated by the counts, as in torch."""
+    if repeats is None:
+        counts = _tensor_arg(x, "repeat_interleave")
+        return repeat_interleave(iota(tuple(counts.shape), 0, device=counts.device), counts, 0,
+                                 output_size=output_size)
+    x = _tensor_arg(x, "repeat_interleave")
+    if dim is None:
+        x, dim = reshape(x, (-1,)), 0
+    d = _dim_of_a_tensor("repeat_interleave", x, dim)
+    if is_tensor(repeats) and repeats.ndim == 0 or (is_tensor(repeats) and repeats.numel() == 1 and x.shape[d] != 1):
+        if repeats._node is not None:
+            raise TraceError("repeat_interleave: a tensor repeat count is data-dependent under jit; pass an int")
+        repeats = int(repeats.item())
+    if not is_tensor(repeats):
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 0:
+            raise ShapeError(f"repeat_interleave: repeats must be a non-negative int or a tensor, got {repeats!r}")
+        shape = list(x.shape)
+        widened = expand(unsqueeze(x, d + 1), tuple(shape[:d + 1]) + (repeats,) + tuple(shape[d + 1:]))
+        return reshape(widened, tuple(shape[:d]) + (shape[d] * repeats,) + tuple(shape[d + 1:]))
+    return index_select(x, d, _interleaved_positions(repeats, x.shape[d], output_size))
+
+
+def _interleaved_positions(repeats, size, output_size):
+    """Position k of the output reads input position i when cumsum(repeats)[i-1] <= k < cumsum(repeats)[i]."""
+    if not repeats.dtype.is_integer or repeats.ndim != 1 or repeats.shape[0] != size:
+        raise ShapeError(f"repeat_interleave: repeats must be a 1-d integer tensor of {size} counts, got "
+                         f"{repeats.dtype.name} of shape {fmt(repeats.shape)}")
+    if repeats._node is None:
+        counts = repeats.numpy()
+        if (counts < 0).any():
+            raise ShapeError(f"repeat_interleave: repeats must be non-negative, got {counts.min()}")
+        if output_size is not None and int(counts.sum()) != output_size:
+            raise ShapeError(f"repeat_interleave: output_size {output_size} differs from the sum of repeats "
+                             f"{int(counts.sum())}")
+        return from_numpy(np.repeat(np.arange(size, dtype=np.int64), counts))
+    if output_size is None:
+        raise TraceError("repeat_interleave: with a tensor of repeats the output size depends on its values; "
+                         "under jit pass output_size=")
+    ends = apply(R.CUMSUM, [cast(repeats, D.int64)], {"dim": 0})
+    k = iota((output_size, 1), 0, device=repeats.device)
+    return apply(R.SUM, [reshape(ends, (1, size)) <= k], {"dims": (1,), "keepdim": False})
 
 
 def _triangle(x, diagonal, lower):
@@ -345,162 +480,3 @@ def tril(x, diagonal=0):
 
 def triu(x, diagonal=0):
     return _triangle(_tensor_arg(x, "triu"), diagonal, False)
-
-
-# ---------------------------------------------------------------- indexing
-
-def _expand_key(key, ndim):
-    if not isinstance(key, tuple):
-        key = (key,)
-    used = builtins.sum(1 for k in key if k is not None and k is not Ellipsis
-                        and not (is_tensor(k) and k.dtype.is_bool) and not isinstance(k, np.ndarray))
-    used += builtins.sum(k.ndim for k in key if (is_tensor(k) and k.dtype.is_bool) or
-                         (isinstance(k, np.ndarray) and k.dtype == bool))
-    if builtins.sum(1 for k in key if k is Ellipsis) > 1:
-        raise TritonflowIndexError("an index can only have a single ellipsis ('...')")
-    out = []
-    for k in key:
-        if k is Ellipsis:
-            out.extend([slice(None)] * (ndim - used))
-        else:
-            out.append(k)
-    if used > ndim:
-        raise TritonflowIndexError(f"too many indices for tensor of dimension {ndim}")
-    return out
-
-
-def _basic_plan(x, key):
-    """Translate ints/slices/None into (start, step, sliced shape, final shape)."""
-    start, step, sliced, final = [], [], [], []
-    dim = 0
-    for k in key:
-        if k is None:
-            final.append(1)
-            continue
-        if dim >= x.ndim:
-            raise TritonflowIndexError(f"too many indices for tensor of dimension {x.ndim}")
-        size = x.shape[dim]
-        if isinstance(k, (bool, np.bool_)):
-            raise TritonflowIndexError("indexing with a Python bool is not supported")
-        if isinstance(k, (int, np.integer)):
-            k = int(k)
-            if not isinstance(size, int):
-                raise TritonflowIndexError("integer indexing into a dynamic dimension is not supported")
-            if k < -size or k >= size:
-                raise TritonflowIndexError(f"index {k} is out of bounds for dimension {dim} with size {size}")
-            start.append(k % size)
-            step.append(1)
-            sliced.append(1)
-        elif isinstance(k, slice):
-            if not isinstance(size, int):
-                if k == slice(None):
-                    start.append(0)
-                    step.append(1)
-                    sliced.append(size)
-                    final.append(size)
-                    dim += 1
-                    continue
-                raise TritonflowIndexError("slicing a dynamic dimension is only supported as ':'")
-            for part in (k.start, k.stop, k.step):
-                if part is not None and not isinstance(part, (int, np.integer)):
-                    raise TritonflowIndexError(f"slice indices must be integers or None, got "
-                                               f"{type(part).__name__}")
-            if k.step is not None and k.step == 0:
-                raise TritonflowIndexError("slice step cannot be zero")
-            s, e, st = k.indices(size)
-            n = builtins.max(0, len(range(s, e, st)))
-            start.append(s if n else 0)
-            step.append(st if n else 1)
-            sliced.append(n)
-            final.append(n)
-        else:
-            raise TritonflowIndexError(f"tensors can be indexed with ints, slices, None, ... and bool "
-                                       f"masks; got {type(k).__name__}")
-        dim += 1
-    for d in range(dim, x.ndim):
-        start.append(0)
-        step.append(1)
-        sliced.append(x.shape[d])
-        final.append(x.shape[d])
-    return start, step, sliced, final
-
-
-def _mask_of(k):
-    if isinstance(k, np.ndarray) and k.dtype == bool:
-        return from_numpy(k)
-    if is_tensor(k) and k.dtype.is_bool:
-        return k
-    return None
-
-
-def _list_index(k):
-    """x[[0, 2]] as in PyTorch and NumPy: a list of ints (or of bools) reads as that index tensor."""
-    if isinstance(k, list) and k and (builtins.all(isinstance(v, (bool, np.bool_)) for v in k) or builtins.all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in k)):
-        return tensor(k)
-    return k
-
-
-def getitem(x, key):
-    key_list = tuple(_list_index(k) for k in key) if isinstance(key, tuple) else (_list_index(key),)
-    key = key_list if isinstance(key, tuple) else key_list[0]
-    if len(key_list) == 1 and _mask_of(key_list[0]) is not None:
-        return _mask_select(x, _mask_of(key_list[0]))
-    if builtins.any(is_tensor(k) for k in key_list):
-        tensors = [k for k in key_list if is_tensor(k)]
-        if len(tensors) == 1 and tensors[0].dtype.is_integer and tensors[0].ndim <= 1:
-            pos = next(i for i, k in enumerate(key_list) if is_tensor(k))
-            if builtins.all(k == slice(None) for k in key_list[:pos]):
-                rest = key_list[pos + 1:]
-                picked = index_select(x, pos, tensors[0])
-                if tensors[0].ndim == 0:
-                    picked = squeeze(picked, pos)
-                return getitem(picked, (slice(None),) * (pos + (tensors[0].ndim)) + tuple(rest)) if rest else picked
-        raise TritonflowIndexError("advanced indexing supports one integer tensor (after ':'s) or one "
-                                   "bool mask; use gather/index_select for more")
-    key = _expand_key(key, x.ndim)
-    start, step, sliced, final = _basic_plan(x, key)
-    out = slice_primitive(x, start, step, sliced)
-    return reshape(out, tuple(final))
-
-
-def _mask_select(x, mask):
-    if mask._node is not None or x._node is not None:
-        raise TraceError("boolean-mask indexing has a data-dependent output shape and cannot be traced; "
-                         "use tritonflow.where(mask, x, 0) instead")
-    if tuple(mask.shape) != tuple(x.shape[:mask.ndim]):
-        raise TritonflowIndexError(f"mask of shape {fmt(mask.shape)} does not match the indexed tensor "
-                                   f"of shape {fmt(x.shape)}")
-    positions = np.nonzero(mask.numpy().reshape(-1))[0]
-    flat = reshape(x, (-1,) + tuple(x.shape[mask.ndim:]))
-    return index_select(flat, 0, from_numpy(positions.astype(np.int64)))
-
-
-def index_put(x, key, value):
-    """The value of `x` after `x[key] = value` (never writes in place; the tensor is rebound)."""
-    key_list = key if isinstance(key, tuple) else (key,)
-    mask = _mask_of(key_list[0]) if len(key_list) == 1 else None
-    if mask is not None:
-        if is_tensor(value) and value.ndim > 0 and value.numel() != 1:
-            raise TritonflowIndexError("x[mask] = value: value must be a scalar or a 1-element tensor")
-        if is_tensor(value):
-            value = reshape(value, ())
-        return where(expand(reshape(mask, tuple(mask.shape) + (1,) * (x.ndim - mask.ndim)), x.shape),
-                     value, x)
-    key = _expand_key(key, x.ndim)
-    start, step, sliced, final = _basic_plan(x, key)
-    if not is_tensor(value):
-        value = _tensor_arg(value, "index_put")
-    value = cast(value, x.dtype)
-    try:
-        value = expand(value, tuple(final))
-    except ShapeError:
-        raise ShapeError(f"index_put (x[key] = value): value of shape {fmt(value.shape)} cannot be broadcast "
-                         f"to the indexed shape {fmt(tuple(final))}") from None
-    value = reshape(value, tuple(sliced))
-    fake_out = slice_primitive(x, start, step, sliced)
-    (placed,) = M._slice_vjp(value, fake_out, x, tuple(start), tuple(step), tuple(sliced))
-    (covered,) = M._slice_vjp(ones(tuple(sliced), dtype=D.int8, device=x.device), fake_out, x,
-                              tuple(start), tuple(step), tuple(sliced))
-    (placed, x2), _ = promote_operands("index_put", placed, x)
-    return where(covered != 0, placed, x2)

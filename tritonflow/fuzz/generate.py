@@ -66,7 +66,9 @@ VIEWS = ["{a}.permute({perm})", "{a}.transpose(-1, -2)", "{a}.unsqueeze({d1})", 
          "tf.stack([{a}, {a} + 1], {d1})", "F.pad({a}, (1, 2))", "tf.narrow({a}, {d}, 0, 1)",
          "tf.chunk({a}, 2, {d})[-1]", "tf.unbind({a}, {d})[0]", "{a}.expand(2, *{a}.shape).transpose(0, -1)",
          "tf.index_select({a}, {d}, tf.tensor([0, 0]))", "tf.take_along_dim({a}, tf.argmax({c}, {d}, keepdim=True), {d})",
-         "tf.scatter_add({a}, {d}, tf.zeros_like({a}, dtype=tf.int64), {a})"]
+         "tf.scatter_add({a}, {d}, tf.zeros_like({a}, dtype=tf.int64), {a})", "tf.sort({a}, {d})[0]",
+         # positions reversed along d (argsort of equal values is the identity): every place written once
+         "tf.scatter({a}, {d}, tf.flip(tf.argsort(tf.zeros_like({a}), {d}), ({d},)), {a} * 2)"]
 MATMULS = ["{a} @ {a}.transpose(-1, -2)", "{a}.transpose(-1, -2) @ {a}", "tf.matmul({a}, {b}.transpose(-1, -2))",
            "{a} @ {b}", "{a}[..., 0] @ {a}", "{a}.unsqueeze(0).expand(2, *{a}.shape) @ {b}",
            "F.scaled_dot_product_attention({a}, {a}, {a})",

@@ -2,7 +2,8 @@
 
 Numerics: softmax and log_softmax subtract the row max (a row of -inf gives zeros / -inf, never
 NaN); layer_norm and rms_norm compute in float32 for half inputs with a two-pass variance;
-cross_entropy goes through log_softmax.
+cross_entropy goes through log_softmax. Convolution, pooling and interpolate are written in
+nn/spatial.py and exported here.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from tritonflow import dtypes as D
 from tritonflow.api.random import philox_counters
 from tritonflow.api.softmax import compute_dtype, float_tensor, log_softmax, softmax  # noqa: F401 (F.softmax)
 from tritonflow.dispatch import apply
-from tritonflow.errors import DTypeError, ShapeError
+from tritonflow.errors import DTypeError, ShapeError, TraceError, TritonflowIndexError
+from tritonflow.nn.spatial import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, interpolate, max_pool2d  # noqa: F401 (F.conv2d, ...)
 from tritonflow.ops.attention import ATTENTION, fused_supported
 from tritonflow.ops.shapes import broadcast_shapes, fmt
 
@@ -123,10 +125,23 @@ def dropout(x, p: float = 0.5, training: bool = True):
 
 
 def one_hot(labels, num_classes: int = -1):
+    """int64 (..., num_classes) with a 1 at each label, as torch's; num_classes=-1 means one more than
+    the largest label (eager only: under jit it must be given). Labels are checked when eager."""
     if not T.is_tensor(labels) or not labels.dtype.is_integer:
-        raise DTypeError("one_hot: labels must be an integer tensor")
-    if num_classes < 0:
-        num_classes = int(T.amax(labels).item()) + 1
+        raise DTypeError(f"one_hot: labels must be an integer tensor, got {getattr(labels, 'dtype', type(labels).__name__)}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < -1:
+        raise ShapeError(f"one_hot: num_classes must be a non-negative int or -1, got {num_classes!r}")
+    if labels._node is None and labels.numel() > 0:
+        values = labels.numpy()
+        if values.min() < 0:
+            raise TritonflowIndexError(f"one_hot: class values must be non-negative, got {values.min()}")
+        if num_classes >= 0 and values.max() >= num_classes:
+            raise TritonflowIndexError(f"one_hot: class {values.max()} is out of range for num_classes={num_classes}")
+    if num_classes == -1:
+        if labels._node is not None:
+            raise TraceError("one_hot: num_classes=-1 reads the largest label, which is not known while tracing; "
+                             "pass num_classes")
+        num_classes = int(labels.numpy().max()) + 1 if labels.numel() else 0
     classes = T.iota(tuple(labels.shape) + (num_classes,), labels.ndim, device=labels.device)
     return T.cast(T.unsqueeze(labels, -1) == classes, D.int64)
 

@@ -85,6 +85,30 @@ def emit_scatter_add(b, node, ins):
                 reduction="add")
 
 
+def emit_scatter(b, node, ins):
+    return b.op("ScatterElements", [ins[0], _index64(b, node, ins, 1), ins[2]], axis=node.attrs["dim"])
+
+
+def emit_argsort(b, node, ins):
+    """TopK over the whole dim: ONNX breaks its ties by the lower index, largest or smallest, which
+    is argsort's stable order (onnxruntime's order of NaN is its own)."""
+    x_type = node.inputs[0].type
+    if not x_type.shape:
+        return b.constant(np.zeros((), np.int64))
+    dim = node.attrs["dim"]
+    size = x_type.shape[dim]
+    if not isinstance(size, int):
+        raise b.unsupported(f"argsort along dim {dim} of dynamic size {size}")
+    x = ins[0]
+    if x_type.dtype.name in ("float16", "bfloat16"):
+        x = cast(b, x, D.float32)  # exact; TopK kernels take float32
+    elif x_type.dtype.name in ("bool", "int8"):
+        x = cast(b, x, D.int32)
+    _, indices = b.op("TopK", [x, b.int64s([size])], n_outputs=2, axis=dim,
+                      largest=1 if node.attrs["descending"] else 0, sorted=1)
+    return indices
+
+
 def emit_matmul(b, node, ins):
     return b.op("MatMul", ins)
 
@@ -219,7 +243,8 @@ def emit_attention(b, node, ins):
 
 EMITTERS = {
     "reshape": emit_reshape, "permute": emit_permute, "expand": emit_expand, "slice": emit_slice, "pad": emit_pad,
-    "cat": emit_cat, "gather": emit_gather, "scatter_add": emit_scatter_add, "matmul": emit_matmul,
+    "cat": emit_cat, "gather": emit_gather, "scatter_add": emit_scatter_add, "scatter": emit_scatter,
+    "argsort": emit_argsort, "matmul": emit_matmul,
     "reduce_sum": emit_reduce, "reduce_prod": emit_reduce, "reduce_max": emit_reduce, "reduce_min": emit_reduce,
     "argmax": emit_arg, "argmin": emit_arg, "cumsum": emit_cumsum, "full": emit_full, "iota": emit_iota,
     "philox_uniform": emit_random, "attention": emit_attention, "attention_lse": emit_backward,

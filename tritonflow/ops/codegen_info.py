@@ -94,3 +94,16 @@ class CreationLowering:
     constant: Optional[Callable[[dict], Any]] = None
     position: Optional[Callable] = None
     template: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class SortLowering:
+    """How a sort entry orders each row. The kernel sorts (key, position) pairs, so equal values
+    keep their order (stable); the result is the positions in sorted order (int64).
+
+    dim: (attrs) -> the sorted dim. descending: (attrs) -> whether larger values come first.
+    The order of values is torch's: NaN above +inf (first when descending), -0.0 equal to 0.0.
+    """
+
+    dim: Callable[[dict], int]
+    descending: Callable[[dict], bool]

@@ -1,4 +1,4 @@
-"""Op table: movement primitives (views) — reshape, permute, expand, slice, pad, cat — and gather.
+"""Op table: movement primitives (views) — reshape, permute, expand, slice, pad, cat — and gather/scatter.
 
 Views never copy in compiled code: the lowering composes them into index expressions. Each
 output element reads at most one input element (pad reads none in its border).
@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from tritonflow.ops.lazy_api import T
-from tritonflow.errors import DTypeError, ShapeError
+from tritonflow.errors import DTypeError, ShapeError, TritonflowIndexError
+from tritonflow import dtypes as D
 from tritonflow.ir.types import TensorType
 from tritonflow.ops import view_index as VI
 from tritonflow.ops.codegen_info import ViewLowering
@@ -243,13 +244,16 @@ def _infer_gather(types, attrs):
     return TensorType(index.shape, x.dtype)
 
 
-def _np_gather(x, index, dim):
-    size = x.shape[dim]
+def _positions(op: str, index: np.ndarray, size: int, dim: int) -> np.ndarray:
+    """`index` with negative positions counted from the end; TritonflowIndexError when out of range."""
     if index.size and (index.min() < -size or index.max() >= size):
-        from tritonflow.errors import TritonflowIndexError
-        raise TritonflowIndexError(f"gather: index out of range for dim {dim} of size {size} "
+        raise TritonflowIndexError(f"{op}: index out of range for dim {dim} of size {size} "
                                    f"(min {index.min()}, max {index.max()})")
-    return np.take_along_axis(x, np.where(index < 0, index + size, index), axis=dim)
+    return np.where(index < 0, index + size, index)
+
+
+def _np_gather(x, index, dim):
+    return np.take_along_axis(x, _positions("gather", index, x.shape[dim], dim), axis=dim)
 
 
 def _gather_vjp(g, out, x, index, dim):
@@ -276,22 +280,32 @@ def _gather_samples(dt):
 GATHER = register(OpDef("gather", Kind.GATHER, _infer_gather, _np_gather, _gather_vjp, samples=_gather_samples))
 
 
-def _infer_scatter_add(types, attrs):
-    base, index, src = types
-    if base.dtype is not src.dtype:
-        raise DTypeError(f"scatter_add: base {base.dtype.name} and source {src.dtype.name} dtypes differ")
-    if tuple(index.shape) != tuple(src.shape):
-        raise ShapeError(f"scatter_add: index {fmt(index.shape)} and source {fmt(src.shape)} shapes differ")
-    return base
+def _infer_scatter(name):
+    def infer(types, attrs):
+        base, index, src = types
+        if base.dtype is not src.dtype:
+            raise DTypeError(f"{name}: base {base.dtype.name} and source {src.dtype.name} dtypes differ")
+        if not index.dtype.is_integer:
+            raise DTypeError(f"{name}: index must be an integer tensor, got {index.dtype.name}")
+        if tuple(index.shape) != tuple(src.shape):
+            raise ShapeError(f"{name}: index {fmt(index.shape)} and source {fmt(src.shape)} shapes differ")
+        if index.ndim != base.ndim:
+            raise ShapeError(f"{name}: index {fmt(index.shape)} and base {fmt(base.shape)} need the same "
+                             f"number of dims")
+        return base
+    return infer
+
+
+def _scatter_targets(op: str, base, index, dim) -> tuple:
+    """The positions of `base` each element of `index` (and of the source) lands on."""
+    grids = list(np.indices(index.shape, sparse=True))
+    grids[dim] = _positions(op, index, base.shape[dim], dim)
+    return tuple(grids)
 
 
 def _np_scatter_add(base, index, src, dim):
     out = base.astype(np.float64 if base.dtype.kind in "fV" else base.dtype, copy=True)
-    size = base.shape[dim]
-    index = np.where(index < 0, index + size, index)
-    grids = list(np.indices(index.shape, sparse=True))
-    grids[dim] = index
-    np.add.at(out, tuple(grids), src)
+    np.add.at(out, _scatter_targets("scatter_add", base, index, dim), src)
     return out
 
 
@@ -300,10 +314,38 @@ def _scatter_add_vjp(g, out, base, index, src, dim):
 
 
 SCATTER_ADD = register(OpDef(
-    "scatter_add", Kind.OPAQUE, _infer_scatter_add, _np_scatter_add, _scatter_add_vjp,
+    "scatter_add", Kind.OPAQUE, _infer_scatter("scatter_add"), _np_scatter_add, _scatter_add_vjp,
     samples=lambda dt: [([random_array((4, 3), dt, _rng()), _rng().integers(0, 4, (5, 3)),
                           random_array((5, 3), dt, _rng())], {"dim": 0})],
     atomic="add",
+))
+
+
+def _np_scatter(base, index, src, dim):
+    # Where several sources land on one position the last wins here; kernels may keep any of them
+    # (torch leaves it undefined too).
+    out = base.copy()
+    out[_scatter_targets("scatter", base, index, dim)] = src
+    return out
+
+
+def _scatter_vjp(g, out, base, index, src, dim):
+    written = T.scatter(T.zeros(base.shape, dtype=D.bool_, device=g.device), dim, index,
+                        T.ones(src.shape, dtype=D.bool_, device=g.device))
+    return (T.where(written, T.zeros_like(g), g), None, T.gather(g, dim, index))
+
+
+def _scatter_samples(dt):
+    r = _rng()
+    # Each column's positions are distinct, so the result does not depend on which write wins.
+    index = np.stack([r.permutation(4)[:3] for _ in range(3)], axis=1)
+    return [([random_array((4, 3), dt, r), index, random_array((3, 3), dt, r)], {"dim": 0}),
+            ([random_array((2, 5), dt, r), np.array([[4, -2], [0, 2]]), random_array((2, 2), dt, r)], {"dim": 1})]
+
+
+SCATTER = register(OpDef(
+    "scatter", Kind.OPAQUE, _infer_scatter("scatter"), _np_scatter, _scatter_vjp, samples=_scatter_samples,
+    atomic="xchg",
 ))
 
 __all__ = ["broadcast_shapes"]

@@ -10,13 +10,15 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-from tritonflow.ops.codegen_info import CreationLowering, ReductionLowering, SpellRequest, ViewLowering
+from tritonflow.ops.codegen_info import (CreationLowering, ReductionLowering, SortLowering, SpellRequest,
+                                         ViewLowering)
 
 
 class Kind(enum.Enum):
     ELEMENTWISE = "elementwise"   # out[i] = f(in0[i], in1[i], ...) after broadcasting
     REDUCTION = "reduction"       # reduces `dims`, optional keepdim
     SCAN = "scan"                 # cumulative op along one dim
+    SORT = "sort"                 # a stable sort along one dim; the result is each row's order (int64)
     MOVEMENT = "movement"         # a view: each output element reads one input element (or a fill)
     GATHER = "gather"             # reads input at positions given by an index tensor
     MATMUL = "matmul"             # a template kernel (matmul issue)
@@ -45,6 +47,7 @@ class OpDef:
     reduction: Optional[ReductionLowering] = None  # REDUCTION: combine, identity, index carrying
     view: Optional[ViewLowering] = None            # MOVEMENT: the index rule
     creation: Optional[CreationLowering] = None    # CREATION: the value at an index
+    sort: Optional[SortLowering] = None            # SORT: the sorted dim and the direction
     atomic: Optional[str] = None  # a scatter: its result is input 0 with the last input combined in
     #                               atomically (tl.atomic_<atomic>) at input 1's positions along `dim`
 
