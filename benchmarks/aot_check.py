@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.workloads import WORKLOADS, precision  # noqa: E402
+from tritonflow.benchmarks.workloads import WORKLOADS, precision  # noqa: E402
 from tritonflow import aot  # noqa: E402
 
 # (workload, graph/kernel, target) -> (stack bytes allowed, why). Empty: no kernel may spill.

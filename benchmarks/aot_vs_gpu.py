@@ -41,7 +41,7 @@ sys.path.insert(0, sys.argv[1])
 import torch, triton, triton.testing
 from triton import knobs
 import tritonflow as tf
-from benchmarks.workloads import by_name, precision
+from tritonflow.benchmarks.workloads import by_name, precision
 budget_end = time.perf_counter() + float(sys.argv[2])
 hits = []
 knobs.compilation.listener = lambda **kw: hits.append(kw["cache_hit"])
@@ -118,7 +118,7 @@ def compare(report, run: dict) -> dict:
 
 def check(chosen: list, target, budget: float) -> list:
     """Precompile every chosen workload into one fresh cache, then run them all in one fresh process."""
-    from benchmarks.workloads import precision
+    from tritonflow.benchmarks.workloads import precision
     from tritonflow import aot
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
@@ -143,7 +143,7 @@ def check(chosen: list, target, budget: float) -> list:
 
 
 def main(argv=None) -> int:
-    from benchmarks.workloads import WORKLOADS
+    from tritonflow.benchmarks.workloads import WORKLOADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=None, help="workloads whose name contains this")
     parser.add_argument("--all", action="store_true", help="every workload, not only DEFAULT")

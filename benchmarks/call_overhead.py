@@ -15,7 +15,7 @@ import tritonflow as tflow
 import statistics
 import time
 
-from benchmarks.timing import calls_per_sample, interleaved_samples
+from tritonflow.benchmarks.timing import calls_per_sample, interleaved_samples
 
 TARGET_US = 30.0
 

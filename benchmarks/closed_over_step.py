@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tritonflow as tflow  # noqa: E402
 from tritonflow import nn  # noqa: E402
-from benchmarks.timing import interleaved_samples, paired_ratio  # noqa: E402
-from benchmarks.train_step_cpu import _step as _update  # noqa: E402
+from tritonflow.benchmarks.timing import interleaved_samples, paired_ratio  # noqa: E402
+from tritonflow.benchmarks.train_step_cpu import _step as _update  # noqa: E402
 
 MODELS = {"digits MLP 64-256-128-10, batch 64": ((64, 256, 128, 10), 64),
           "tiny MLP 8-16-4, batch 4": ((8, 16, 4), 4)}

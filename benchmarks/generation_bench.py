@@ -27,7 +27,7 @@ import numpy as np
 
 import tritonflow as tf
 import tritonflow.api as T
-from benchmarks.timing import interleaved_samples
+from tritonflow.benchmarks.timing import interleaved_samples
 from tritonflow.models import Llama, LlamaConfig
 
 TARGET_SPEEDUP = 5.0

@@ -360,7 +360,7 @@ def _bench(fn, grads, device: str) -> float:
         import triton.testing
         return triton.testing.do_bench(reset_and_run, warmup=25, rep=200, return_mode="median")
     # CPU (the dry run of this pipeline in the tests): a few plain samples.
-    from benchmarks.timing import median_time
+    from tritonflow.benchmarks.timing import median_time
     return 1e3 * median_time(reset_and_run, repeats=3)
 
 

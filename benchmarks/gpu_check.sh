@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# GPU check for the lowering (issues 3 and 10): the kernels and templates test suites on CUDA; then
-# ahead-of-time compilation against the real GPU (benchmarks/aot_vs_gpu.py: a Triton cache
-# precompiled for the named target must serve every kernel of every workload with no compile, the
-# AOT registers/spills must match what the GPU loaded, and the cost model's predicted time is put
-# next to the measured one); then the memory-bound benchmark (against torch eager and
-# torch.compile, as a fraction of a device copy, with the cost model's column) with the runtime's
-# host overhead and compile times, then the template and training-step benchmarks.
+# GPU check (issues 3, 10, 11): the kernels and templates test suites on CUDA; ahead-of-time
+# compilation against the real GPU (benchmarks/aot_vs_gpu.py: a Triton cache precompiled for the
+# named target must serve every kernel of every workload with no compile, the AOT registers/spills
+# must match what the GPU loaded, and the cost model's predicted time is put next to the measured
+# one); then `tritonflow bench --device cuda --quick`: the workload list against torch eager and
+# torch.compile, every provider checked against float64 first, with the copy bandwidth and
+# torch.matmul measured in the same run, the cost model's column and the fraction of the copy
+# bandwidth; then the runtime's host overhead and reduce-overhead (benchmarks/gpu_bench.py) and
+# the training-step benchmark.
 # Run from the repository root on a CUDA machine:
 #   PYTHONPATH=. bash benchmarks/gpu_check.sh
 # Budget: under 5 minutes on one H100/H200. Each step has its own timeout (a step that runs out
 # is reported as such, never hangs the check); the last thing printed is a short summary table:
-# each step's status and time, then the memory-bound benchmark's table.
+# each step's status and time, then the peer table of `tritonflow bench`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="${PYTHONPATH:-.}:."
@@ -39,12 +41,13 @@ step() {
   summary+=("| $name | $status | $((SECONDS - start)) s |")
 }
 
-# Under 5 minutes in all, worst case: 80 + 80 + 80 + 30 + 30 seconds plus start-up.
-step kernels-tests 80 "$PY" -m pytest tests/kernels tests/templates -q -p no:cacheprovider
-step aot-vs-gpu 80 "$PY" benchmarks/aot_vs_gpu.py --budget 65                       # issue 10
-step memory-bound-bench 80 "$PY" benchmarks/gpu_bench.py --budget 55 --out "$RESULTS"
-step matmul-bench 30 "$PY" benchmarks/gpu_bench_matmul.py --quick --out "$RESULTS"   # issue 5
-step train-bench 30 "$PY" benchmarks/gpu_bench_train.py --out "$RESULTS"            # issue 4
+# Under 5 minutes in all, worst case: 70 + 50 + 120 + 35 + 20 seconds plus start-up.
+BENCH_JSON="$RESULTS/cuda-$(date +%Y-%m-%d)-quick.json"
+step kernels-tests 70 "$PY" -m pytest tests/kernels tests/templates -q -p no:cacheprovider
+step aot-vs-gpu 50 "$PY" benchmarks/aot_vs_gpu.py --budget 40                       # issue 10
+step tritonflow-bench 120 "$PY" -m tritonflow.cli bench --device cuda --quick --budget 100 --json "$BENCH_JSON"  # issue 11
+step overhead-bench 35 "$PY" benchmarks/gpu_bench.py --budget 25 --out "$RESULTS"   # host overhead, CUDA graphs
+step train-bench 20 "$PY" benchmarks/gpu_bench_train.py --out "$RESULTS"            # issue 4
 
 echo
 echo "== summary =="
@@ -53,9 +56,8 @@ echo "kernels tests: ${passed_line:-no pytest summary (see above)}"
 echo "| step | status | time |"
 echo "| --- | --- | --- |"
 printf '%s\n' "${summary[@]}"
-latest="$(find "$RESULTS" -name 'gpu_check-*.md' -newer "$LOG" 2>/dev/null | sort | tail -n 1)"
-if [ -n "$latest" ]; then
+if [ -f "${BENCH_JSON%.json}.md" ]; then
   echo
-  cat "$latest"
+  cat "${BENCH_JSON%.json}.md"
 fi
 exit $failed

@@ -18,7 +18,7 @@ import tritonflow.nn.functional as F
 import statistics
 import time
 
-from benchmarks.timing import interleaved_samples, paired_ratio
+from tritonflow.benchmarks.timing import interleaved_samples, paired_ratio
 
 TARGET_RATIO = 1.3
 N_ELEMENTS = 1 << 20

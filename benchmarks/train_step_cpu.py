@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tritonflow as tflow  # noqa: E402
 import tritonflow.nn.functional as F  # noqa: E402
-from benchmarks.timing import interleaved_medians  # noqa: E402
+from tritonflow.benchmarks.timing import interleaved_medians  # noqa: E402
 
 
 def _setup(batch: int):

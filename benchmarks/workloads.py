@@ -1,9 +1,10 @@
 """Benchmarks: the workload list — defined once, shared by the GPU benchmark runner and the AOT check.
 
-Each `Workload` names a tritonflow function and builds its arguments as `tritonflow.TensorSpec`s for
-a size class: "gpu" (the full sizes the GPU benchmarks measure, several times the L2 cache, the
-sizes of DESIGN.md's anchors) or "tiny" (a few thousand elements, same structure, for CPU runs in
-Triton's interpreter). Specs hold no data: the AOT check (benchmarks/aot_check.py) compiles the
+Each `Workload` names a function, written once against an `Api` (tritonflow or torch: the same
+code runs on both), and builds its arguments as `tritonflow.TensorSpec`s for a size class: "gpu"
+(the full sizes the GPU benchmarks measure, several times the L2 cache, the sizes of DESIGN.md's
+anchors), "cpu" and "small" (`tritonflow bench` on a CPU, full and --quick, in float32) or "tiny"
+(a few thousand elements, same structure, for CPU runs in Triton's interpreter). Specs hold no data: the AOT check (benchmarks/aot_check.py) compiles the
 workloads for a target from them, and a runner that needs data makes random tensors with
 `materialize(spec, device)`. A spec with requires_grad=True makes the workload a forward+backward
 one: compiling it compiles the backward graph too, as a jitted training step does.
@@ -23,23 +24,46 @@ import tritonflow as tf
 import tritonflow.nn.functional as F
 from tritonflow.aot import TensorSpec
 
-SIZES = ("gpu", "tiny")
+SIZES = ("gpu", "cpu", "small", "tiny")
+# On a CPU, half-precision floats are computed in float32 by every library (and bfloat16 is not what a
+# CPU user trains in): the CPU size classes run every workload in float32.
+CPU_SIZES = ("cpu", "small")
+
+
+class Api:
+    """The library a workload's function is written against: `lib` (tritonflow or torch) and its
+    `F` (nn.functional). One definition of each workload runs on tritonflow and on torch alike."""
+
+    def __init__(self, lib, functional) -> None:
+        self.lib, self.F = lib, functional
+
+
+TRITONFLOW = Api(tf, F)
+
+
+def torch_api() -> Api:
+    import torch
+    import torch.nn.functional as torch_F
+    return Api(torch, torch_F)
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
-    build: Callable[[str], tuple]      # size class -> (function, [TensorSpec, ...])
+    build: Callable[[str, Api], tuple]  # (size class, library) -> (function, [TensorSpec, ...])
+    key: str = ""                      # short name for --only (defaults to name)
     kind: str = "memory"               # "memory" (bandwidth-bound) or "compute" (matmul, attention)
     matmul_precision: str = "highest"
     note: str = ""
     integer_high: Callable[[str], int] = None   # size class -> exclusive bound of integer arguments
     nonnegative: tuple = ()            # positions of float arguments drawn as |normal| (variances)
+    on_cpu: bool = True                # False: its CPU form would repeat another workload's
+    quick: bool = False                # one of `tritonflow bench --quick`'s workloads
 
-    def make(self, size: str) -> tuple:
+    def make(self, size: str, api: Api = TRITONFLOW) -> tuple:
         if size not in SIZES:
             raise ValueError(f"workload size must be one of {', '.join(SIZES)}, got {size!r}")
-        return self.build(size)
+        return self.build(size, api)
 
     def arguments(self, size: str, device: str = "cpu", seed: int = 0) -> list:
         """Random tensors for the specs at `size` (integer arguments below `integer_high`)."""
@@ -48,68 +72,83 @@ class Workload:
         return [materialize(spec, device, seed + i, high=high, nonnegative=i in self.nonnegative)
                 for i, spec in enumerate(specs)]
 
+    def label(self, size: str) -> str:
+        """The name with the sizes and dtypes of `size`: "softmax 4096x1024 f32"."""
+        if size == "gpu" and self.kind != "overhead":
+            return self.name
+        _, specs = self.make(size)
+        shape = "x".join(str(d) for d in specs[0].shape)
+        return f"{self.key or self.name} {shape} {_SHORT_DTYPE.get(specs[0].dtype.name, specs[0].dtype.name)}"
 
-def _pick(size: str, gpu, tiny):
-    return gpu if size == "gpu" else tiny
+
+_SHORT_DTYPE = {"float32": "f32", "bfloat16": "bf16", "float16": "fp16", "float64": "f64"}
 
 
-def _spec(shape, dtype, grad: bool = False) -> TensorSpec:
+def _pick(size, gpu, tiny, cpu=None, small=None):
+    """The value for a size class; the CPU classes default to the tiny value."""
+    return {"gpu": gpu, "tiny": tiny, "cpu": tiny if cpu is None else cpu,
+            "small": (tiny if cpu is None else cpu) if small is None else small}[size]
+
+
+def _spec(shape, dtype, grad: bool = False, size: str = "gpu") -> TensorSpec:
+    if size in CPU_SIZES and dtype in ("bfloat16", "float16"):
+        dtype = "float32"
     return TensorSpec(shape, dtype, requires_grad=grad)
 
 
 # ---------------------------------------------------------------- memory-bound
 
-def relu_mul_add(size):
-    n = _pick(size, 2 ** 26, 3000)
-    return (lambda a, b, c: tf.relu(a * b + c)), [_spec((n,), "float32") for _ in range(3)]
+def relu_mul_add(size, api):
+    n = _pick(size, 2 ** 26, 3000, 2 ** 22, 2 ** 20)
+    return (lambda a, b, c: api.lib.relu(a * b + c)), [_spec((n,), "float32") for _ in range(3)]
 
 
-def gelu_tanh(size):
-    n = _pick(size, 2 ** 27, 3000)
-    return (lambda x: F.gelu(x, approximate="tanh")), [_spec((n,), "bfloat16")]
+def gelu_tanh(size, api):
+    n = _pick(size, 2 ** 27, 3000, 2 ** 22, 2 ** 20)
+    return (lambda x: api.F.gelu(x, approximate="tanh")), [_spec((n,), "bfloat16", size=size)]
 
 
-def swiglu(size):
-    n = _pick(size, 2 ** 27, 3000)
-    return (lambda gate, x: F.silu(gate) * x), [_spec((n,), "bfloat16"), _spec((n,), "bfloat16")]
+def swiglu(size, api):
+    n = _pick(size, 2 ** 27, 3000, 2 ** 22, 2 ** 20)
+    return (lambda gate, x: api.F.silu(gate) * x), [_spec((n,), "bfloat16", size=size) for _ in range(2)]
 
 
-def softmax(size):
-    shape = _pick(size, (16384, 4096), (24, 200))
-    return (lambda x: F.softmax(x, dim=-1)), [_spec(shape, "float32")]
+def softmax(size, api):
+    shape = _pick(size, (16384, 4096), (24, 200), (4096, 1024), (1024, 1024))
+    return (lambda x: api.F.softmax(x, dim=-1)), [_spec(shape, "float32")]
 
 
 def _norm(rms: bool, backward: bool):
-    def build(size):
-        rows, cols = _pick(size, (8192, 4096), (24, 200))
-        specs = [_spec((rows, cols), "bfloat16", backward), _spec((cols,), "bfloat16", backward)]
+    def build(size, api):
+        rows, cols = _pick(size, (8192, 4096), (24, 200), (4096, 1024), (1024, 1024))
+        specs = [_spec((rows, cols), "bfloat16", backward, size), _spec((cols,), "bfloat16", backward, size)]
         if rms:
-            return (lambda x, w: F.rms_norm(x, (cols,), w, 1e-5)), specs
-        specs.append(_spec((cols,), "bfloat16", backward))
-        return (lambda x, w, b: F.layer_norm(x, (cols,), w, b, 1e-5)), specs
+            return (lambda x, w: api.F.rms_norm(x, (cols,), w, 1e-5)), specs
+        specs.append(_spec((cols,), "bfloat16", backward, size))
+        return (lambda x, w, b: api.F.layer_norm(x, (cols,), w, b, 1e-5)), specs
     return build
 
 
 def _cross_entropy(backward: bool):
-    def build(size):
-        rows, classes = _pick(size, (8192, 32000), (16, 300))
-        specs = [_spec((rows, classes), "bfloat16", backward), _spec((rows,), "int64")]
-        return (lambda logits, target: F.cross_entropy(logits, target)), specs
+    def build(size, api):
+        rows, classes = _pick(size, (8192, 32000), (16, 300), (1024, 8000), (256, 8000))
+        specs = [_spec((rows, classes), "bfloat16", backward, size), _spec((rows,), "int64")]
+        return (lambda logits, target: api.F.cross_entropy(logits, target)), specs
     return build
 
 
 def _classes(size):
-    return _pick(size, 32000, 300)
+    return _pick(size, 32000, 300, 8000, 8000)
 
 
-def column_normalize(size):
-    shape = _pick(size, (65536, 1024), (300, 24))
+def column_normalize(size, api):
+    shape = _pick(size, (65536, 1024), (300, 24), (8192, 512), (2048, 512))
     return (lambda x: x / x.sum(0, keepdim=True)), [_spec(shape, "float32")]
 
 
-def adamw(size):
+def adamw(size, api):
     """One AdamW update of one parameter tensor (DESIGN's anchor: 50M parameters in 200 tensors)."""
-    n = _pick(size, 250_000, 3000)
+    n = _pick(size, 250_000, 3000, 200_000, 100_000)
     lr, beta1, beta2, eps, decay, step = 1e-3, 0.9, 0.999, 1e-8, 0.01, 10
 
     def update(p, g, m, v):
@@ -117,7 +156,7 @@ def adamw(size):
         v = v * beta2 + g * g * (1 - beta2)
         m_hat = m / (1 - beta1 ** step)
         v_hat = v / (1 - beta2 ** step)
-        p = p * (1 - lr * decay) - lr * m_hat / (tf.sqrt(v_hat) + eps)
+        p = p * (1 - lr * decay) - lr * m_hat / (api.lib.sqrt(v_hat) + eps)
         return p, m, v
     return update, [_spec((n,), "float32") for _ in range(4)]
 
@@ -125,64 +164,90 @@ def adamw(size):
 # ---------------------------------------------------------------- matmul and attention
 
 def _matmul(dtype: str, gpu_size: int):
-    def build(size):
-        n = _pick(size, gpu_size, 96)
-        return (lambda a, b: a @ b), [_spec((n, n), dtype), _spec((n, n), dtype)]
+    def build(size, api):
+        n = _pick(size, gpu_size, 96, 1024, 512)
+        return (lambda a, b: a @ b), [_spec((n, n), dtype, size=size), _spec((n, n), dtype, size=size)]
     return build
 
 
-def linear_gelu(size):
+def linear_gelu(size, api):
     """Linear layer with bias and tanh-GELU: one matmul with a fused epilogue."""
-    rows, features = _pick(size, (8192, 8192), (64, 96))
-    specs = [_spec((rows, features), "bfloat16"), _spec((features, features), "bfloat16"),
-             _spec((features,), "bfloat16")]
-    return (lambda x, w, b: F.gelu(F.linear(x, w, b), approximate="tanh")), specs
+    rows, features = _pick(size, (8192, 8192), (64, 96), (1024, 1024), (512, 512))
+    specs = [_spec((rows, features), "bfloat16", size=size), _spec((features, features), "bfloat16", size=size),
+             _spec((features,), "bfloat16", size=size)]
+    return (lambda x, w, b: api.F.gelu(api.F.linear(x, w, b), approximate="tanh")), specs
 
 
-def mlp_train(size):
+def mlp_train(size, api):
     """x @ w1 -> tanh-GELU -> @ w2, forward and backward (the weights' gradients)."""
-    rows, width, hidden = _pick(size, (8192, 4096, 16384), (64, 32, 96))
-    specs = [_spec((rows, width), "bfloat16"), _spec((width, hidden), "bfloat16", True),
-             _spec((hidden, width), "bfloat16", True)]
-    return (lambda x, w1, w2: F.gelu(x @ w1, approximate="tanh") @ w2), specs
+    rows, width, hidden = _pick(size, (8192, 4096, 16384), (64, 32, 96), (1024, 256, 1024), (256, 256, 1024))
+    specs = [_spec((rows, width), "bfloat16", size=size), _spec((width, hidden), "bfloat16", True, size),
+             _spec((hidden, width), "bfloat16", True, size)]
+    return (lambda x, w1, w2: api.F.gelu(x @ w1, approximate="tanh") @ w2), specs
 
 
 def _attention(head_dim: int, backward: bool):
-    def build(size):
-        batch, heads, tokens = _pick(size, (8, 16, 2048), (1, 2, 40))
-        d = _pick(size, head_dim, min(head_dim, 32))
-        specs = [_spec((batch, heads, tokens, d), "bfloat16", backward) for _ in range(3)]
-        return (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)), specs
+    def build(size, api):
+        batch, heads, tokens = _pick(size, (8, 16, 2048), (1, 2, 40), (2, 4, 256), (1, 4, 128))
+        d = _pick(size, head_dim, min(head_dim, 32), head_dim, head_dim)
+        specs = [_spec((batch, heads, tokens, d), "bfloat16", backward, size) for _ in range(3)]
+        return (lambda q, k, v: api.F.scaled_dot_product_attention(q, k, v, is_causal=True)), specs
     return build
 
 
 WORKLOADS = [
-    Workload("relu(a*b+c) f32", relu_mul_add),
-    Workload("tanh-GELU bf16", gelu_tanh),
-    Workload("SwiGLU bf16", swiglu),
-    Workload("softmax f32 16384x4096", softmax),
-    Workload("layer_norm bf16 8192x4096", _norm(False, False)),
-    Workload("layer_norm bf16 8192x4096 fwd+bwd", _norm(False, True)),
-    Workload("rms_norm bf16 8192x4096", _norm(True, False)),
-    Workload("rms_norm bf16 8192x4096 fwd+bwd", _norm(True, True)),
-    Workload("cross_entropy bf16 8192x32000", _cross_entropy(False), integer_high=_classes),
-    Workload("cross_entropy bf16 8192x32000 fwd+bwd", _cross_entropy(True), integer_high=_classes),
-    Workload("column-normalize f32 65536x1024", column_normalize),
-    Workload("AdamW f32 250k", adamw, note="one of 200 tensors of 250k parameters", nonnegative=(3,)),
-    Workload("matmul bf16 8192^3", _matmul("bfloat16", 8192), kind="compute"),
-    Workload("matmul fp16 4096^3", _matmul("float16", 4096), kind="compute"),
-    Workload("matmul tf32 4096^3", _matmul("float32", 4096), kind="compute", matmul_precision="high"),
-    Workload("linear+GELU bf16 8192^3", linear_gelu, kind="compute"),
-    Workload("MLP bf16 8192x4096x16384 fwd+bwd", mlp_train, kind="compute"),
-    Workload("causal attention bf16 8x16x2048x64", _attention(64, False), kind="compute"),
-    Workload("causal attention bf16 8x16x2048x64 fwd+bwd", _attention(64, True), kind="compute"),
-    Workload("causal attention bf16 8x16x2048x128 fwd+bwd", _attention(128, True), kind="compute"),
+    Workload("relu(a*b+c) f32", relu_mul_add, key="relu_mul_add", quick=True),
+    Workload("tanh-GELU bf16", gelu_tanh, key="gelu_tanh", quick=True),
+    Workload("SwiGLU bf16", swiglu, key="swiglu"),
+    Workload("softmax f32 16384x4096", softmax, key="softmax", quick=True),
+    Workload("layer_norm bf16 8192x4096", _norm(False, False), key="layer_norm"),
+    Workload("layer_norm bf16 8192x4096 fwd+bwd", _norm(False, True), key="layer_norm_bwd", quick=True),
+    Workload("rms_norm bf16 8192x4096", _norm(True, False), key="rms_norm"),
+    Workload("rms_norm bf16 8192x4096 fwd+bwd", _norm(True, True), key="rms_norm_bwd"),
+    Workload("cross_entropy bf16 8192x32000", _cross_entropy(False), key="cross_entropy", integer_high=_classes,
+             quick=True),
+    Workload("cross_entropy bf16 8192x32000 fwd+bwd", _cross_entropy(True), key="cross_entropy_bwd",
+             integer_high=_classes),
+    Workload("column-normalize f32 65536x1024", column_normalize, key="column_normalize"),
+    Workload("AdamW f32 250k", adamw, key="adamw", note="one of 200 tensors of 250k parameters", nonnegative=(3,)),
+    Workload("matmul bf16 8192^3", _matmul("bfloat16", 8192), key="matmul", kind="compute", quick=True),
+    Workload("matmul fp16 4096^3", _matmul("float16", 4096), key="matmul_fp16", kind="compute", on_cpu=False),
+    Workload("matmul tf32 4096^3", _matmul("float32", 4096), key="matmul_tf32", kind="compute",
+             matmul_precision="high", on_cpu=False),
+    Workload("linear+GELU bf16 8192^3", linear_gelu, key="linear_gelu", kind="compute"),
+    Workload("MLP bf16 8192x4096x16384 fwd+bwd", mlp_train, key="mlp_bwd", kind="compute"),
+    Workload("causal attention bf16 8x16x2048x64", _attention(64, False), key="attention", kind="compute"),
+    Workload("causal attention bf16 8x16x2048x64 fwd+bwd", _attention(64, True), key="attention_bwd",
+             kind="compute", quick=True),
+    Workload("causal attention bf16 8x16x2048x128 fwd+bwd", _attention(128, True), key="attention_d128_bwd",
+             kind="compute", on_cpu=False),
+]
+
+
+def ten_ops(size, api):
+    """A 10-op elementwise function on 4-element tensors: the time is the per-call overhead."""
+    lib = api.lib
+
+    def fn(x, y):
+        h = x * y + 1.0                 # mul, add
+        h = lib.tanh(h) - y             # tanh, sub
+        h = lib.maximum(h, x) * 0.5     # maximum, mul
+        h = lib.exp(-h)                 # neg, exp
+        return (h + x) / (y * y + 2.0)  # add, mul, add, div
+    return fn, [_spec((4,), "float32"), _spec((4,), "float32")]
+
+
+# Workloads of `tritonflow bench` beyond the GPU list (their sizes do not scale with the device).
+BENCH_EXTRAS = [
+    Workload("10-op call, 4 elements", ten_ops, key="ten_op_call", kind="overhead", quick=True,
+             note="per-call overhead"),
 ]
 
 
 def by_name(name: str) -> Workload:
-    for workload in WORKLOADS:
-        if workload.name == name:
+    """The workload with this name or key."""
+    for workload in WORKLOADS + BENCH_EXTRAS:
+        if name in (workload.name, workload.key):
             return workload
     raise KeyError(f"no workload named {name!r}; known: {', '.join(w.name for w in WORKLOADS)}")
 

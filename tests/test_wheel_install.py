@@ -3,7 +3,8 @@
 
 Builds the wheel from the tracked files, installs it with PyPI's `kernels` and `tracer` (no deps)
 into a fresh virtual environment that borrows this environment's numpy/torch/triton, and runs a
-jitted function on both backends there. Needs the package index (as CI's install step does).
+jitted function on both backends there, and `tritonflow bench` on one workload from the installed
+package. Needs the package index (as CI's install step does).
 """
 from __future__ import annotations
 
@@ -52,6 +53,22 @@ CHILD = textwrap.dedent('''
     print("OK")
 ''')
 
+# `tritonflow bench` from the installed package, in a folder that is no checkout: the workloads come
+# from tritonflow.benchmarks inside site-packages and the results land in the current directory.
+BENCH_CHILD = textwrap.dedent('''
+    import json, os, sys
+    import tritonflow.benchmarks.workloads as workloads
+    assert workloads.__file__.startswith(sys.prefix), workloads.__file__
+    from tritonflow import cli
+    assert cli.main(["bench", "--device", "cpu", "--only", "ten_op_call"]) == 0
+    written = sorted(os.listdir("."))
+    stem = [n for n in written if n.endswith(".json")][0][:-5]
+    assert {stem + ".json", stem + ".md", stem + ".png"} <= set(written), written
+    payload = json.load(open(stem + ".json"))
+    assert all(e["max_error"] is not None for e in payload["workloads"][0]["providers"].values()), payload
+    print("BENCH OK")
+''')
+
 
 def _run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kwargs)
@@ -90,3 +107,9 @@ def test_wheel_installs_beside_pypi_kernels_and_tracer(tmp_path):
     env["TRITONFLOW_CACHE_DIR"] = str(tmp_path / "cache")
     proc = _run([str(python), "-c", CHILD], env=env, cwd=tmp_path)
     assert proc.stdout.strip().endswith("OK")
+    names_in_wheel = set(names)
+    assert {"tritonflow/benchmarks/workloads.py", "tritonflow/benchmarks/peers.py"} <= names_in_wheel
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = _run([str(python), "-c", BENCH_CHILD], env=env, cwd=elsewhere)
+    assert proc.stdout.strip().endswith("BENCH OK")

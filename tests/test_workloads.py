@@ -10,7 +10,7 @@ import pytest
 import tritonflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.workloads import SIZES, WORKLOADS, by_name, precision  # noqa: E402
+from tritonflow.benchmarks.workloads import SIZES, WORKLOADS, by_name, precision  # noqa: E402
 
 TOLERANCE = {"float32": 2e-5, "bfloat16": 3e-2, "float16": 3e-3}
 
@@ -37,9 +37,20 @@ def test_names_are_unique_and_sizes_differ():
         (gpu_fn, gpu_specs), (_, tiny_specs) = workload.make("gpu"), workload.make("tiny")
         assert callable(gpu_fn) and len(gpu_specs) == len(tiny_specs)
         assert sum(np.prod(s.shape) for s in gpu_specs) > 50 * sum(np.prod(s.shape) for s in tiny_specs)
-    with pytest.raises(ValueError, match="one of gpu, tiny"):
+    with pytest.raises(ValueError, match="one of gpu, cpu, small, tiny"):
         WORKLOADS[0].make("huge")
-    assert SIZES == ("gpu", "tiny") and by_name("softmax f32 16384x4096").kind == "memory"
+    assert SIZES == ("gpu", "cpu", "small", "tiny") and by_name("softmax f32 16384x4096").kind == "memory"
+    assert by_name("softmax") is by_name("softmax f32 16384x4096")
+    assert len({w.key for w in WORKLOADS}) == len(WORKLOADS) and all(w.key for w in WORKLOADS)
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.key)
+def test_cpu_sizes_are_float32_and_between_tiny_and_gpu(workload):
+    numel = {size: sum(np.prod(s.shape) for s in workload.make(size)[1]) for size in SIZES}
+    assert numel["tiny"] < numel["small"] <= numel["cpu"] < numel["gpu"]
+    for size in ("cpu", "small"):
+        assert all(s.dtype.name in ("float32", "int64") for s in workload.make(size)[1])
+    assert workload.label("gpu") == workload.name and workload.label("cpu").startswith(workload.key + " ")
 
 
 @pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.name)

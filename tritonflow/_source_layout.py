@@ -1,11 +1,13 @@
-"""Packaging: `tritonflow.kernels` and `tritonflow.tracer` in a source checkout that is not installed.
+"""Packaging: `tritonflow.kernels`, `tritonflow.tracer` and `tritonflow.benchmarks` in a source
+checkout that is not installed.
 
-The folders kernels/ and tracer/ sit at the repository root and install as `tritonflow.kernels` and
-`tritonflow.tracer` (pyproject.toml's package-dir). A wheel puts them inside tritonflow/; an editable
+The folders kernels/, tracer/ and benchmarks/ sit at the repository root and install as
+`tritonflow.kernels`, `tritonflow.tracer` and `tritonflow.benchmarks` (pyproject.toml's
+package-dir). A wheel puts them inside tritonflow/; an editable
 install maps them with setuptools' own finder. Running straight from a checkout (`PYTHONPATH=.`, as
-on a machine where nothing can be installed) has neither, so this finder maps exactly those two
+on a machine where nothing can be installed) has neither, so this finder maps exactly those
 names to the root folders. It is installed only when tritonflow/ sits beside a pyproject.toml and
-both folders, so an installed tritonflow never maps a site-packages folder that is someone else's
+the folders, so an installed tritonflow never maps a site-packages folder that is someone else's
 (Hugging Face's `kernels`, for one).
 """
 from __future__ import annotations
@@ -17,11 +19,12 @@ from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
 _ROOT = _PACKAGE.parent
-SUBPACKAGES = {"tritonflow.kernels": _ROOT / "kernels", "tritonflow.tracer": _ROOT / "tracer"}
+SUBPACKAGES = {"tritonflow.kernels": _ROOT / "kernels", "tritonflow.tracer": _ROOT / "tracer",
+               "tritonflow.benchmarks": _ROOT / "benchmarks"}
 
 
 class SourceTreeFinder(importlib.abc.MetaPathFinder):
-    """Finds `tritonflow.kernels` and `tritonflow.tracer` in the checkout's root folders."""
+    """Finds `tritonflow.kernels`, `tritonflow.tracer` and `tritonflow.benchmarks` in the checkout's root folders."""
 
     def find_spec(self, fullname, path=None, target=None):
         folder = SUBPACKAGES.get(fullname)

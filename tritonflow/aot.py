@@ -141,7 +141,9 @@ def trace_graphs(fn, args: tuple, kwargs: dict, sizes: Optional[dict] = None):
     key = (spec, tensor_keys, autograd.is_grad_enabled(), ())
     shown = ", ".join(repr(a) for a in args)
     try:
-        entry = JitFunction(jitted.fn, backend="numpy").build(key, leaves, meta_args, meta_kwargs)
+        tracer = JitFunction(jitted.fn, backend="numpy")
+        tracer.recompute_backend = "triton"   # the graphs are lowered for triton: partition as it would
+        entry = tracer.build(key, leaves, meta_args, meta_kwargs)
     except TritonflowError as exc:
         raise type(exc)(f"aot: the arguments ({shown}) do not fit {name}: {exc.raw_message}", exc.loc) from exc
     graphs = [("forward", entry.graph)]

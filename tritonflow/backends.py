@@ -11,7 +11,10 @@ A backend object offers:
     run_op(op, arrays, attrs, out_type) -> array  one primitive now, on the backend's own arrays
     cache_stats() -> dict                         its compile cache counters ({} when it has none)
 and a backend with kernels also `kernel_run(runner, arrays, device)`: the same run one
-kernel at a time, for debug.verify (see kernels/backend.py). New keywords of `compile` (a target)
+kernel at a time, for debug.verify (see kernels/backend.py). Optionally `recomputes(op) -> bool`:
+whether a compiled backward recomputes a forward value of this op rather than saving it
+(compiled_autograd.py; without it: elementwise ops, views and fills, what fused kernels recompute
+for free). New keywords of `compile` (a target)
 come after `mode`, keyword-only, so every caller keeps working.
 """
 from __future__ import annotations

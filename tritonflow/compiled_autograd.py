@@ -8,10 +8,13 @@ Framework stage (the autodiff pass). When a jitted function's tensor arguments r
    the same graph, with the gradients of the inputs as extra outputs.
 2. Partition: nodes that do not depend on a cotangent are the forward; the rest the backward,
    with the nodes a checkpointed region recomputed during the backward (tritonflow/utils/checkpoint.py).
-   The forward values the backward reads are the boundary. Cheap values (elementwise, views,
-   constants) are recomputed in the backward from their inputs rather than saved; what is left
-   (matmul and reduction results, random numbers) becomes extra outputs of the forward graph:
-   the saved activations. Graph inputs the backward reads are passed through by reference.
+   The forward values the backward reads are the boundary. Values the backend says are cheaper
+   to recompute than to keep (its `recomputes(op)`: elementwise ops and views on a fusing backend,
+   whose kernels recompute them for free; only views on the numpy backend, where every op is a
+   pass over memory and keeping a value costs nothing) and constants are recomputed in the
+   backward from their inputs; what is left (matmul and reduction results, random numbers, and on
+   the numpy backend transcendentals like erf) becomes extra outputs of the forward graph: the
+   saved activations. Graph inputs the backward reads are passed through by reference.
 3. Both graphs run the pass pipeline and get a runner from the selected backend.
 
 At run time the forward runner's outputs are wrapped as tensors and attached to one
@@ -25,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 
 import tritonflow.api as T
-from tritonflow import autograd, autograd_hooks, staged_backward
+from tritonflow import autograd, autograd_hooks, backends, staged_backward
 from tritonflow.errors import UnsupportedError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
@@ -37,6 +40,7 @@ from tritonflow.tracer import pytree
 from tritonflow.tracer import state as trace_state
 from tritonflow.tracer.trace import trace
 
+# What a backend without its own `recomputes` gets: the fusing backends' choice.
 _RECOMPUTE_KINDS = (Kind.ELEMENTWISE, Kind.MOVEMENT)
 
 
@@ -93,18 +97,27 @@ def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple,
                       [s for _, _, s in kept] if info["stages"] else None, info["recomputed"])
 
 
-def _recomputable(node: Node) -> bool:
+def default_recomputes(op) -> bool:
+    return op.kind in _RECOMPUTE_KINDS or op.kind is Kind.CREATION
+
+
+def _recomputable(node: Node, recomputes) -> bool:
     if node.op == "constant":
         return True
     if node.op == "input":
         return False
     op = OPS[node.op]
-    if op.kind is Kind.CREATION:
-        return not node.inputs       # full / iota; random numbers are saved, not redrawn
-    return op.kind in _RECOMPUTE_KINDS
+    if op.kind is Kind.CREATION and node.inputs:
+        return False                 # random numbers are saved, not redrawn
+    return recomputes(op)
 
 
-def partition(joint: JointTrace) -> tuple[Graph, Graph, list, int]:
+def recompute_policy(backend: str, device: str):
+    """The backend's `recomputes(op)`, or the default for a backend that does not say."""
+    return getattr(backends.get(backend, device), "recomputes", default_recomputes)
+
+
+def partition(joint: JointTrace, recomputes=default_recomputes) -> tuple[Graph, Graph, list, int]:
     """(forward graph, backward graph, forward-input positions the backward reads, number of saved values).
 
     Forward outputs: the function's outputs, written-back arguments, captured tensors and
@@ -136,7 +149,7 @@ def partition(joint: JointTrace) -> tuple[Graph, Graph, list, int]:
         seen.add(id(value))
         if id(value) in position_of_input:
             passed.add(id(value))
-        elif _recomputable(value):
+        elif _recomputable(value, recomputes):
             recompute.add(id(value))
             boundary.extend(value.inputs)
         else:
@@ -234,7 +247,8 @@ def build_differentiable_entry(jitfn, key, traced, graph, record, backend: str, 
         # Nothing to differentiate (integer outputs, or outputs that do not depend on the inputs).
         runner = make_runner(graph, backend, device, jitfn.mode)
         return CompiledEntry(key, traced, graph, record, runner, backend, device, guards)
-    forward, backward, passed_positions, n_saved = partition(joint)
+    policy = recompute_policy(jitfn.recompute_backend or backend, device)
+    forward, backward, passed_positions, n_saved = partition(joint, policy)
     record.append(("autodiff: joint", str(joint.traced.graph)))
     forward = run_passes(forward, record=record)
     backward_record: list = []

@@ -17,7 +17,7 @@ from tritonflow import profile_hooks
 from tritonflow.errors import TritonflowError, UnsupportedError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
-from tritonflow.ops.registry import OPS, OpDef
+from tritonflow.ops.registry import OPS, Kind, OpDef
 
 
 # ---------------------------------------------------------------- one op
@@ -37,12 +37,16 @@ def run_numpy_quiet(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) 
     except TritonflowError:
         raise
     except Exception as exc:  # a NumPy failure the type rule did not foresee is our bug
-        raise UnsupportedError(f"{op.name}: the reference implementation failed on inputs "
-                               f"{[tuple(a.shape) for a in arrays]}: {exc}") from exc
+        raise _reference_failure(op, arrays, exc) from exc
     result = np.asarray(result)
     if result.dtype != out_type.dtype.np:
         result = result.astype(out_type.dtype.np)
     return result
+
+
+def _reference_failure(op: OpDef, arrays: list, exc: Exception) -> UnsupportedError:
+    return UnsupportedError(f"{op.name}: the reference implementation failed on inputs "
+                            f"{[tuple(np.shape(a)) for a in arrays]}: {exc}")
 
 
 # ---------------------------------------------------------------- symbolic dims
@@ -119,6 +123,9 @@ class Evaluator:
         self.steps = [(node, OPS[node.op], tuple(slot_of[id(i)] for i in node.inputs), node.attrs, node.type,
                        slot_of[id(node)], tuple(frees[k]), self.symbolic and _symbolic_attrs(node.attrs))
                       for k, node in enumerate(body)]
+        # The plain run's steps: each op's meaning called directly (see _run_plain).
+        self.plain_steps = [(_direct_meaning(node, op), inputs, attrs, out_type.dtype.np, out, free, symbolic, op)
+                            for node, op, inputs, attrs, out_type, out, free, symbolic in self.steps]
         # A constant is shared by every run of the graph: outputs get copies, never the graph's array.
         self.outputs = [(slot_of[id(n)], n.op == "constant") for n in graph.outputs]
 
@@ -129,6 +136,9 @@ class Evaluator:
         bindings = bind_symbols(self.graph, arrays) if self.symbolic else None
         env = self.template.copy()
         env[:self.n_inputs] = arrays
+        if observe is None and step is run_numpy_quiet:
+            self._run_plain(env, bindings)
+            return [np.array(env[i]) if constant else env[i] for i, constant in self.outputs]
         # IEEE special values are results, not warnings (as in run_numpy), set once for the graph.
         with np.errstate(all="ignore"):
             for node, op, inputs, attrs, out_type, out, frees, symbolic in self.steps:
@@ -141,6 +151,40 @@ class Evaluator:
                 for slot in frees:
                     env[slot] = None
         return [np.array(env[i]) if constant else env[i] for i, constant in self.outputs]
+
+
+    def _run_plain(self, env: list, bindings: dict | None) -> None:
+        """The steps without observer or timing: what `run_numpy_quiet` does for each, with the op's
+        meaning looked up once (a small graph's run is mostly this loop's own cost)."""
+        values: list = []
+        op = None
+        with np.errstate(all="ignore"):
+            try:
+                for meaning, inputs, attrs, dtype, out, frees, symbolic, op in self.plain_steps:
+                    if symbolic:
+                        attrs = {k: _resolve(v, bindings) for k, v in attrs.items()}
+                    values = [env[i] for i in inputs]
+                    result = meaning(*values, **attrs)
+                    if type(result) is not np.ndarray:
+                        result = np.asarray(result)
+                    env[out] = result if result.dtype == dtype else result.astype(dtype)
+                    for slot in frees:
+                        env[slot] = None
+            except TritonflowError:
+                raise
+            except Exception as exc:  # as in run_numpy_quiet: a NumPy failure the type rule did not foresee
+                raise _reference_failure(op, values, exc) from exc
+
+
+def _direct_meaning(node: Node, op: OpDef) -> Callable:
+    """The op's NumPy meaning for this node: a function computing half precision in float32 is
+    called as its full-precision self (which takes no attributes) when no operand is
+    float16/bfloat16 (the evaluator holds np.errstate already)."""
+    direct = getattr(op.numpy, "full_precision", None)
+    if direct is not None and not node.attrs and \
+            not any(i.type.dtype.name in ("float16", "bfloat16") for i in node.inputs):
+        return direct
+    return op.numpy
 
 
 def run_graph(graph: Graph, arrays: list) -> list:
@@ -183,6 +227,12 @@ class NumpyBackend:
 
     def cache_stats(self) -> dict:
         return {}
+
+    def recomputes(self, op: OpDef) -> bool:
+        """Whether a compiled backward recomputes this op's forward value instead of saving it:
+        only views. Every other op is a NumPy pass over memory (an erf is a pass many times over),
+        while saving a value only keeps its array alive."""
+        return op.kind is Kind.MOVEMENT
 
 
 BACKEND = NumpyBackend()

@@ -39,6 +39,10 @@ MODES = ("default", "max-autotune", "reduce-overhead")  # reduce-overhead: CUDA 
 class JitFunction:
     """A function compiled on first call for each guard key (see module docstring)."""
 
+    # The backend whose `recomputes` partitions a compiled backward, when not the one that runs it:
+    # ahead-of-time compilation traces on the numpy backend but lowers the graphs for triton.
+    recompute_backend: str | None = None
+
     def __init__(self, fn, backend: str | None = None, dynamic: bool = False, mode: str = "default") -> None:
         backends.check_name(backend)
         if not callable(fn):
@@ -60,8 +64,15 @@ class JitFunction:
     # ---------------------------------------------------------------- the hot path
 
     def key_of(self, args: tuple, kwargs: dict):
-        leaves: list = []
-        spec = pytree.flatten((args, kwargs), leaves)
+        if not kwargs and all(type(a) is Tensor for a in args):
+            # The common call, positional tensors only: its spec depends only on how many.
+            leaves = list(args)
+            spec = _POSITIONAL_TENSOR_SPECS.get(len(args))
+            if spec is None:
+                spec = _POSITIONAL_TENSOR_SPECS[len(args)] = pytree.flatten((args, {}), [])
+        else:
+            leaves = []
+            spec = pytree.flatten((args, kwargs), leaves)
         keys = guards.tensor_keys(leaves, self.dynamic)
         # The autocast regions in force decide which casts the trace records (tritonflow/amp).
         return (spec, keys, autograd.is_grad_enabled(), _alias_pattern(leaves), autocast_state_key()), leaves
@@ -276,8 +287,14 @@ def gc_paused():
             gc.enable()
 
 
+# Number of positional tensor arguments -> pytree.flatten's spec of such a call (see key_of).
+_POSITIONAL_TENSOR_SPECS: dict = {}
+
+
 def _alias_pattern(leaves: list) -> tuple:
     """() when all tensor arguments are distinct, else each one's first position (the trace shares them)."""
+    if len({id(t) for t in leaves}) == len(leaves):
+        return ()
     first: dict = {}
     pattern = tuple(first.setdefault(id(t), i) for i, t in enumerate(leaves))
     return pattern if len(first) < len(leaves) else ()

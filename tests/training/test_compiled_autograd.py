@@ -10,6 +10,7 @@ import pytest
 import tritonflow as tf
 from tritonflow import AutogradError, nn
 import tritonflow.nn.functional as F
+from tritonflow.ops.registry import OPS, Kind
 from tests.helpers import assert_close
 
 RNG = np.random.default_rng(7)
@@ -80,14 +81,32 @@ def test_compiled_gradients_equal_eager(case, backend):
 
 
 def test_backward_graph_is_separate_and_saves_few_values():
+    # On a fusing backend (triton) the elementwise values are recomputed inside the backward's kernels.
     x, w, b = leaf(4, 6), leaf(6), leaf(6)
-    jf = tf.jit(lambda x, w, b: F.layer_norm(x, (6,), w, b).sum())
+    jf = tf.jit(lambda x, w, b: F.layer_norm(x, (6,), w, b).sum(), backend="triton")
     jf(x, w, b).backward()
     (entry,) = jf.entries.values()
     assert entry.backward_graph is not None
     saved = [n for n in entry.backward_graph.inputs if n.name.startswith("saved")]
     # layer_norm's backward needs the row statistics, not a copy of every elementwise value.
     assert all(n.type.shape in ((4, 1), ()) for n in saved), [str(n.type) for n in saved]
+    assert not any(n.attrs.get("cotangent") is not None for n in entry.graph.inputs)
+
+
+def test_numpy_backend_backward_recomputes_only_views():
+    # On the numpy backend every op is a pass over memory: the backward reads saved forward values
+    # and computes nothing of the forward again but views (tests/jit/test_recompute_policy.py).
+    x, w, b = leaf(4, 6), leaf(6), leaf(6)
+    jf = tf.jit(lambda x, w, b: F.layer_norm(x, (6,), w, b).sum(), backend="numpy")
+    jf(x, w, b).backward()
+    (entry,) = jf.entries.values()
+    backward = entry.backward_graph
+    depends = {id(n) for n in backward.inputs if n.attrs.get("cotangent") is not None}
+    for node in backward.nodes:
+        if node.op != "constant" and any(id(i) in depends for i in node.inputs):
+            depends.add(id(node))
+    recomputed = [n.op for n in backward.nodes if id(n) not in depends and n.op != "constant"]
+    assert all(OPS[op].kind is Kind.MOVEMENT for op in recomputed), recomputed
     assert not any(n.attrs.get("cotangent") is not None for n in entry.graph.inputs)
 
 

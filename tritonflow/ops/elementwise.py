@@ -15,6 +15,7 @@ from tritonflow import dtypes as D
 from tritonflow.errors import DTypeError
 from tritonflow.ir.types import TensorType
 from tritonflow.ops.registry import Kind, OpDef, register
+from tritonflow.ops import special
 from tritonflow.ops.samples import binary_samples, unary_samples
 from tritonflow.ops.shapes import broadcast_shapes
 
@@ -66,26 +67,19 @@ def infer_cast(types, attrs):
 # ---------------------------------------------------------------- meanings
 
 def in_f32(fn):
-    """Apply a NumPy function computing float16/bfloat16 in float32 (the kernels do the same)."""
+    """Apply a NumPy function computing float16/bfloat16 in float32 (the kernels do the same).
+
+    `run.full_precision` is `fn` itself: what a caller that knows no operand is float16/bfloat16
+    and already ignores floating-point errors may call instead (the graph evaluator does: entering
+    np.errstate costs four times a small ufunc)."""
     def run(*arrays, **attrs):
         low = arrays and any(a.dtype in (np.float16, D.bfloat16.np) for a in arrays)
         if low:
             arrays = [a.astype(np.float32) if a.dtype.kind in "fV" else a for a in arrays]
         with np.errstate(all="ignore"):
             return fn(*arrays)
+    run.full_precision = fn
     return run
-
-
-def _erf(x):
-    from math import erf
-    vec = np.vectorize(erf, otypes=[x.dtype])
-    return vec(x) if x.size else x.copy()
-
-
-def _sigmoid(x):
-    # Stable for large |x|: exp only of non-positive values.
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _sign(x):
@@ -179,8 +173,8 @@ RSQRT = _unary("rsqrt", in_f32(lambda x: 1.0 / np.sqrt(x)), lambda g, out, x: (g
 SIN = _unary("sin", in_f32(np.sin), lambda g, out, x: (g * T.cos(x),), "tl.sin({0})")
 COS = _unary("cos", in_f32(np.cos), lambda g, out, x: (-(g * T.sin(x)),), "tl.cos({0})")
 TANH = _unary("tanh", in_f32(np.tanh), lambda g, out, x: (g * (1.0 - out * out),), "libdevice.tanh({0})")
-SIGMOID = _unary("sigmoid", in_f32(_sigmoid), lambda g, out, x: (g * out * (1.0 - out),), "tl.sigmoid({0})")
-ERF = _unary("erf", in_f32(_erf), lambda g, out, x: (g * T.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
+SIGMOID = _unary("sigmoid", in_f32(special.sigmoid), lambda g, out, x: (g * out * (1.0 - out),), "tl.sigmoid({0})")
+ERF = _unary("erf", in_f32(special.erf), lambda g, out, x: (g * T.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)),),
              "tl.erf({0})")
 RELU = _unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
               lambda g, out, x: (T.where(x > 0, g, T.zeros_like(g)),), "tl.maximum({0}, 0)", accepted=NUMERIC)

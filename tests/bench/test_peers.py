@@ -1,0 +1,125 @@
+"""tritonflow bench's peer runner (benchmarks/peers.py) and report (benchmarks/report.py): the
+float64 check catches a wrong provider and names the workload, errors are measured relative to
+the reference, and the report's ratios, geomeans and target verdicts follow from given times.
+No assertion here is about a measured time."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tritonflow.benchmarks import peers, report
+from tritonflow.benchmarks.peers import Mismatch, ProviderResult, WorkloadResult
+from tritonflow.benchmarks.workloads import TRITONFLOW, Workload, by_name
+from tritonflow.aot import TensorSpec
+
+
+def test_compare_measures_error_relative_to_the_reference():
+    want = [np.array([1.0, -4.0, 2.0])]
+    got = [np.array([1.0, -4.0, 2.0 + 4e-5])]
+    assert peers.compare("p", "w", got, want, 2e-5) == pytest.approx(1e-5)
+    with pytest.raises(Mismatch, match=r"^w: p differs from the float64 reference by 0.001 .*tolerance 0.0001"):
+        peers.compare("p", "w", [np.array([1.0, -4.0, 2.004])], want, 1e-4)
+    with pytest.raises(Mismatch, match="w: p result 0 has shape"):
+        peers.compare("p", "w", [np.zeros(2)], want, 1.0)
+    with pytest.raises(Mismatch, match="inf or NaN"):
+        peers.compare("p", "w", [np.array([1.0, np.nan, 2.0])], want, 1.0)
+    with pytest.raises(Mismatch, match="returned 2 results, the reference 1"):
+        peers.compare("p", "w", want * 2, want, 1.0)
+
+
+def _off_by_one_percent(size, api):
+    """tritonflow's form is wrong by 1%: the torch float64 reference must catch it."""
+    if api is TRITONFLOW:
+        return (lambda a: a * 2.02), [TensorSpec((64,), "float32")]
+    return (lambda a: a * 2.0), [TensorSpec((64,), "float32")]
+
+
+def test_a_provider_disagreeing_with_float64_fails_naming_the_workload():
+    wrong = Workload("doubling, wrong", _off_by_one_percent, key="doubling")
+    with pytest.raises(Mismatch, match=r"^doubling 64 f32: tritonflow eager differs from the float64 reference"):
+        peers.measure(wrong, "tiny", quick=True, repeats=1)
+
+
+def test_forward_backward_workload_checks_gradients_of_every_provider():
+    result = peers.measure(by_name("rms_norm_bwd"), "tiny", quick=True, repeats=1,
+                           providers=("tritonflow eager", "tritonflow compiled", "torch eager"))
+    assert result.providers["torch.compile"].unavailable == "not chosen"
+    for name in ("tritonflow eager", "tritonflow compiled", "torch eager"):
+        entry = result.providers[name]
+        assert entry.unavailable is None and entry.max_error is not None \
+            and entry.max_error < peers.TOLERANCE["bfloat16"]  # tiny sizes keep bfloat16
+        assert entry.seconds > 0 and entry.wall_seconds > 0
+    assert result.providers["tritonflow compiled"].compile_seconds >= 0
+    assert result.providers["tritonflow eager"].peak_bytes > 0 and result.providers["torch eager"].peak_bytes is None
+
+
+def _result(key, kind="memory", **seconds) -> WorkloadResult:
+    names = {"tf_eager": "tritonflow eager", "tf": "tritonflow compiled", "torch": "torch eager",
+             "compiled": "torch.compile"}
+    r = WorkloadResult(key, key, kind)
+    for short, value in seconds.items():
+        r.providers[names[short]] = ProviderResult(seconds=value)
+    r.providers["tritonflow compiled"].compile_seconds = 0.01
+    r.providers["torch.compile"].compile_seconds = 2.0
+    return r
+
+
+def test_summary_ratios_geomeans_and_cpu_targets():
+    results = [_result("a", tf_eager=2.0, tf=1.0, torch=2.0, compiled=1.0),
+               _result("b", tf_eager=1.0, tf=1.0, torch=0.5, compiled=1.0)]
+    assert report.speedup(results[0], "tritonflow compiled") == 2.0
+    assert report.speedup(results[0], "tritonflow compiled", "torch.compile") == 1.0
+    summary = report.summarize(results, "cpu")
+    assert summary["geomean_speedup"]["tritonflow compiled"] == pytest.approx(1.0)   # sqrt(2 * 0.5)
+    assert summary["geomean_speedup"]["torch.compile"] == pytest.approx(math.sqrt(2 * 0.5))
+    assert summary["compile_cost_ratio"] == pytest.approx(200.0)
+    assert summary["targets"] == {"compiled never slower than tritonflow eager": True,
+                                  "compiled geomean at most 1.25x slower than torch eager": True,
+                                  "compile cost at least 50x below torch.compile's": True}
+    slow = results + [_result("c", tf_eager=1.0, tf=1.2, torch=0.4, compiled=1.0)]
+    summary = report.summarize(slow, "cpu")
+    assert summary["compiled_slower_than_eager"] == ["c"]
+    assert summary["targets"]["compiled never slower than tritonflow eager"] is False
+    assert summary["targets"]["compiled geomean at most 1.25x slower than torch eager"] is False  # 0.69x
+
+
+def test_gpu_targets_use_bandwidth_fraction_and_peers():
+    results = [_result("relu", tf_eager=3.0, tf=1.0, torch=1.5, compiled=1.2),
+               _result("matmul_bf16", "compute", tf_eager=3.0, tf=1.0, torch=0.95, compiled=1.0),
+               _result("attention", "compute", tf_eager=3.0, tf=1.0, torch=0.6, compiled=1.0)]
+    results[0].providers["tritonflow compiled"].bandwidth_fraction = 0.9
+    targets = report.summarize(results, "cuda")["targets"]
+    assert targets["memory-bound workloads at 85%+ of the copy bandwidth"] is True
+    assert targets["matmul at 90%+ of cuBLAS (torch eager)"] is True        # 0.95
+    assert targets["causal attention at 70%+ of SDPA (torch eager)"] is False  # 0.6
+    results[0].providers["tritonflow compiled"].bandwidth_fraction = None
+    assert report.summarize(results, "cuda")["targets"]["memory-bound workloads at 85%+ of the copy bandwidth"] is None
+
+
+def _info():
+    return {"date": "2026-12-01T00:00:00", "commit": "abc", "machine": "test cpu (2 cores)", "load_before": "0.1",
+            "load_after": "0.2", "threads": 1, "python": "3.11", "versions": {"numpy": "2", "torch": "2", "triton": "3"}}
+
+
+def test_markdown_json_and_plot(tmp_path):
+    results = [_result("a", tf_eager=2e-3, tf=1e-3, torch=2e-3, compiled=5e-4)]
+    results[0].providers["torch.compile"].unavailable = None
+    summary = report.summarize(results, "cpu")
+    text = report.markdown(_info(), results, summary, "cpu", quick=True)
+    assert "| a | 2.00 ms | 1.00 ms | 2.00 ms | 500.0 us | 2.00x | 0.50x | 0.01 / 2 | — / — |" in text
+    assert "| compile cost at least 50x below torch.compile's | PASS |" in text
+    payload = json.loads(report.to_json(_info(), results, summary, {"quick": True}))
+    assert payload["workloads"][0]["providers"]["tritonflow compiled"]["seconds"] == 1e-3
+    report.plot(results, tmp_path / "p.png", "title")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_become_float64_without_losing_the_reference_bits():
+    import torch
+
+    import tritonflow as tf
+    precise = 1.0 + 1e-12
+    assert peers._as_f64(torch.tensor([precise], dtype=torch.float64))[0] == precise
+    assert peers._as_f64(tf.tensor(np.array([precise]), dtype="float64"))[0] == precise
+    assert peers._as_f64(torch.tensor([1.5], dtype=torch.bfloat16)).dtype == np.float64
