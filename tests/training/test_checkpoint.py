@@ -69,8 +69,18 @@ def test_jitted_gradients_equal_and_forward_saves_no_activations(backend):
     compiled = tf.jit(lambda h: tf.utils.checkpoint(block, h), backend=backend)
     _assert_same(_grads(compiled, block, x), plain, 2e-5)
     _assert_same(_grads(compiled_plain, block, x), plain, 2e-5)
-    saved = [next(iter(f._variants.values()))[0].backward.n_saved for f in (compiled_plain, compiled)]
-    assert saved[0] >= 4 and saved[1] == 0   # the backward recomputes the block from its input
+    saved = [_saved_ops(f) for f in (compiled_plain, compiled)]
+    assert len(saved[0]) >= 4 and {"matmul", "attention"} & set(saved[0])
+    # The backward recomputes the block from its input: nothing computed is kept, at most the
+    # fills (tf.full) the trace shares between forward and recomputation, which the numpy backend
+    # keeps rather than refills (its recompute policy: views only).
+    assert set(saved[1]) <= ({"full"} if backend == "numpy" else set()), saved[1]
+
+
+def _saved_ops(jitted) -> list:
+    runner = next(iter(jitted._variants.values()))[0].backward
+    outputs = runner.forward_graph.outputs
+    return [n.op for n in outputs[len(outputs) - runner.n_saved:]]
 
 
 def test_nested_outputs_outside_parameters_and_autograd_grad():
