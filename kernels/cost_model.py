@@ -356,6 +356,7 @@ def _attention_reads(cost: KernelCost, sched, plan, kernel, config: dict, symbol
                   slice_bytes, target)
     # FLOPs per (row of this program's block, visited element): 2 per multiply-add of each dot.
     per_pair = {"attention": 2 * (d + dv), "attention_lse": 2 * d, "attention_dq": 2 * (2 * d + dv),
+                "attention_delta": 2 * (d + dv),
                 "attention_dkv": 4 * (d + dv)}[template]
     rows = bm if over_queries else bn
     cost.dot_flops += float(batch) * visited * rows * per_pair

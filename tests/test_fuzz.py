@@ -123,7 +123,7 @@ def test_programs_reach_every_primitive_of_the_op_table():
         fn = tf.jit(prog.function(tf.float32), backend="numpy")
         traced = tf.explain(fn, *[tf.from_numpy(a) for a in prog.make_inputs()]).passes[0][1]
         seen |= set(re.findall(r"= (\w+)", traced))
-    backward_only = {"attention_dq", "attention_dkv", "attention_lse"}
+    backward_only = {"attention_dq", "attention_dkv", "attention_lse", "attention_delta"}
     # Collectives need a process group; tests/distributed runs them across processes.
     collectives = {name for name, op in OPS.items() if op.extra.get("collective")}
     assert collectives == {"all_reduce", "broadcast", "all_gather", "reduce_scatter"}

@@ -22,6 +22,7 @@ from tritonflow.matmul_precision import get_matmul_precision, set_matmul_precisi
 from tritonflow.version import __version__  # noqa: F401
 from tritonflow.autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,  # noqa: F401
                                  no_grad, set_grad_enabled)
+from tritonflow.amp.autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: F401
 
 bool = bool_  # noqa: A001  (tritonflow.bool, as torch.bool)
 float = float32  # noqa: A001
@@ -49,7 +50,7 @@ def __getattr__(name):
         from tritonflow.aot import TensorSpec
         return TensorSpec
     if name in ("nn", "optim", "debug", "fuzz", "onnx", "profiler", "utils", "aot", "target",
-                "distributed"):
+                "distributed", "amp"):
         import importlib
         return importlib.import_module(f"tritonflow.{name}")
     if name in ("save", "load"):

@@ -16,6 +16,7 @@ import threading
 import weakref
 
 from tritonflow import autograd_hooks
+from tritonflow.amp.autocast_mode import suspended as autocast_suspended
 from tritonflow.errors import AutogradError
 from tritonflow.ops.lazy_api import T  # the tritonflow functions, installed by tritonflow.api (above this)
 from tritonflow.ops.movement import sum_to_shape
@@ -93,6 +94,26 @@ class inference_mode:
         return wrapper
 
 
+class recording:
+    """`with recording() as nodes:` collects the ids of the tape nodes made inside (the region
+    of tritonflow.utils.checkpoint, whose backward runs only within it: `backward_many(region=)`)."""
+
+    def __enter__(self) -> set:
+        self.prev = getattr(_state, "recording", None)
+        self.nodes: set = set()
+        _state.recording = self.nodes
+        return self.nodes
+
+    def __exit__(self, *exc) -> None:
+        _state.recording = self.prev
+
+
+def _note(node) -> None:
+    nodes = getattr(_state, "recording", None)
+    if nodes is not None:
+        nodes.add(id(node))
+
+
 # ---------------------------------------------------------------- the tape
 
 class OutputSlot:
@@ -138,6 +159,7 @@ class GradNode:
         self.n_outputs = 1
         self.out_ref = weakref.ref(out)  # for retain_grad() on the output tensor
         self.freed = False
+        _note(self)
 
     @property
     def name(self) -> str:
@@ -176,6 +198,7 @@ class FunctionNode(GradNode):
         self.n_outputs = len(outputs)
         self.out_ref = None
         self.freed = False
+        _note(self)
 
     @property
     def name(self) -> str:
@@ -194,6 +217,7 @@ class FunctionNode(GradNode):
 
     def release(self) -> None:
         self.vjp = None  # drops the closure, and with it the saved activations
+        self.saved = []  # what a checkpoint keeps (its region's inputs), listed for inspection
         self.freed = True
 
     def __repr__(self) -> str:
@@ -202,8 +226,9 @@ class FunctionNode(GradNode):
 
 # ---------------------------------------------------------------- the engine
 
-def _toposort(roots: list) -> list:
-    """Nodes reachable from `roots`, each before the nodes it sends gradients to."""
+def _toposort(roots: list, region: set | None = None) -> list:
+    """Nodes reachable from `roots` (within `region` if given), each before the nodes it sends
+    gradients to."""
     order, seen = [], set()
     for root in roots:
         stack = [(root, False)]
@@ -220,7 +245,7 @@ def _toposort(roots: list) -> list:
             # ending at later inputs (weights, biases) run as soon as their node has, which starts
             # their leaves' hooks (DDP's buckets) early in the backward, as torch's engine does.
             for parent, _, _ in reversed(node.edges):
-                if parent is not None and id(parent) not in seen:
+                if parent is not None and id(parent) not in seen and (region is None or id(parent) in region):
                     stack.append((parent, False))
     return order[::-1]
 
@@ -260,11 +285,14 @@ def _add(prev, g):
     return g if prev is None else prev + g
 
 
-def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs: list | None = None):
+def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs: list | None = None,
+                  region: set | None = None):
     """Run reverse mode from several roots at once.
 
     With `inputs=None`, gradients accumulate into every reachable leaf's `.grad`. With a list of
-    tensors, nothing is written: the gradient reaching each of them (or None) is returned.
+    tensors, nothing is written: the gradient reaching each of them (or None) is returned. With
+    `region` (ids of nodes, see `recording`), only those nodes run, nothing is written, and the
+    gradients leaving the region are returned: {("leaf", id(leaf)) or ("node", id(parent), slot): g}.
     """
     seeds = [_seed(t, g) for t, g in zip(tensors, grads)]
     tracing = _trace_state.current()
@@ -282,11 +310,17 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
             else:
                 want_slot[(id(fn), 0)] = position
     results = [None] * len(inputs) if inputs is not None else None
+    crossing: dict = {}
+
+    def cross(key, g):
+        crossing[key] = _add(crossing.get(key), g)
 
     schedule = None  # post-accumulate-grad hooks to run (autograd_hooks.LeafHookSchedule)
 
     def deliver_leaf(leaf, g, node_index=None):
-        if inputs is None:
+        if region is not None:
+            cross(("leaf", id(leaf)), g)
+        elif inputs is None:
             _accumulate(leaf, g)
             if schedule is not None:
                 schedule.delivered(leaf, node_index)
@@ -307,8 +341,8 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
             slots = pending.setdefault(id(node), [None] * node.n_outputs)
             slots[slot] = _add(slots[slot], g)
             roots.append(node)
-        order = _toposort(roots)
-        if inputs is None and autograd_hooks.has_hooks():
+        order = _toposort(roots, region)
+        if inputs is None and region is None and autograd_hooks.has_hooks():
             schedule = autograd_hooks.LeafHookSchedule(order)
             for leaf in seeded_leaves:
                 schedule.delivered(leaf, None)
@@ -326,7 +360,7 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
                 key = (id(node), slot)
                 if key in want_slot and g is not None:
                     results[want_slot[key]] = _add(results[want_slot[key]], g)
-            if inputs is None and node.out_ref is not None:
+            if inputs is None and region is None and node.out_ref is not None:
                 out = node.out_ref()
                 if out is not None and out._retains_grad and out._grad_fn is node:
                     out.grad = _add(out.grad, grads_in[0].detach())
@@ -348,6 +382,8 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
                     gi = _fit(gi, *node.meta[position])
                     if leaf is not None:
                         deliver_leaf(leaf, gi, index)
+                    elif region is not None and id(parent) not in region:
+                        cross(("node", id(parent), slot), gi)
                     else:
                         slots = pending.setdefault(id(parent), [None] * parent.n_outputs)
                         slots[slot] = _add(slots[slot], gi)
@@ -357,7 +393,7 @@ def backward_many(tensors: list, grads: list, retain_graph: bool = False, inputs
                 node.release()
         if schedule is not None and order:
             schedule.sweep(len(order) - 1)
-    return results
+    return crossing if region is not None else results
 
 
 def run_backward(tensor, grad=None, retain_graph: bool = False) -> None:
@@ -393,13 +429,17 @@ def _accumulate(leaf, g) -> None:
 
 
 class _no_grad_for_backward:
-    """Backward itself records no tape (no higher-order gradients); tracing still records ops."""
+    """Backward itself records no tape (no higher-order gradients); tracing still records ops.
+    Nor does it autocast: the vjp rules follow the dtypes the forward chose."""
 
     def __enter__(self):
         self.prev = is_grad_enabled()
         set_grad_enabled(False)
+        self.autocast = autocast_suspended()
+        self.autocast.__enter__()
 
     def __exit__(self, *exc):
+        self.autocast.__exit__(*exc)
         set_grad_enabled(self.prev)
 
 

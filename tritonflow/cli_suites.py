@@ -21,7 +21,7 @@ class BenchError(Exception):
 SUITES = ("compiler_cost", "call_overhead", "interpreter_large")
 # Suites other issues add: run when their module exists; a failure in one is reported, not fatal.
 EXTRA_SUITES = ("train_step_cpu", "generation_bench", "closed_over_step", "aot_compile_time",
-                "ddp_overhead")
+                "ddp_overhead", "checkpoint_memory")
 
 
 def repo_root() -> Path:

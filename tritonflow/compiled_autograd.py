@@ -6,7 +6,8 @@ Framework stage (the autodiff pass). When a jitted function's tensor arguments r
    cotangent input per differentiable output is added and reverse mode runs on the proxies
    (`autograd.backward_many`). The vjp rules are tritonflow ops, so the backward is recorded into
    the same graph, with the gradients of the inputs as extra outputs.
-2. Partition: nodes that do not depend on a cotangent are the forward; the rest the backward.
+2. Partition: nodes that do not depend on a cotangent are the forward; the rest the backward,
+   with the nodes a checkpointed region recomputed during the backward (tritonflow/utils/checkpoint.py).
    The forward values the backward reads are the boundary. Values the backend says are cheaper
    to recompute than to keep (its `recomputes(op)`: elementwise ops and views on a fusing backend,
    whose kernels recompute them for free; only views on the numpy backend, where every op is a
@@ -51,6 +52,7 @@ class JointTrace:
     targets: list                  # ("arg", leaf index) or ("captured", index) per gradient output
     grad_nodes: list               # the gradient of each target (a node of the joint graph)
     target_stages: list | None = None  # the backward stage of each target (staged_backward), if marked
+    recomputed: frozenset = frozenset()  # ids of nodes a checkpoint's backward recomputed (utils/checkpoint.py)
 
 
 def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple, name: str) -> JointTrace:
@@ -84,14 +86,15 @@ def trace_joint(fn, args: tuple, kwargs: dict, leaves: list, tensor_keys: tuple,
             grads = autograd.backward_many([outs[i] for i in diff], seeds, inputs=target_tensors)
         info.update(diff=diff, cotangents=cotangents, targets=targets,
                     grad_nodes=[None if g is None else ctx.node_of(g) for g in grads],
-                    stages=staged_backward.target_stages(ctx, target_tensors))
+                    stages=staged_backward.target_stages(ctx, target_tensors),
+                    recomputed=frozenset(getattr(ctx, "recomputed", ())))
         return result
 
     traced = trace(joint, args, kwargs, leaves, tensor_keys, name, named_as=fn)
     stages = info["stages"] or [0] * len(info["targets"])
     kept = [(t, g, s) for t, g, s in zip(info["targets"], info["grad_nodes"], stages) if g is not None]
     return JointTrace(traced, info["cotangents"], info["diff"], [t for t, _, _ in kept], [g for _, g, _ in kept],
-                      [s for _, _, s in kept] if info["stages"] else None)
+                      [s for _, _, s in kept] if info["stages"] else None, info["recomputed"])
 
 
 def default_recomputes(op) -> bool:
@@ -125,7 +128,8 @@ def partition(joint: JointTrace, recomputes=default_recomputes) -> tuple[Graph, 
     graph = joint.traced.graph
     forward_inputs = list(graph.inputs)
     cotangent_ids = {id(n) for n in joint.cotangents}
-    depends = set(cotangent_ids)
+    # a checkpointed region's recomputation belongs to the backward, though it needs no cotangent
+    depends = set(cotangent_ids) | joint.recomputed
     for node in graph.nodes:
         if any(id(i) in depends for i in node.inputs):
             depends.add(id(node))

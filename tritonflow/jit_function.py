@@ -19,6 +19,7 @@ import warnings
 from collections import namedtuple
 
 from tritonflow import autograd, backends, environment
+from tritonflow.amp.autocast_mode import state_key as autocast_state_key
 from tritonflow.compiled_autograd import build_differentiable_entry
 from tritonflow.errors import DeviceError, DTypeError, TraceError, UnsupportedError
 from tritonflow.jit_entry import CompiledEntry, make_runner, write_back
@@ -73,7 +74,8 @@ class JitFunction:
             leaves = []
             spec = pytree.flatten((args, kwargs), leaves)
         keys = guards.tensor_keys(leaves, self.dynamic)
-        return (spec, keys, autograd.is_grad_enabled(), _alias_pattern(leaves)), leaves
+        # The autocast regions in force decide which casts the trace records (tritonflow/amp).
+        return (spec, keys, autograd.is_grad_enabled(), _alias_pattern(leaves), autocast_state_key()), leaves
 
     def __call__(self, *args, **kwargs):
         if trace_state.current() is not None:
@@ -232,6 +234,8 @@ class JitFunction:
 
     def _describe_miss(self, key) -> str:
         previous = self._last_key if self._last_key in self._variants else next(iter(self._variants))
+        if previous[:4] == key[:4] and previous[4] != key[4]:
+            return f"autocast regions changed from {list(previous[4]) or 'none'} to {list(key[4]) or 'none'}"
         return guards.describe_change(previous, key)
 
     def _note_recompile(self, reason: str) -> None:

@@ -101,6 +101,7 @@ class CallPlan:
                 return outputs
         env = self.allocate(inputs)
         if self.interpreted:
+            from tritonflow.kernels.runtime.launch import run_jit  # interpreted launches take turns there
             for step in self.steps:
                 run_jit(step.kernel, step.grid, _tensor_args(step, env), step.config)
         else:

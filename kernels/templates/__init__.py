@@ -4,8 +4,8 @@ The scheduler (kernels/fusion.py) hands every node whose op kind is MATMUL to
 templates/fusion.py's `place_template` and offers each pointwise output to its `try_epilogue`
 first; lowering.py asks `generate_template` for the source of such a plan; runtime/launch.py asks
 templates/launch.py's `template_setup` for the launch configuration of its kernels. The op's
-`triton` field names the template ("matmul", "attention", "attention_lse", "attention_dq",
-"attention_dkv").
+`triton` field names the template ("matmul", "attention", "attention_lse", "attention_delta",
+"attention_dq", "attention_dkv").
 """
 from __future__ import annotations
 

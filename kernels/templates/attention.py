@@ -10,7 +10,11 @@ writes it to memory (the ops are in tritonflow/ops/attention.py):
   folded in (log2(e) * scale), as in FlashAttention-2. A fully masked row stays at max -inf and
   yields zeros, never NaN.
 - attention_lse: the same pass without v, storing the natural log-sum-exp of each row.
-- attention_dq: per query block, recompute p = exp(s - lse), dp = dO @ v^T, ds = p * (dp - delta)
+- attention_delta: per query block, recompute the scores s and dp = dO @ v^T, with an online
+  row max m and z = sum exp(s - m) as in the forward, and store delta = sum(exp(s - m) * dp) / z,
+  m and 1 / z per row ([..., L, 3]; ops/attention.py says why).
+- attention_dq: per query block, p = exp(s - m) / z and dp exactly as attention_delta computes
+  them (the same tiles and products, so sum_j ds = 0 holds to rounding), ds = p * (dp - delta)
   and dq += ds @ k.
 - attention_dkv: per key block, loop over query blocks: dv += p^T @ dO, dk += ds^T @ q; stores
   dk and dv side by side ([..., S, E + Ev]).
@@ -104,7 +108,7 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
     block_d = max(16, heuristics.next_pow2(head_dim))
     block_dv = max(16, heuristics.next_pow2(value_dim))
     ops = {role: Operand(ctx, printer, node, role, batch_index)
-           for role in ("q", "k", "v", "g", "lse", "delta") if role in roles}
+           for role in ("q", "k", "v", "g", "stats") if role in roles}
     mask_kind = attrs.get("mask", "none")
     if mask_kind != "none":
         ops["mask"] = Operand(ctx, printer, node, "mask", batch_index)
@@ -123,7 +127,7 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
                  causal=bool(attrs.get("is_causal")),
                  dropout=dropout, scale_log2=scale_log2, scale=float(attrs["scale"]),
                  lse_node=plan.members[1] if len(plan.members) > 1 else None)
-    body = {"attention": _forward_body, "attention_lse": _forward_body,
+    body = {"attention": _forward_body, "attention_lse": _forward_body, "attention_delta": _delta_body,
             "attention_dq": _dq_body, "attention_dkv": _dkv_body}[template](ops, node, template, state, printer, ctx)
 
     head_printer = ix.TritonPrinter()
@@ -146,6 +150,7 @@ def generate_attention(sched, plan, layout: dict, wide: bool, name: str) -> Gene
     body = [line.replace("ACC", acc_type) for line in body]
     args, params = ctx.signature([printer, head_printer], constexprs)
     what = {"attention": "flash attention forward", "attention_lse": "attention row log-sum-exp",
+            "attention_delta": "attention backward (row delta, max and normalizer)",
             "attention_dq": "attention backward (dq)", "attention_dkv": "attention backward (dk, dv)"}[template]
     summary = f"{what}, q {q.shape}, k {k.shape}, mask {mask_kind}, causal {state['causal']}, dropout {dropout}"
     source = ctx.render(name, summary, params, head + body)
@@ -166,30 +171,28 @@ def _num(state, value: float) -> str:
     return KD.literal(value, D.float64 if state["dtype"] == "float64" else D.float32)
 
 
-def _score_mask_lines(ops, state, indent: str, transposed: bool) -> list:
-    """Mask the score tile `s` (or `st`, transposed: key rows x query columns)."""
-    s = "st" if transposed else "s"
-    m_idx, n_idx = ("offs_m[None, :]", "offs_n[:, None]") if transposed else ("offs_m[:, None]", "offs_n[None, :]")
-    both = f"(mmask[None, :] & nmask[:, None])" if transposed else "(mmask[:, None] & nmask[None, :])"
+def _score_mask_lines(ops, state, indent: str, log2: bool = True) -> list:
+    """Mask the score tile `s` (query rows x key columns; in base-2 units unless not `log2`)."""
+    both = "(mmask[:, None] & nmask[None, :])"
     lines = []
     if state["mask"] != "none":
         mask = ops["mask"]
-        load = f"tl.load({mask.at(m_idx, n_idx)}, mask={both}, other=0)"
+        load = f"tl.load({mask.at('offs_m[:, None]', 'offs_n[None, :]')}, mask={both}, other=0)"
         if state["mask"] == "additive":
-            lines.append(f"{s} += {load}.to(ACC) * {_num(state, LOG2E)}")
+            lines.append(f"s += {load}.to(ACC)" + (f" * {_num(state, LOG2E)}" if log2 else ""))
         else:
-            lines.append(f"{s} = tl.where({load} != 0, {s}, {NEG_INF})")
+            lines.append(f"s = tl.where({load} != 0, s, {NEG_INF})")
     if state["causal"]:
-        lines.append(f"{s} = tl.where({n_idx} <= {m_idx}, {s}, {NEG_INF})  # causal: key j visible from query i >= j")
-    lines.append(f"{s} = tl.where({both}, {s}, {NEG_INF})")
+        lines.append(f"s = tl.where(offs_n[None, :] <= offs_m[:, None], s, {NEG_INF})  "
+                     "# causal: key j visible from query i >= j")
+    lines.append(f"s = tl.where({both}, s, {NEG_INF})")
     return [indent + line for line in lines]
 
 
-def _keep_lines(state, indent: str, transposed: bool) -> list:
+def _keep_lines(state, indent: str) -> list:
     if state["dropout"] <= 0:
         return []
-    m_idx, n_idx = ("offs_m[None, :]", "offs_n[:, None]") if transposed else ("offs_m[:, None]", "offs_n[None, :]")
-    return [indent + f"counter = rng_offset + (bindex.to(tl.int64) * size_l + {m_idx}) * size_s + {n_idx}",
+    return [indent + "counter = rng_offset + (bindex.to(tl.int64) * size_l + offs_m[:, None]) * size_s + offs_n[None, :]",
             indent + f"keep = th.philox_uniform(seed, counter, 0) >= {_num(state, state['dropout'])}"]
 
 
@@ -215,14 +218,9 @@ def _program_block(axis: str, loads: list) -> list:
 
 
 def _key_loop_head(ops, node, state, ctx, transposed: bool) -> list:
-    """The loop over key blocks up to the causal bound: its key tile (`kt` = k^T, or `kb` = k) and
-    the masked, scaled scores `s` of this query block."""
+    """The loop over key blocks up to the causal bound: its key tile (`kt` = k^T for the forward,
+    or `kb` = k for the backward's shared score line) and the masked, scaled scores `s`."""
     k = ops["k"]
-    if transposed:
-        tile, where, mask, rhs = "kt", ("offs_n[None, :]", "offs_d[:, None]"), "nmask[None, :] & dmask[:, None]", "kt"
-    else:
-        tile, where, mask, rhs = "kb", ("offs_n[:, None]", "offs_d[None, :]"), "nmask[:, None] & dmask[None, :]", \
-            "tl.trans(kb)"
     if state["causal"]:
         bound = "    hi = tl.minimum(size_s, (pid + 1) * BLOCK_M)  # later key blocks are all masked"
     else:
@@ -232,10 +230,19 @@ def _key_loop_head(ops, node, state, ctx, transposed: bool) -> list:
         "    for start_n in range(0, hi, BLOCK_N):",
         "        offs_n = start_n + tl.arange(0, BLOCK_N)",
         "        nmask = offs_n < size_s",
-        f"        {tile} = tl.load({k.at(*where)}, mask={mask}, other=0)",
-        f"        s = {_dot('q', rhs, state)}.to(ACC) * {_num(state, state['scale_log2'])}  # {ctx.describe(node)}",
     ]
-    return lines + _score_mask_lines(ops, state, "        ", False)
+    if not transposed:
+        return lines + [_key_rows_load("kb", k, "d", "        ")] + _backward_scores(ops, node, state, ctx, "        ")
+    lines += [
+        f"        kt = tl.load({k.at('offs_n[None, :]', 'offs_d[:, None]')}, mask=nmask[None, :] & dmask[:, None], other=0)",
+        f"        s = {_dot('q', 'kt', state)}.to(ACC) * {_num(state, state['scale_log2'])}  # {ctx.describe(node)}",
+    ]
+    return lines + _score_mask_lines(ops, state, "        ")
+
+
+def _key_rows_load(name: str, operand, width: str, indent: str) -> str:
+    return (f"{indent}{name} = tl.load({operand.at('offs_n[:, None]', f'offs_{width}[None, :]')}, "
+            f"mask=nmask[:, None] & {width}mask[None, :], other=0)")
 
 
 # ---------------------------------------------------------------- forward and lse
@@ -259,7 +266,7 @@ def _forward_body(ops, node, template, state, printer, ctx) -> list:
     ]
     if template == "attention":
         v = ops["v"]
-        keep = _keep_lines(state, "        ", False)
+        keep = _keep_lines(state, "        ")
         if keep:
             lines += keep
             lines.append(f"        p = tl.where(keep, p * {_num(state, 1.0 / (1.0 - state['dropout']))}, 0.0)")
@@ -292,32 +299,86 @@ def _width(d) -> str:
 
 # ---------------------------------------------------------------- backward
 
-def _row_stats_lines(ops, state, indent: str, index: str) -> list:
-    lse, delta = ops["lse"], ops["delta"]
-    return [
-        indent + f"lse = tl.load({lse.at(index)}, mask=mmask, other=0).to(ACC)",
-        indent + f"lse2 = tl.where(lse == {NEG_INF}, float(\"inf\"), lse * {_num(state, LOG2E)})  # masked rows: p = 0",
-        indent + f"delta = tl.load({delta.at(index)}, mask=mmask, other=0).to(ACC)",
+def _row_stats_lines(ops, state, indent: str) -> list:
+    """The query block's delta, row max and 1 / z from attention_delta's [..., L, 3] output."""
+    stats = ops["stats"]
+    return [indent + f"{name} = tl.load({stats.at('offs_m', str(col))}, mask=mmask, other=0).to(ACC)"
+            for col, name in enumerate(("delta", "row_max", "inv_z"))]
+
+
+def _backward_scores(ops, node, state, ctx, indent: str) -> list:
+    """s = q @ kb^T * scale of one (query block, key block) tile: the same text, operands and tile
+    shape in the delta, dq and dkv kernels, so all three see bitwise the same scores (and so the
+    same p). In natural units, unlike the forward: s - m is then taken between two numbers rounded
+    at their own magnitude (~1e3 for large scores), and only the small difference is scaled for
+    exp2, so a row's largest score gives exp2(0) = 1 exactly."""
+    line = f"s = {_dot('q', 'tl.trans(kb)', state)}.to(ACC) * {_num(state, state['scale'])}"
+    return [f"{indent}{line}  # {ctx.describe(node)}"] + _score_mask_lines(ops, state, indent, log2=False)
+
+
+def _exp_lines(state, indent: str, top: str) -> list:
+    """p = exp(s - top) of the tile and dp = dO @ vb^T, dropped out as the forward dropped p
+    (`pd`: p dropped out, for dv); shared like _backward_scores."""
+    lines = [indent + f"p = tl.math.exp2((s - {top}[:, None]) * {_num(state, LOG2E)})",
+             indent + f"dp = {_dot('do', 'tl.trans(vb)', state)}.to(ACC)"]
+    keep = _keep_lines(state, indent)
+    if keep:
+        factor = _num(state, 1.0 / (1.0 - state["dropout"]))
+        lines += keep + [indent + f"dp = tl.where(keep, dp * {factor}, 0.0)",
+                         indent + f"pd = tl.where(keep, p * {factor}, 0.0)"]
+    else:
+        lines.append(indent + "pd = p")
+    return lines
+
+
+def _normalized_lines(state, indent: str) -> list:
+    """p = exp(s - m) / z and dp of the tile, from the row statistics (dq and dkv)."""
+    lines = _exp_lines(state, indent, "row_max")
+    lines.insert(1, indent + "p = p * inv_z[:, None]")
+    return lines
+
+
+def _delta_body(ops, node, template, state, printer, ctx) -> list:
+    q, g = ops["q"], ops["g"]
+    lines = _program_block("m", [("q", q, "d"), ("do", g, "dv")]) + [
+        f"    m_i = tl.full([BLOCK_M], {NEG_INF}, ACC)",
+        "    z = tl.zeros([BLOCK_M], ACC)",
+        "    pdp = tl.zeros([BLOCK_M], ACC)",
     ]
+    lines += _key_loop_head(ops, node, state, ctx, transposed=False)
+    lines += [
+        _key_rows_load("vb", ops["v"], "dv", "        "),
+        "        m_new = tl.maximum(m_i, tl.max(s, 1))",
+        f"        m_use = tl.where(m_new == {NEG_INF}, 0.0, m_new)  # a fully masked row so far: no NaN",
+        f"        alpha = tl.math.exp2((m_i - m_use) * {_num(state, LOG2E)})",
+    ]
+    lines += _exp_lines(state, "        ", "m_use")
+    lines += [
+        "        z = z * alpha + tl.sum(p, 1)",
+        "        pdp = pdp * alpha + tl.sum(p * dp, 1)",
+        "        m_i = m_new",
+    ]
+    ptr, base = _out_base(ctx, node, printer)
+    storage = KD.storage_type(node.dtype)
+    row = f"{ptr} + {base} + offs_m * 3"
+    lines += [
+        "    safe_z = tl.where(z == 0, 1.0, z)  # a fully masked row: p = 0",
+        f"    tl.store({row}, tl.where(z == 0, 0.0, pdp / safe_z).to({storage}), mask=mmask)",
+        f"    tl.store({row} + 1, tl.where(m_i == {NEG_INF}, 0.0, m_i).to({storage}), mask=mmask)",
+        f"    tl.store({row} + 2, tl.where(z == 0, 0.0, 1.0 / safe_z).to({storage}), mask=mmask)",
+    ]
+    return lines
 
 
 def _dq_body(ops, node, template, state, printer, ctx) -> list:
     storage = state["storage"]
-    q, v, g = ops["q"], ops["v"], ops["g"]
+    q, g = ops["q"], ops["g"]
     lines = _program_block("m", [("q", q, "d"), ("do", g, "dv")])
-    lines += _row_stats_lines(ops, state, "    ", "offs_m")
+    lines += _row_stats_lines(ops, state, "    ")
     lines.append("    dq = tl.zeros([BLOCK_M, BLOCK_D], ACC)")
     lines += _key_loop_head(ops, node, state, ctx, transposed=False)
-    lines += [
-        "        p = tl.math.exp2(s - lse2[:, None])",
-        f"        vt = tl.load({v.at('offs_n[None, :]', 'offs_dv[:, None]')}, mask=nmask[None, :] & dvmask[:, None], "
-        "other=0)",
-        f"        dp = {_dot('do', 'vt', state)}.to(ACC)",
-    ]
-    keep = _keep_lines(state, "        ", False)
-    if keep:
-        lines += keep
-        lines.append(f"        dp = tl.where(keep, dp * {_num(state, 1.0 / (1.0 - state['dropout']))}, 0.0)")
+    lines += [_key_rows_load("vb", ops["v"], "dv", "        ")]
+    lines += _normalized_lines(state, "        ")
     lines += [
         "        ds = p * (dp - delta[:, None])",
         f"        dq += {_dot(f'ds.to({storage})', 'kb', state)}.to(ACC)",
@@ -330,6 +391,8 @@ def _dq_body(ops, node, template, state, printer, ctx) -> list:
 
 
 def _dkv_body(ops, node, template, state, printer, ctx) -> list:
+    """Per key block, over the query blocks that see it: the tiles in the (query, key)
+    orientation of the other backward kernels, transposed only as operands of the products."""
     storage = state["storage"]
     q, k, v, g = ops["q"], ops["k"], ops["v"], ops["g"]
     lines = _program_block("n", [("kb", k, "d"), ("vb", v, "dv")]) + [
@@ -344,31 +407,18 @@ def _dkv_body(ops, node, template, state, printer, ctx) -> list:
         "    for start_m in range(lo, size_l, BLOCK_M):",
         "        offs_m = start_m + tl.arange(0, BLOCK_M)",
         "        mmask = offs_m < size_l",
-        f"        qb = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], "
+        f"        q = tl.load({q.at('offs_m[:, None]', 'offs_d[None, :]')}, mask=mmask[:, None] & dmask[None, :], "
         "other=0)",
-        f"        st = {_dot('kb', 'tl.trans(qb)', state)}.to(ACC) * {_num(state, state['scale_log2'])}  "
-        f"# {ctx.describe(node)}",
-    ]
-    lines += _score_mask_lines(ops, state, "        ", True)
-    lines += _row_stats_lines(ops, state, "        ", "offs_m")
-    lines += [
-        "        pt = tl.math.exp2(st - lse2[None, :])",
         f"        do = tl.load({g.at('offs_m[:, None]', 'offs_dv[None, :]')}, mask=mmask[:, None] & dvmask[None, :], "
         "other=0)",
-        f"        dpt = {_dot('vb', 'tl.trans(do)', state)}.to(ACC)",
     ]
-    keep = _keep_lines(state, "        ", True)
-    if keep:
-        factor = _num(state, 1.0 / (1.0 - state["dropout"]))
-        lines += keep
-        lines.append(f"        pdt = tl.where(keep, pt * {factor}, 0.0)")
-        lines.append(f"        dpt = tl.where(keep, dpt * {factor}, 0.0)")
-    else:
-        lines.append("        pdt = pt")
+    lines += _row_stats_lines(ops, state, "        ")
+    lines += _backward_scores(ops, node, state, ctx, "        ")
+    lines += _normalized_lines(state, "        ")
     lines += [
-        f"        dv += {_dot(f'pdt.to({storage})', 'do', state)}.to(ACC)",
-        "        dst = pt * (dpt - delta[None, :])",
-        f"        dk += {_dot(f'dst.to({storage})', 'qb', state)}.to(ACC)",
+        f"        dv += {_dot(f'tl.trans(pd).to({storage})', 'do', state)}.to(ACC)",
+        "        ds = p * (dp - delta[:, None])",
+        f"        dk += {_dot(f'tl.trans(ds).to({storage})', 'q', state)}.to(ACC)",
     ]
     ptr, base = _out_base(ctx, node, printer)
     width = _width(node.shape[-1])

@@ -60,6 +60,16 @@ class TemplateContext(KernelContext):
         return super().anchor_value(emitter, node, index, conds)
 
 
+def is_input_cast(node: Node) -> bool:
+    """A float-to-float cast of (views of) a graph input — autocast's cast of a weight. A matmul
+    reads such an operand from the input and converts each tile as it loads it, so the cast needs
+    no kernel of its own (kernels/templates/matmul.py)."""
+    if node.op != "cast" or not node.dtype.is_floating_point:
+        return False
+    source = node.inputs[0]
+    return source.dtype.is_floating_point and view_base(source).op == "input"
+
+
 def _needs_materializing(node: Node) -> bool:
     if node.op in ("input", "constant"):
         return False
@@ -96,7 +106,7 @@ def place_template(sched, node: Node, place_output) -> None:
     if info.template == "matmul":
         for inp in node.inputs:
             base = view_base(inp)
-            if _needs_materializing(base):
+            if _needs_materializing(base) and not is_input_cast(base):
                 info.sources[id(base)] = materialize(sched, base, place_output)
     else:
         _prepare_attention_operands(sched, node, info, place_output)
@@ -138,12 +148,13 @@ def _join_forward(sched, node: Node) -> bool:
 # ---------------------------------------------------------------- attention operands
 
 ATTENTION_LEADING = {"attention": ("q", "k", "v"), "attention_lse": ("q", "k"),
-                     "attention_dq": ("q", "k", "v", "g", "lse", "delta"),
-                     "attention_dkv": ("q", "k", "v", "g", "lse", "delta")}
+                     "attention_delta": ("q", "k", "v", "g"),
+                     "attention_dq": ("q", "k", "v", "g", "stats"),
+                     "attention_dkv": ("q", "k", "v", "g", "stats")}
 
 
 def attention_roles(node: Node) -> dict:
-    """The inputs of an attention-family node by role: q, k, v, g, lse, delta, mask, seed, offset."""
+    """The inputs of an attention-family node by role: q, k, v, g, stats, mask, seed, offset."""
     names = ATTENTION_LEADING[template_name(node)]
     roles = dict(zip(names, node.inputs[:len(names)]))
     rest = list(node.inputs[len(names):])
@@ -219,6 +230,8 @@ def operand_bounds(node: Node, role: str, operand: Node) -> tuple:
         return k.shape[-2], operand.shape[-1]
     if role == "mask":
         return q.shape[-2], k.shape[-2]
+    if role == "stats":  # [..., L, 3]: delta, the row max and 1 / z per query row
+        return q.shape[-2], operand.shape[-1]
     return q.shape[-2], None
 
 

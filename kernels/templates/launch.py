@@ -70,7 +70,7 @@ def _attention_setup(g, symbols: dict, target: Target) -> LaunchSetup:
 
 
 SETUPS = {"matmul": _matmul_setup, "attention": _attention_setup, "attention_lse": _attention_setup,
-          "attention_dq": _attention_setup, "attention_dkv": _attention_setup}
+          "attention_delta": _attention_setup, "attention_dq": _attention_setup, "attention_dkv": _attention_setup}
 
 
 def template_setup(generated, symbols: dict, target: Target) -> LaunchSetup:

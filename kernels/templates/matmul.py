@@ -5,7 +5,8 @@ batch-major, then in groups of GROUP_M tile rows (the order of Triton's matmul t
 consecutive programs share A row-panels and B column-panels in L2.
 
 Operands: each is a chain of views over a buffer (graph input, another kernel's result, or a
-materialized producer — see templates/fusion.py). Its address is an index expression in the batch,
+materialized producer — see templates/fusion.py), or over a float cast of a graph input (what
+autocast makes of a float32 weight), which each load converts to the matmul's dtype. Its address is an index expression in the batch,
 m/n and k variables. When that expression is linear in k (every transpose, permute, expand and
 slice is), the K loop advances a pointer block by BLOCK_K * stride_k, exactly like a
 hand-written kernel: transposed operands cost no copy and no extra index math. Anything else
@@ -29,7 +30,7 @@ from tritonflow.kernels.codegen import indexing as ix
 from tritonflow.kernels.codegen.pointwise import store_text
 from tritonflow.kernels.codegen.context import GeneratedKernel, symbol_evaluator
 from tritonflow.kernels.codegen.emit import Emitter
-from tritonflow.kernels.templates.fusion import buffer_of, epilogue_context
+from tritonflow.kernels.templates.fusion import buffer_of, epilogue_context, is_input_cast
 from tritonflow.ir.graph import Node
 
 DOT_DTYPES = ("float16", "bfloat16", "float32")
@@ -68,9 +69,13 @@ class OperandLoader:
         self.k_axis = k_axis          # 1 for A (k along columns), 0 for B
         self.storage = storage
         self.fast = None              # (pointer node, offset without k, k stride) when linear in k
+        self.convert = ""             # ".to(<storage>)" when the operand is a cast of an input
 
     def plan(self) -> None:
         base, index = resolve_view(self.node, self.index, self.ctx.ranges)
+        if is_input_cast(base):       # load the input, convert in registers
+            self.convert = f".to({self.storage})"
+            base, index = resolve_view(base.inputs[0], index, self.ctx.ranges)
         buffer = buffer_of(self.ctx, base)
         if buffer is None:
             return
@@ -114,10 +119,10 @@ class OperandLoader:
         _, _, stride = self.fast
         lines = [
             "        if EVEN_K:",
-            f"            {self.name} = tl.load({self.name}_ptrs, mask={self.rows}, other=0)",
+            f"            {self.name} = tl.load({self.name}_ptrs, mask={self.rows}, other=0){self.convert}",
             "        else:",
             f"            {self.name} = tl.load({self.name}_ptrs, mask={self.rows} & (rk_{self.name} < size_k - k0), "
-            "other=0)",
+            f"other=0){self.convert}",
         ]
         if stride != 0:
             lines.append(f"        {self.name}_ptrs += {_times(printer(stride), 'BLOCK_K')}")

@@ -9,7 +9,7 @@ from tritonflow import dtypes as D
 from tritonflow.ops.registry import OPS, Kind
 
 DTYPES = [D.float32, D.bfloat16, D.float16, D.int32, D.bool_]
-TEMPLATE_OPS = {"matmul", "attention", "attention_lse", "attention_dq", "attention_dkv"}  # kernels/templates
+TEMPLATE_OPS = {"matmul", "attention", "attention_lse", "attention_delta", "attention_dq", "attention_dkv"}  # kernels/templates
 
 
 def test_every_primitive_has_a_lowering():

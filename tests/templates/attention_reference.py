@@ -1,7 +1,9 @@
 """An independent float64 definition of the attention primitives, for the generated op-table tests.
 
 Written from the math (not from tritonflow/ops/attention.py): scores by einsum, the row
-log-sum-exp by np.logaddexp.reduce, gradients from dS = P * (dP - rowsum(dO * O)).
+log-sum-exp by np.logaddexp.reduce; the backward's row statistics are the row max m,
+z = rowsum(exp(S - m)) and delta = rowsum(exp(S - m) * dP) / z, and the gradients come from
+P = exp(S - m) / z and dS = P * (dP - delta).
 Dropout is not covered here (tests/templates checks it against the Philox stream).
 """
 from __future__ import annotations
@@ -47,10 +49,23 @@ def attention_lse(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
     return _lse(_scores(q, k, m, scale, is_causal, mask))
 
 
+def attention_delta(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
+    (q, k, v, g), m = _split(arrays, 4, {"mask": mask})
+    s = _scores(q, k, m, scale, is_causal, mask)
+    top = np.max(s, axis=-1)
+    top = np.where(np.isfinite(top), top, 0.0)
+    e = np.exp(s - top[..., None])
+    z = e.sum(-1)
+    safe = np.where(z == 0, 1.0, z)
+    delta = np.where(z == 0, 0.0, np.einsum("...ij,...id,...jd->...i", e, g, v) / safe)
+    return np.stack([delta, top, np.where(z == 0, 0.0, 1.0 / safe)], -1)
+
+
 def _grads(arrays, scale, is_causal, mask):
-    (q, k, v, g, lse, delta), m = _split(arrays, 6, {"mask": mask})
-    p = _probs(_scores(q, k, m, scale, is_causal, mask), lse)
-    ds = p * (np.einsum("...id,...jd->...ij", g, v) - delta[..., None])
+    (q, k, v, g, stats), m = _split(arrays, 5, {"mask": mask})
+    s = _scores(q, k, m, scale, is_causal, mask)
+    p = np.exp(s - stats[..., 1:2]) * stats[..., 2:]
+    ds = p * (np.einsum("...id,...jd->...ij", g, v) - stats[..., :1])
     return q, k, g, p, ds
 
 
@@ -66,5 +81,5 @@ def attention_dkv(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
     return np.concatenate([dk, np.broadcast_to(dv, dk.shape[:-1] + dv.shape[-1:])], -1)
 
 
-REFERENCES = {"attention": attention, "attention_lse": attention_lse, "attention_dq": attention_dq,
-              "attention_dkv": attention_dkv}
+REFERENCES = {"attention": attention, "attention_lse": attention_lse, "attention_delta": attention_delta,
+              "attention_dq": attention_dq, "attention_dkv": attention_dkv}

@@ -72,11 +72,9 @@ def attention_graph(shapes, dtype, attrs, mask_shape=None, mask_dtype=None):
     extra = [b.input("mask", mask_shape, mask_dtype)] if mask_shape else []
     rng = [b.input("seed", (), D.int64), b.input("offset", (), D.int64)] if attrs["dropout_p"] > 0 else []
     out = b("attention", q, k, v, *extra, *rng, **attrs)
-    lse = b("attention_lse", q, k, *extra, **dict(attrs, dropout_p=0.0))
-    delta = b("reduce_sum", b("mul", b("cast", g, dtype=F32), b("cast", out, dtype=F32)),
-              dims=(len(shapes[0]) - 1,), keepdim=False)
-    dq = b("attention_dq", q, k, v, g, lse, delta, *extra, *rng, **attrs)
-    dkv = b("attention_dkv", q, k, v, g, lse, delta, *extra, *rng, **attrs)
+    stats = b("attention_delta", q, k, v, g, *extra, *rng, **attrs)
+    dq = b("attention_dq", q, k, v, g, stats, *extra, *rng, **attrs)
+    dkv = b("attention_dkv", q, k, v, g, stats, *extra, *rng, **attrs)
     return b.finish(out, dq, dkv)
 
 
@@ -116,8 +114,8 @@ def test_forward_and_fused_backward(case, dtype):
     inputs = xs + ([mask] if mask is not None else []) + ([np.array(9, np.int64), np.array(40, np.int64)] if p else [])
     low = kernels.lower(graph)
     kinds = [k.kind for k in low.kernels]
-    # The log-sum-exp is written by the forward kernel (same scores), then delta, dq, dk/dv.
-    assert kinds == ["attention", "reduction", "attention_dq", "attention_dkv"]
+    # The forward, then the backward's row statistics (delta, max, 1 / z), dq, dk/dv.
+    assert kinds == ["attention", "attention_delta", "attention_dq", "attention_dkv"]
     out, dq, dkv = [to_numpy(o) for o in low([to_torch(a) for a in inputs], {})]
     # The reference works on operands broadcast to the full batch: dkv is per full batch entry.
     w = [np.broadcast_to(x.astype(np.float64), batch + x.shape[-2:]) for x in xs]

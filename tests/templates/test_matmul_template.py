@@ -9,6 +9,7 @@ import pytest
 from tritonflow import kernels
 from tests.kernels.kernel_helpers import Builder, assert_close, to_numpy, to_torch
 from tritonflow import dtypes as D
+from tritonflow.target import default_target
 
 F32, F16, BF16 = D.float32, D.float16, D.bfloat16
 RNG = np.random.default_rng(5)
@@ -185,3 +186,26 @@ def test_computed_operand_is_materialized_once():
     assert [k.kind for k in low.kernels] == ["pointwise", "matmul"]
     assert "strided+strided" in low.kernels[1].source
     assert_close(out, 2 * f64(xs[0]) @ f64(xs[1]), F32, scale=matmul_tol(20))
+
+
+@pytest.mark.parametrize("low_dtype", [F16, BF16])
+def test_cast_of_an_input_operand_converts_as_it_loads(low_dtype):
+    # autocast's cast of a float32 weight (transposed, as F.linear reads it): no kernel of its own,
+    # the template loads float32 tiles and converts them in registers.
+    b = Builder()
+    x, w = b.input("x", (29, 40), low_dtype), b.input("w", (35, 40))
+    wt = b("permute", b("cast", w, dtype=low_dtype), perm=(1, 0))
+    g = b.finish(b("matmul", x, wt))
+    xs = [rand((29, 40), low_dtype), rand((35, 40))]
+    low, (out,) = run(g, xs)
+    assert len(low.kernels) == 1
+    assert f".to({'tl.float16' if low_dtype is F16 else 'tl.bfloat16'})" in low.kernels[0].source
+    assert_close(out, f64(xs[0]) @ _converted(xs[1], low_dtype).T, low_dtype, scale=matmul_tol(40))
+
+
+def _converted(w: np.ndarray, dtype) -> np.ndarray:
+    """w as the kernel's `.to(dtype)` makes it: round to nearest even, except that Triton 3.6's
+    interpreter truncates float32 -> bfloat16 (it ignores fp_downcast_rounding)."""
+    if dtype is BF16 and default_target().interpreted:
+        return (w.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32).astype(np.float64)
+    return w.astype(dtype.np).astype(np.float64)

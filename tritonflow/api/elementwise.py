@@ -7,6 +7,7 @@ from tritonflow.api.creation import full_like
 from tritonflow.dispatch import apply
 from tritonflow.errors import DTypeError
 from tritonflow.ops import elementwise as E
+from tritonflow.amp.autocast_mode import autocast_to_float32
 
 
 def _tensor_arg(x, op: str):
@@ -62,20 +63,21 @@ def _rounding(op):
     return _float_only(op, lambda x: x)  # an integer is already whole
 
 
-exp = _float_unary(E.EXP)
+# Under autocast these run in float32 (tritonflow/amp/autocast_mode.py), as in PyTorch.
+exp = autocast_to_float32(_float_unary(E.EXP))
 exp2 = _float_unary(E.EXP2)
-log = _float_unary(E.LOG)
-log2 = _float_unary(E.LOG2)
-log1p = _float_unary(E.LOG1P)
-expm1 = _float_unary(E.EXPM1)
+log = autocast_to_float32(_float_unary(E.LOG))
+log2 = autocast_to_float32(_float_unary(E.LOG2))
+log1p = autocast_to_float32(_float_unary(E.LOG1P))
+expm1 = autocast_to_float32(_float_unary(E.EXPM1))
 sqrt = _float_unary(E.SQRT)
-rsqrt = _float_unary(E.RSQRT)
+rsqrt = autocast_to_float32(_float_unary(E.RSQRT))
 sin = _float_unary(E.SIN)
 cos = _float_unary(E.COS)
 tanh = _float_unary(E.TANH)
 sigmoid = _float_unary(E.SIGMOID)
 erf = _float_unary(E.ERF)
-reciprocal = _float_unary(E.RECIPROCAL)
+reciprocal = autocast_to_float32(_float_unary(E.RECIPROCAL))
 neg = _numeric_unary(E.NEG)
 abs = _numeric_unary(E.ABS)
 relu = _numeric_unary(E.RELU)
@@ -146,6 +148,7 @@ def sub(a, b, alpha=1):
 subtract, multiply, divide = sub, mul, div
 
 
+@autocast_to_float32
 def pow(a, b):
     """a ** b; an integer base with a float exponent computes in float."""
     if isinstance(b, (int, float)) and not isinstance(b, bool) and is_tensor(a):

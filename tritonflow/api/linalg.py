@@ -7,8 +7,10 @@ from tritonflow.dispatch import apply
 from tritonflow.errors import ShapeError
 from tritonflow.ops.linalg import MATMUL
 from tritonflow.ops.shapes import fmt
+from tritonflow.amp.autocast_mode import autocast_exempt, autocast_to_low
 
 
+@autocast_to_low
 def matmul(a, b):
     (a, b), _ = promote_operands("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
@@ -44,6 +46,7 @@ def bmm(a, b):
     return matmul(a, b)
 
 
+@autocast_exempt  # PyTorch's autocast promotes dot's operands rather than lowering them
 def dot(a, b):
     if a.ndim != 1 or b.ndim != 1:
         raise ShapeError(f"dot: expects 1-D operands, got {fmt(a.shape)} and {fmt(b.shape)}")

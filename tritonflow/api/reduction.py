@@ -10,6 +10,7 @@ from tritonflow.dispatch import apply
 from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.ops import reduction as R
 from tritonflow.ops.shapes import normalize_dim, normalize_dims
+from tritonflow.amp.autocast_mode import autocast_exempt, autocast_to_float32
 
 _MISSING = object()
 
@@ -26,6 +27,7 @@ def reduce_sum(x, dims, keepdim: bool):
     return apply(R.SUM, [x], {"dims": tuple(dims), "keepdim": keepdim})
 
 
+@autocast_to_float32
 def sum(x, dim=None, keepdim=False, *, dtype=None, axis=_MISSING, keepdims=_MISSING):
     x = _tensor_arg(x, "sum")
     dims, keepdim = _dims("sum", x, dim, axis, keepdim, keepdims)
@@ -34,6 +36,7 @@ def sum(x, dim=None, keepdim=False, *, dtype=None, axis=_MISSING, keepdims=_MISS
     return reduce_sum(x, dims, keepdim)
 
 
+@autocast_to_float32
 def prod(x, dim=None, keepdim=False, *, dtype=None, axis=_MISSING, keepdims=_MISSING):
     x = _tensor_arg(x, "prod")
     dims, keepdim = _dims("prod", x, dim, axis, keepdim, keepdims)
@@ -60,6 +63,7 @@ def _divisor(x, dims, minus: int = 0):
     return cast(reduce_sum(ones, tuple(range(len(dims))), False) - minus, x.dtype)
 
 
+@autocast_exempt
 def mean(x, dim=None, keepdim=False, *, dtype=None, axis=_MISSING, keepdims=_MISSING):
     x = _tensor_arg(x, "mean")
     dims, keepdim = _dims("mean", x, dim, axis, keepdim, keepdims)
@@ -141,6 +145,7 @@ def min(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
     return _max_or_min(x, dim, keepdim, axis, keepdims, minimum, amin, argmin)
 
 
+@autocast_exempt
 def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=_MISSING, keepdims=_MISSING):
     """Two-pass variance (subtract the mean first: no catastrophic cancellation)."""
     x = _tensor_arg(x, "var")
@@ -157,10 +162,12 @@ def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=_MISSIN
     return total / denom
 
 
+@autocast_exempt
 def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=_MISSING, keepdims=_MISSING):
     return sqrt(var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis, keepdims=keepdims))
 
 
+@autocast_exempt
 def logsumexp(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
     """log(sum(exp(x))) computed around the row maximum; rows of -inf give -inf, never NaN."""
     x = _tensor_arg(x, "logsumexp")
@@ -194,6 +201,7 @@ def any(x, dim=None, keepdim=False, *, axis=_MISSING, keepdims=_MISSING):
     return _all_or_any(x, dim, keepdim, axis, keepdims, "any", R.MAX, False)
 
 
+@autocast_to_float32
 def cumsum(x, dim, *, dtype=None):
     x = _tensor_arg(x, "cumsum")
     if dtype is not None:

@@ -11,6 +11,7 @@ from tritonflow.api.elementwise import exp, isinf, log, where
 from tritonflow.api.reduction import amax, sum
 from tritonflow.errors import DTypeError
 from tritonflow.ops.shapes import normalize_dim
+from tritonflow.amp.autocast_mode import autocast_to_float32
 
 
 def float_tensor(x, name: str):
@@ -46,11 +47,13 @@ def _normalizer(x, dim, dtype, name: str) -> tuple:
     return out_dtype, shifted, e, where(s == 0, 1.0, s)
 
 
+@autocast_to_float32
 def softmax(x, dim=-1, dtype=None):
     out_dtype, _, e, s = _normalizer(x, dim, dtype, "softmax")
     return cast(e / s, out_dtype)
 
 
+@autocast_to_float32
 def log_softmax(x, dim=-1, dtype=None):
     out_dtype, shifted, _, s = _normalizer(x, dim, dtype, "log_softmax")
     return cast(shifted - log(s), out_dtype)

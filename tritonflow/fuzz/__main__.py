@@ -27,6 +27,9 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--dtypes", default=None, help="comma-separated dtypes (default: all)")
     parser.add_argument("--out", default="fuzz_failures", help="folder for reproducers")
     parser.add_argument("--no-shrink", action="store_true")
+    parser.add_argument("--grad", action="store_true",
+                        help="differentiate the programs (eager, jit, jit(grad)) against torch float64, or "
+                             "float64 central differences without torch")
     args = parser.parse_args(argv)
 
     device = args.device
@@ -43,8 +46,9 @@ def main(argv: list | None = None) -> int:
 
     dtypes = tuple(args.dtypes.split(",")) if args.dtypes else None
     summary = fuzz(args.graphs, args.seed, args.backend, device, args.out, not args.no_shrink, dtypes,
-                   log=lambda line: print(line, file=sys.stderr, flush=True))
-    print(f"tritonflow.fuzz: seed {args.seed}, backend {args.backend} on {device}")
+                   log=lambda line: print(line, file=sys.stderr, flush=True), grad=args.grad)
+    print(f"tritonflow.fuzz: seed {args.seed}, backend {args.backend} on {device}"
+          + (", gradients" if args.grad else ""))
     print(summary)
     return 1 if summary.mismatches else 0
 

@@ -118,14 +118,22 @@ def compare(got: list, want: list, prog: Program, all_values: list) -> Outcome:
         err = np.where(finite, np.abs(g64 - w64), 0.0)
         allowed = atol + rtol * np.abs(np.where(finite, w64, 0.0))
         ratio = err / allowed
-        if ratio.size:
-            worst = max(worst, float(ratio.max()))
-        if np.any(ratio > 1.0):
-            first = tuple(int(i) for i in np.argwhere(ratio > 1.0)[0])
-            return Outcome("mismatch", f"output {name}: {int((ratio > 1).sum())} of {g.size} elements out of "
-                                       f"tolerance (rtol {rtol:.3g}, atol {atol:.3g}); first at {list(first)}: got "
-                                       f"{g64[first]!r}, want {w64[first]!r}", worst)
+        judged = out_of_tolerance(f"output {name}", g64, w64, ratio, rtol, atol)
+        if judged.failed:
+            return judged
+        worst = max(worst, judged.max_error)
     return Outcome("ok", "", worst)
+
+
+def out_of_tolerance(label: str, got: np.ndarray, want: np.ndarray, ratio: np.ndarray, rtol: float,
+                     atol: float) -> Outcome:
+    """"ok" with the worst error / allowance (`ratio`), or the mismatch naming the first element over 1."""
+    if not np.any(ratio > 1.0):
+        return Outcome("ok", "", float(ratio.max()) if ratio.size else 0.0)
+    first = tuple(int(i) for i in np.argwhere(ratio > 1.0)[0])
+    return Outcome("mismatch", f"{label}: {int((ratio > 1).sum())} of {got.size} elements out of tolerance "
+                               f"(rtol {rtol:.3g}, atol {atol:.3g}); first at {list(first)}: got {got[first]!r}, "
+                               f"want {want[first]!r}", float(ratio.max()))
 
 
 def check(prog: Program, backend: str, device: str = "cpu") -> Outcome:

@@ -8,10 +8,16 @@ comparison of two computed values could flip on rounding alone); comparisons, fl
 % and // and argmax read inputs only, except in integer programs, which are exact. Over a few
 hundred seeds the programs reach every primitive of the op table (random numbers and attention
 included) except the attention backward ops.
+
+With `grad=True` the program is one to differentiate (fuzz/grad.py): float32 or float64, no
+random numbers and no amax/amin, and a line is drawn again when a value it takes through a kink
+(abs, relu, maximum, clamp) comes within KINK_MARGIN of the kink, where the two runs' roundings
+could pick different sides and so different derivatives.
 """
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 
@@ -77,15 +83,40 @@ MATMULS = ["{a} @ {a}.transpose(-1, -2)", "{a}.transpose(-1, -2) @ {a}", "tf.mat
 
 CATEGORY_WEIGHTS = {"unary": 4, "binary": 4, "reduce": 2, "norm": 1.5, "view": 3, "matmul": 1.2}
 
+# Gradient programs (fuzz/grad.py) leave out random numbers (the torch reference draws its own)
+# and amax/amin (ties split the gradient by convention), and keep away from kinks (below).
+GRAD_DTYPES = ("float32", "float64")
+_NOT_FOR_GRAD = ("dropout", "rand_like", "randn_like", "tf.amax", "tf.amin", "//")  # torch: no floor_divide vjp
+# (pattern, the value whose sign flips at the kink): a line is drawn again when that value comes
+# within KINK_MARGIN of zero (relative to its size), where rounding could pick the other side.
+KINKS = [(re.compile(r"tf\.abs\(\{(\w)\}\)"), "{%s}"), (re.compile(r"relu\(\{(\w)\}"), "{%s}"),
+         (re.compile(r"tf\.(?:maximum|minimum)\(\{a\}, \{b\}\)"), "{a} - {b}"),
+         (re.compile(r"tf\.clamp\(\{a\}, -1\.0, 1\.0\)"), "tf.abs({a}) - 1.0"),
+         (re.compile(r"tf\.clamp\(\{a\}, -3\.0, 3\.0\)"), "tf.abs({a}) - 3.0"),
+         (re.compile(r"tf\.clamp\(\{a\}, -4\.0, 4\.0\)"), "tf.abs({a}) - 4.0"),
+         (re.compile(r"tf\.clamp\(\{a\}, min=\{b\}\)"), "{a} - {b}")]
+KINK_MARGIN = 1e-3
+
+
+def kink_values(template: str) -> list:
+    """Expressions (in the template's placeholders) that are zero exactly at a kink of `template`."""
+    found = []
+    for pattern, value in KINKS:
+        for match in pattern.finditer(template):
+            found.append(value % match.group(1) if "%s" in value else value)
+    return found
+
 
 class Generator:
     """Draws one program from `seed` (see module docstring)."""
 
-    def __init__(self, seed: int, dtypes: tuple | None = None, max_nodes: int = 8) -> None:
+    def __init__(self, seed: int, dtypes: tuple | None = None, max_nodes: int = 8, grad: bool = False) -> None:
         self.rng = np.random.default_rng(seed)
-        self.dtypes = dtypes or FLOAT_DTYPES + INT_DTYPES
+        self.grad = grad   # a program to differentiate: float dtypes, GRAD vocabulary, kinks avoided
+        self.dtypes = dtypes or (GRAD_DTYPES if grad else FLOAT_DTYPES + INT_DTYPES)
         self.max_nodes = max_nodes
-        self.rejected = 0   # candidate lines dropped because their reference overflowed
+        self._kinks: list = []   # the current candidate's kink values (grad programs)
+        self.rejected = 0   # candidate lines dropped because their reference overflowed (or neared a kink)
         self.crashes: list = []  # (program so far, line, exception): eager code raised a non-tritonflow error
 
     # ---------------------------------------------------------------- shapes
@@ -106,8 +137,10 @@ class Generator:
         sizes = [int(self.rng.choice(SIZES)) for _ in range(4)]
         n_inputs = int(self.rng.integers(1, 4))
         inputs = [(f"x{i}", self._input_dims(sizes)) for i in range(n_inputs)]
-        prog = Program(dtype, sizes, inputs, [], [], input_seed=int(self.rng.integers(2**31)))
+        prog = Program(dtype, sizes, inputs, [], [], input_seed=int(self.rng.integers(2**31)),
+                       tags={"grad": True} if self.grad else {})
         env = self._reference_env(prog)
+        torch_env = self._torch_env(env) if self.grad else None
         limit = _range_limit(dtype)
         n_nodes = int(self.rng.integers(1, self.max_nodes + 1))
         for index in range(n_nodes):
@@ -123,9 +156,11 @@ class Generator:
                     continue
                 if value is None:
                     continue
-                if not _in_range(value, limit):
+                if not _in_range(value, limit) or (self.grad and self._near_kink(env)):
                     self.rejected += 1
                     continue
+                if torch_env is not None and not _torch_runs(expr, torch_env, f"v{index}"):
+                    continue   # the torch reference could not run it (a signature torch lacks)
                 name = f"v{index}"
                 prog.nodes.append(Node(name, expr))
                 env[name] = value
@@ -145,6 +180,16 @@ class Generator:
             env[name] = tf.from_numpy(array.astype(D.as_dtype(ref).np))
         return env
 
+    def _torch_env(self, env: dict) -> dict | None:
+        """The inputs in torch float64, when torch is there to be the gradient reference."""
+        from tritonflow.fuzz.grad import torch_available, torch_modules
+        if not torch_available():
+            return None
+        import torch
+        tenv = torch_modules()
+        tenv.update({k: torch.from_numpy(v.numpy()) for k, v in env.items() if isinstance(v, tf.Tensor)})
+        return tenv
+
     def _values(self, env: dict) -> list:
         return [k for k, v in env.items() if isinstance(v, tf.Tensor)]
 
@@ -152,6 +197,16 @@ class Generator:
         # Prefer recent values so programs grow chains, not only fans of the inputs.
         weights = np.arange(1, len(names) + 1, dtype=np.float64) ** 1.5
         return names[int(self.rng.choice(len(names), p=weights / weights.sum()))]
+
+    def _near_kink(self, env: dict) -> bool:
+        for expr in self._kinks:
+            value = _evaluate(expr, env)
+            if value is None:
+                continue
+            array = np.abs(np.asarray(value.numpy(), np.float64))
+            if array.size and array.min() < KINK_MARGIN * max(1.0, float(array.max())):
+                return True
+        return False
 
     def _candidate(self, env: dict, prog: Program, dtype: str) -> str | None:
         is_float = D.as_dtype(dtype).is_floating_point
@@ -176,6 +231,8 @@ class Generator:
             template = str(choice(VIEWS))
         else:
             template = str(choice(MATMULS))
+        if self.grad and any(word in template for word in _NOT_FOR_GRAD):
+            return None
         b = self._pick(names)
         c = str(choice([n for n, _ in prog.inputs]))
         ndim = max(x.ndim, 1)
@@ -184,9 +241,10 @@ class Generator:
             count = int(self.rng.integers(1, x.ndim + 1))
             dims = str(tuple(sorted(int(d) for d in self.rng.choice(x.ndim, size=count, replace=False))))
         perm = tuple(int(p) for p in self.rng.permutation(x.ndim))
-        return template.format(a=a, b=b, c=c, dims=dims, k=bool(self.rng.random() < 0.4),
-                               d=int(self.rng.integers(-ndim, ndim)), d1=int(self.rng.integers(0, x.ndim + 1)),
-                               perm=perm)
+        fields = dict(a=a, b=b, c=c, dims=dims, k=bool(self.rng.random() < 0.4),
+                      d=int(self.rng.integers(-ndim, ndim)), d1=int(self.rng.integers(0, x.ndim + 1)), perm=perm)
+        self._kinks = [k.format(**fields) for k in kink_values(template)] if self.grad else []
+        return template.format(**fields)
 
 
 def _raised_by_the_line_itself(exc: BaseException) -> bool:
@@ -195,6 +253,17 @@ def _raised_by_the_line_itself(exc: BaseException) -> bool:
     while tb.tb_next is not None:
         tb = tb.tb_next
     return tb.tb_frame.f_code.co_filename == "<string>"
+
+
+def _torch_runs(expr: str, torch_env: dict, name: str) -> bool:
+    from tritonflow.fuzz.grad import torch_expr
+    try:
+        with warnings.catch_warnings():   # torch's deprecation notes (x.T of a 1-D tensor)
+            warnings.simplefilter("ignore")
+            torch_env[name] = eval(torch_expr(expr), torch_env)  # noqa: S307 - the fuzzer's own text
+    except Exception:  # noqa: BLE001 - any failure means torch cannot be the reference for this line
+        return False
+    return True
 
 
 def _names_in(expr: str) -> set:
@@ -226,9 +295,11 @@ def _in_range(value, limit: float) -> bool:
     return bool(np.all(np.isfinite(array)) and np.max(np.abs(array)) <= limit)
 
 
-def generate(seed: int, dtypes: tuple | None = None, max_nodes: int = 8) -> tuple[Program, int, list]:
-    """A valid program from `seed`, how many candidate lines were regenerated for overflow, and
-    the eager crashes met on the way (program text, line, error)."""
-    gen = Generator(seed, dtypes, max_nodes)
+def generate(seed: int, dtypes: tuple | None = None, max_nodes: int = 8,
+             grad: bool = False) -> tuple[Program, int, list]:
+    """A valid program from `seed` (one to differentiate with `grad`), how many candidate lines
+    were regenerated for overflow or kinks, and the eager crashes met on the way (program text,
+    line, error)."""
+    gen = Generator(seed, dtypes, max_nodes, grad)
     prog = gen.program()
     return prog, gen.rejected, gen.crashes

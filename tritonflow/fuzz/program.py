@@ -71,14 +71,16 @@ class Program:
         lines.append(f"    return ({', '.join(outs)},)")
         return "\n".join(lines) + "\n"
 
-    def function(self, float_dtype, all_values: bool = False):
-        """The program as a Python function; `float_dtype` is what FLOAT means in it."""
+    def function(self, float_dtype, all_values: bool = False, modules: dict | None = None):
+        """The program as a Python function; `float_dtype` is what FLOAT means in it. `modules`
+        replaces what `tf` and `F` name (torch and torch.nn.functional for fuzz/grad.py's
+        reference: the programs use PyTorch's names)."""
         outs = [n.name for n in self.nodes] if all_values else None
         src = self.source("program", outs)
         filename = f"<tritonflow.fuzz program {abs(hash(src)) % 10**12}>"
         # Register the text so error messages and tracebacks can show the program's lines.
         linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-        namespace = {"tf": tf, "F": tf.nn.functional, "FLOAT": float_dtype}
+        namespace = {"tf": tf, "F": tf.nn.functional, "FLOAT": float_dtype, **(modules or {})}
         exec(compile(src, filename, "exec"), namespace)
         return namespace["program"]
 

@@ -74,8 +74,8 @@ def _valid(prog: Program) -> bool:
 
 
 def shrink(prog: Program, outcome: Outcome, backend: str, device: str = "cpu",
-           budget: int = 80) -> tuple[Program, Outcome]:
-    """The smallest program found that fails like `outcome` (at most `budget` re-runs)."""
+           budget: int = 80, checker=check) -> tuple[Program, Outcome]:
+    """The smallest program found that fails like `outcome` (at most `budget` re-runs of `checker`)."""
     runs = 0
     progress = True
     while progress and runs < budget:
@@ -86,7 +86,7 @@ def shrink(prog: Program, outcome: Outcome, backend: str, device: str = "cpu",
             if not _valid(candidate):
                 continue
             runs += 1
-            result = check(candidate, backend, device)
+            result = checker(candidate, backend, device)
             if result.status == outcome.status:
                 prog, outcome = candidate, result
                 progress = True
@@ -99,7 +99,7 @@ REPRO_TEMPLATE = '''"""tritonflow.fuzz reproducer: {title}
 {detail}
 
 Run it: python {filename}
-It exits with status 1 while the {backend} backend disagrees with the float64 reference.
+It exits with status 1 while the {backend} backend disagrees with the float64 reference{what}.
 """
 import os
 import sys
@@ -113,7 +113,7 @@ if not _cuda:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import tritonflow as tf  # noqa: E402
-from tritonflow.fuzz.check import check  # noqa: E402
+from {check_module} import {check_name} as check  # noqa: E402
 from tritonflow.fuzz.program import Node, Program  # noqa: E402
 
 F = tf.nn.functional
@@ -131,6 +131,7 @@ PROGRAM = Program(
     ],
     outputs={outputs!r},
     input_seed={seed!r},
+    tags={tags!r},
 )
 
 if __name__ == "__main__":
@@ -141,8 +142,12 @@ if __name__ == "__main__":
 
 
 def reproducer(prog: Program, outcome: Outcome, backend: str, device: str, title: str, filename: str) -> str:
+    grad = bool(prog.tags.get("grad"))
     nodes = "\n".join(f"        Node({n.name!r}, {n.expr!r})," for n in prog.nodes)
     return REPRO_TEMPLATE.format(title=title, detail=f"{outcome.status}: {outcome.detail}"[:3000],
                                  filename=filename, backend=backend, device=device, describe=prog.describe(),
                                  seed=prog.input_seed, source=prog.source(), dtype=prog.dtype, sizes=prog.sizes,
-                                 inputs=prog.inputs, nodes=nodes, outputs=prog.outputs)
+                                 inputs=prog.inputs, nodes=nodes, outputs=prog.outputs, tags=prog.tags,
+                                 what=" on the gradients" if grad else "",
+                                 check_module="tritonflow.fuzz.grad" if grad else "tritonflow.fuzz.check",
+                                 check_name="check_grad" if grad else "check")

@@ -18,8 +18,10 @@ from tritonflow.errors import DTypeError, ShapeError, TraceError, TritonflowInde
 from tritonflow.nn.spatial import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, interpolate, max_pool2d  # noqa: F401 (F.conv2d, ...)
 from tritonflow.ops.attention import ATTENTION, fused_supported
 from tritonflow.ops.shapes import broadcast_shapes, fmt
+from tritonflow.amp.autocast_mode import autocast_to_float32, autocast_to_low
 
 
+@autocast_to_low
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch."""
     if x.shape[-1] != weight.shape[-1]:
@@ -84,6 +86,7 @@ def _normalized_dims(x, normalized_shape, name):
     return tuple(range(x.ndim - k, x.ndim))
 
 
+@autocast_to_float32
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     x = float_tensor(x, "layer_norm")
     dims = _normalized_dims(x, normalized_shape, "layer_norm")
@@ -100,6 +103,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     return T.cast(y, out_dtype)
 
 
+@autocast_to_float32
 def rms_norm(x, normalized_shape, weight=None, eps: float | None = None):
     x = float_tensor(x, "rms_norm")
     dims = _normalized_dims(x, normalized_shape, "rms_norm")
@@ -167,55 +171,98 @@ def _reduce(loss, reduction, name, weight_sum=None):
     raise ShapeError(f"{name}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
 
 
+def _class_weights(weight, target, valid, dtype):
+    """Each target's class weight (0 where ignored), shaped like `target`."""
+    w = T.cast(valid, dtype)
+    if weight is None:
+        return w
+    safe = T.where(valid, target, 0)
+    picked = T.reshape(T.index_select(T.cast(weight, dtype), 0, T.reshape(safe, (-1,))), tuple(safe.shape))
+    return w * picked
+
+
+def _check_weight(weight, classes: int, name: str) -> None:
+    if weight is None:
+        return
+    if not T.is_tensor(weight) or not weight.dtype.is_floating_point:
+        raise DTypeError(f"{name}: weight must be a floating point tensor of one weight per class, got "
+                         f"{getattr(weight, 'dtype', type(weight).__name__)}")
+    if tuple(weight.shape) != (classes,):
+        raise ShapeError(f"{name}: weight {fmt(weight.shape)} must hold one weight per class ({classes},)")
+
+
+@autocast_to_float32
 def nll_loss(log_probs, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
     if log_probs.ndim < 1:
         raise ShapeError("nll_loss: input needs a class dimension")
     if not target.dtype.is_integer:
         raise DTypeError(f"nll_loss: target must be an integer tensor of class indices, got {target.dtype.name}")
-    if log_probs.ndim == 1:
+    unbatched = log_probs.ndim == 1
+    if unbatched:  # (C,) with a 0-d target: a batch of one, and reduction="none" gives a 0-d loss
         log_probs, target = T.unsqueeze(log_probs, 0), T.unsqueeze(target, 0)
     expected = (log_probs.shape[0],) + tuple(log_probs.shape[2:])
     if tuple(target.shape) != expected:
         raise ShapeError(f"nll_loss: target shape {fmt(target.shape)} does not match input {fmt(log_probs.shape)} "
                          f"(expected {fmt(expected)})")
+    _check_weight(weight, log_probs.shape[1], "nll_loss")
     valid = target != ignore_index
     safe = T.where(valid, target, 0)
     picked = T.squeeze(T.gather(log_probs, 1, T.unsqueeze(safe, 1)), 1)
-    w = T.cast(valid, log_probs.dtype)
-    if weight is not None:
-        w = w * T.index_select(weight, 0, T.reshape(safe, (-1,))).reshape(tuple(safe.shape))
+    w = _class_weights(weight, target, valid, log_probs.dtype)
     loss = -(picked * w)
+    if unbatched and reduction == "none":
+        return T.squeeze(loss, 0)
     return _reduce(loss, reduction, "nll_loss", T.sum(w) if reduction == "mean" else None)
 
 
+@autocast_to_float32
 def cross_entropy(logits, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0):
+    """PyTorch's F.cross_entropy: class indices (with ignore_index) or class probabilities.
+
+    With label smoothing s over C classes the loss is (1 - s) * nll + s * smooth, where the
+    smoothing term is -sum_c w_c * logp_c / C (the class weights apply to it as well) and, for
+    reduction="mean" over class indices, both terms are divided by the summed weights of the
+    targets that are not ignored.
+    """
     float_tensor(logits, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ShapeError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    logp = log_softmax(T.cast(logits, compute_dtype(logits)), 1 if logits.ndim > 1 else 0)
-    if target.dtype.is_floating_point:  # class probabilities
+    class_dim = 1 if logits.ndim > 1 else 0
+    classes = logits.shape[class_dim]
+    _check_weight(weight, classes, "cross_entropy")
+    logp = log_softmax(T.cast(logits, compute_dtype(logits)), class_dim)
+    weighted = logp
+    if weight is not None:  # the weights broadcast along the class dim
+        per_class = (1,) * class_dim + (classes,) + (1,) * (logits.ndim - class_dim - 1)
+        weighted = logp * T.reshape(T.cast(weight, logp.dtype), per_class)
+    if target.dtype.is_floating_point:  # class probabilities; "mean" averages over the samples
         if tuple(target.shape) != tuple(logits.shape):
             raise ShapeError(f"cross_entropy: probability target {fmt(target.shape)} must match logits "
                              f"{fmt(logits.shape)}")
-        classes = logits.shape[1 if logits.ndim > 1 else 0]
         target = target * (1.0 - label_smoothing) + label_smoothing / classes
-        loss = -T.sum(logp * target, 1 if logits.ndim > 1 else 0)
+        loss = -T.sum(weighted * target, class_dim)
         return _reduce(loss, reduction, "cross_entropy")
     if label_smoothing == 0.0:
         return nll_loss(logp, target, weight, ignore_index, reduction)
-    nll = nll_loss(logp, target, weight, ignore_index, "none")
-    valid = T.cast(target != ignore_index, logp.dtype)
-    smooth = -T.mean(logp, 1 if logits.ndim > 1 else 0) * valid
-    loss = nll * (1.0 - label_smoothing) + smooth * label_smoothing
-    return _reduce(loss, reduction, "cross_entropy", T.sum(valid) if reduction == "mean" else None)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    valid = target != ignore_index
+    # where, not a product: an ignored row whose logits hold -inf must give 0, not NaN
+    smooth = T.where(valid, -T.sum(weighted, class_dim), 0.0)
+    if reduction == "mean":
+        smooth = T.sum(smooth) / T.sum(_class_weights(weight, target, valid, logp.dtype))
+    else:
+        smooth = _reduce(smooth, reduction, "cross_entropy")
+    return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / classes)
 
 
+@autocast_to_float32
 def mse_loss(input, target, reduction: str = "mean"):
     diff = input - target
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
+@autocast_to_low
 def fused_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None,
                     generator=None):
     """The fused attention primitive (tritonflow/ops/attention.py) with scaled_dot_product_attention's meaning.
@@ -239,6 +286,7 @@ def fused_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: 
     return apply(ATTENTION, inputs, attrs)
 
 
+@autocast_to_low
 def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
                                  scale: float | None = None):
     """softmax(q @ k^T * scale + mask) @ v over the last two dims (the written-out form)."""

@@ -16,6 +16,7 @@ import numpy as np
 import tritonflow.api as T
 from tritonflow import dtypes as D
 from tritonflow.api.softmax import compute_dtype
+from tritonflow.amp.autocast_mode import autocast_to_low
 from tritonflow.errors import DTypeError, InvalidValueError, ShapeError, UnsupportedError
 
 
@@ -74,6 +75,7 @@ def _same_padding(kernel, dilation, stride, op: str) -> tuple:
     return tuple(t // 2 for t in totals), tuple(t - 2 * (t // 2) for t in totals)
 
 
+@autocast_to_low
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
     """2-D cross-correlation, as torch.nn.functional.conv2d (padding may be 'valid' or 'same')."""
     op = "conv2d"
@@ -106,6 +108,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     return T.squeeze(out, 0) if unbatched else out
 
 
+@autocast_to_low
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
     """1-D cross-correlation over (N, C, L) or (C, L), as torch.nn.functional.conv1d: a conv2d of height 1."""
     if not T.is_tensor(x) or x.ndim not in (2, 3) or not T.is_tensor(weight) or weight.ndim != 3:

@@ -248,7 +248,7 @@ EMITTERS = {
     "reduce_sum": emit_reduce, "reduce_prod": emit_reduce, "reduce_max": emit_reduce, "reduce_min": emit_reduce,
     "argmax": emit_arg, "argmin": emit_arg, "cumsum": emit_cumsum, "full": emit_full, "iota": emit_iota,
     "philox_uniform": emit_random, "attention": emit_attention, "attention_lse": emit_backward,
-    "attention_dq": emit_backward, "attention_dkv": emit_backward,
+    "attention_delta": emit_backward, "attention_dq": emit_backward, "attention_dkv": emit_backward,
     "all_reduce": emit_collective, "broadcast": emit_collective, "all_gather": emit_collective,
     "reduce_scatter": emit_collective,
 }

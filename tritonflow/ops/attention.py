@@ -15,10 +15,24 @@ L x S scores to memory. Attributes:
 A fully masked row gives zeros (F.softmax's rule), never NaN.
 
 The backward is fused the same way (scores recomputed blockwise, never stored):
-  lse   = attention_lse(q, k[, mask])            log-sum-exp of each scaled, masked score row
-  delta = sum(g * out, -1)                       ordinary ops (one reduction kernel)
-  dq    = attention_dq(q, k, v, g, lse, delta[, mask][, seed, offset])
-  dkv   = attention_dkv(q, k, v, g, lse, delta[, mask][, seed, offset])  -> [..., S, E + Ev]
+  stats = attention_delta(q, k, v, g[, mask][, seed, offset])  -> [..., L, 3]
+  dq    = attention_dq(q, k, v, g, stats[, mask][, seed, offset])
+  dkv   = attention_dkv(q, k, v, g, stats[, mask][, seed, offset])  -> [..., S, E + Ev]
+Per query row, attention_delta recomputes the scores s and finds their max m and
+z = sum_j exp(s - m) (online, as the forward does), and with dp = g @ v^T (dropped out as the
+forward dropped p) stores delta = sum_j exp(s - m) * dp / z, m and 1 / z. Then
+p = exp(s - m) / z and dS = p * (dp - delta). attention_lse (the row log-sum-exp, which the
+forward kernel can write alongside its output) is not part of the backward.
+
+Why the backward makes its own row statistics rather than taking the forward's lse and
+rowsum(g * out) as FlashAttention-2 does: the gradients need sum_j dS_ij = 0, and with large
+scores (|s| ~ 1e3 in float32) rowsum(g * out) differs from sum_j p * dp by its rounding, which
+dq = dS @ k * scale multiplies by |k|: self-attention sdpa(v, v, v) had 14x the gradient error of
+torch's float32 (issue 12). A float32 lse near 1e3 is itself off by up to 3e-5, which would scale
+a whole row of p; relative to the recomputed max, p is computed as torch's softmax computes it,
+and a one-hot row comes out exactly (exp(0) = 1, z = 1). The price is one more pass over the
+scores (two products per tile) in the backward, in place of the forward's lse.
+
 Every primitive has a NumPy reference (the interpreter runs the same IR). An additive mask that
 requires grad gets dS summed to its shape (written out: that gradient is L x S by nature).
 """
@@ -118,17 +132,31 @@ def _infer_lse(types, attrs):
     batch, L, S, _, _ = check_qkv("attention_lse", q, k, k)
     if mask is not None:
         check_mask("attention_lse", mask, attrs["mask"], q.dtype, batch + (L, S))
-    return TensorType(batch + (L,), D.float32 if q.dtype is not D.float64 else D.float64)
+    return TensorType(batch + (L,), _stats_type(q))
+
+
+def _stats_type(q) -> TensorType:
+    return D.float32 if q.dtype is not D.float64 else D.float64
+
+
+def _infer_delta(types, attrs):
+    _check_attrs("attention_delta", attrs)
+    (q, k, v, g), mask, rng = split_inputs(types, attrs, 4)
+    batch, L, S, E, Ev = check_qkv("attention_delta", q, k, v)
+    if mask is not None:
+        check_mask("attention_delta", mask, attrs["mask"], q.dtype, batch + (L, S))
+    _check_rng("attention_delta", rng)
+    return TensorType(batch + (L, 3), _stats_type(q))
 
 
 def _infer_dq(types, attrs):
-    (q, k, v, g, lse, delta), mask, rng = split_inputs(types, attrs, 6)
+    (q, k, v, g, stats), mask, rng = split_inputs(types, attrs, 5)
     batch, L, S, E, Ev = check_qkv("attention_dq", q, k, v)
     return TensorType(batch + (L, E), q.dtype)
 
 
 def _infer_dkv(types, attrs):
-    (q, k, v, g, lse, delta), mask, rng = split_inputs(types, attrs, 6)
+    (q, k, v, g, stats), mask, rng = split_inputs(types, attrs, 5)
     batch, L, S, E, Ev = check_qkv("attention_dkv", q, k, v)
     return TensorType(batch + (S, E + Ev), q.dtype)
 
@@ -182,18 +210,35 @@ def _np_lse(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
     return (np.log(np.exp(s - safe).sum(-1, keepdims=True)) + safe)[..., 0]
 
 
-def _backward_parts(arrays, scale, is_causal, mask, dropout_p):
-    (q, k, v, g, lse, delta), m, rng = split_inputs(arrays, {"mask": mask, "dropout_p": dropout_p}, 6)
-    s = _scores(q, k, m, scale, is_causal, mask)
-    lse = _compute(lse)[..., None]
-    p = np.where(np.isneginf(lse), 0, np.exp(s - np.where(np.isneginf(lse), 0, lse)))
+def _dp(g, v, rng, shape, dropout_p):
+    """(dp = g @ v^T dropped out as the forward dropped p, the keep mask or None)."""
     dp = np.matmul(_compute(g), np.swapaxes(_compute(v), -1, -2))
-    pd = p
-    if dropout_p > 0:
-        keep = _keep(rng, s.shape, dropout_p)
-        dp = np.where(keep, dp * (1.0 / (1.0 - dropout_p)), 0)
-        pd = np.where(keep, p * (1.0 / (1.0 - dropout_p)), 0)
-    ds = p * (dp - _compute(delta)[..., None])
+    if dropout_p <= 0:
+        return dp, None
+    keep = _keep(rng, shape, dropout_p)
+    return np.where(keep, dp * (1.0 / (1.0 - dropout_p)), 0), keep
+
+
+def _np_delta(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
+    (q, k, v, g), m, rng = split_inputs(arrays, {"mask": mask, "dropout_p": dropout_p}, 4)
+    s = _scores(q, k, m, scale, is_causal, mask)
+    top = s.max(-1, keepdims=True)
+    top = np.where(np.isinf(top), 0, top)          # a fully masked row: p = 0, never NaN
+    e = np.exp(s - top)
+    dp, _ = _dp(g, v, rng, s.shape, dropout_p)
+    z = e.sum(-1)
+    safe = np.where(z == 0, 1, z)
+    return np.stack([np.where(z == 0, 0, (e * dp).sum(-1) / safe), top[..., 0], np.where(z == 0, 0, 1 / safe)], -1)
+
+
+def _backward_parts(arrays, scale, is_causal, mask, dropout_p):
+    (q, k, v, g, stats), m, rng = split_inputs(arrays, {"mask": mask, "dropout_p": dropout_p}, 5)
+    s = _scores(q, k, m, scale, is_causal, mask)
+    stats = _compute(stats)
+    p = np.exp(s - stats[..., 1:2]) * stats[..., 2:]
+    dp, keep = _dp(g, v, rng, s.shape, dropout_p)
+    pd = p if keep is None else np.where(keep, p * (1.0 / (1.0 - dropout_p)), 0)
+    ds = p * (dp - stats[..., :1])
     return q, k, v, g, pd, ds
 
 
@@ -220,31 +265,28 @@ def _np_dkv(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
 # ---------------------------------------------------------------- the vjp
 
 def _attention_vjp(g, out, *inputs, scale, is_causal=False, mask="none", dropout_p=0.0):
-    """Fused backward: three kernels that recompute scores blockwise, plus one reduction (delta)."""
+    """Fused backward: three kernels that recompute the scores blockwise (module docstring)."""
     from tritonflow.ops.lazy_api import apply
     from tritonflow.ops.movement import sum_to_shape
     (q, k, v), m, rng = split_inputs(list(inputs), {"mask": mask, "dropout_p": dropout_p}, 3)
     attrs = {"scale": scale, "is_causal": is_causal, "mask": mask, "dropout_p": dropout_p}
-    extra = ([m] if m is not None else [])
-    lse = apply(ATTENTION_LSE, [q, k] + extra, dict(attrs, dropout_p=0.0))
-    acc = lse.dtype
-    delta = T.sum(T.cast(g, acc) * T.cast(out, acc), -1)
-    extra += list(rng) if rng is not None else []
-    dq = apply(ATTENTION_DQ, [q, k, v, g, lse, delta] + extra, attrs)
-    dkv = apply(ATTENTION_DKV, [q, k, v, g, lse, delta] + extra, attrs)
+    extra = ([m] if m is not None else []) + (list(rng) if rng is not None else [])
+    stats = apply(ATTENTION_DELTA, [q, k, v, g] + extra, attrs)
+    dq = apply(ATTENTION_DQ, [q, k, v, g, stats] + extra, attrs)
+    dkv = apply(ATTENTION_DKV, [q, k, v, g, stats] + extra, attrs)
     e = q.shape[-1]
     dk = T.narrow(dkv, -1, 0, e)
     dv = T.narrow(dkv, -1, e, dkv.shape[-1] - e)
     grads = [sum_to_shape(dq, q.shape), sum_to_shape(dk, k.shape), sum_to_shape(dv, v.shape)]
     if mask == "additive":
-        grads.append(_additive_mask_grad(q, k, v, g, m, lse, delta, rng, scale, dropout_p))
+        grads.append(_additive_mask_grad(q, k, v, g, m, stats, rng, scale, dropout_p))
     elif mask == "bool":
         grads.append(None)
     grads += [None] * (len(inputs) - len(grads))
     return tuple(grads)
 
 
-def _additive_mask_grad(q, k, v, g, m, lse, delta, rng, scale, dropout_p):
+def _additive_mask_grad(q, k, v, g, m, stats, rng, scale, dropout_p):
     """d(loss)/d(additive mask) = dS summed to the mask's shape.
 
     This is an L x S tensor by nature, so it is written out with ordinary ops; a compiled graph
@@ -253,16 +295,15 @@ def _additive_mask_grad(q, k, v, g, m, lse, delta, rng, scale, dropout_p):
     from tritonflow.ops.lazy_api import apply
     from tritonflow.ops.creation import PHILOX_UNIFORM
     from tritonflow.ops.movement import sum_to_shape
-    acc = lse.dtype
+    acc = stats.dtype
     s = T.matmul(T.cast(q, acc), T.transpose(T.cast(k, acc), -2, -1)) * scale + T.cast(m, acc)
-    lse_col = T.unsqueeze(lse, -1)
-    finite = T.logical_not(T.isinf(lse_col))  # a fully masked row has lse -inf and p = 0
-    p = T.where(finite, T.exp(s - T.where(finite, lse_col, 0.0)), 0.0)
+    # exp(-inf - m) = 0 where masked; a fully masked row has 1 / z = 0
+    p = T.exp(s - T.narrow(stats, -1, 1, 1)) * T.narrow(stats, -1, 2, 1)
     dp = T.matmul(T.cast(g, acc), T.transpose(T.cast(v, acc), -2, -1))
     if dropout_p > 0:
         u = apply(PHILOX_UNIFORM, list(rng), {"shape": tuple(p.shape), "lane": 0})
         dp = T.where(u >= dropout_p, dp * (1.0 / (1.0 - dropout_p)), 0.0)
-    ds = p * (dp - T.unsqueeze(delta, -1))
+    ds = p * (dp - T.narrow(stats, -1, 0, 1))
     return T.cast(sum_to_shape(ds, m.shape), m.dtype)
 
 
@@ -294,14 +335,13 @@ def _samples(template: str):
             elif template == "attention_lse":
                 out.append(([q, k] + mask, attrs))
             else:
-                wide = [x.astype(np.float64) for x in arrays]
-                o = _np_attention(*wide, **attrs)
-                g = a(*o.shape)
-                lse = _np_lse(wide[0], wide[1], *wide[3:], **attrs).astype(np.float32)
-                delta = (g.astype(np.float64) * o).sum(-1).astype(np.float32)
-                if dt.name == "float64":
-                    lse, delta = lse.astype(np.float64), delta.astype(np.float64)
-                out.append(([q, k, v, g, lse, delta] + mask, attrs))
+                g = a(*_np_attention(q, k, v, *mask, **attrs).shape)
+                if template == "attention_delta":
+                    out.append(([q, k, v, g] + mask, attrs))
+                    continue
+                wide = [x.astype(np.float64) for x in (q, k, v, g, *mask)]
+                stats = _np_delta(*wide, **attrs).astype(np.float64 if dt.name == "float64" else np.float32)
+                out.append(([q, k, v, g, stats] + mask, attrs))
         return out
     return make
 
@@ -315,6 +355,11 @@ ATTENTION_LSE = register(OpDef(
     "attention_lse", Kind.MATMUL, _infer_lse, _np_lse, None, triton="attention_lse", differentiable=False,
     samples=_samples("attention_lse"),
     dtypes=FLOAT_DTYPES, doc="log-sum-exp of each scaled, masked score row (attention backward)"))
+
+ATTENTION_DELTA = register(OpDef(
+    "attention_delta", Kind.MATMUL, _infer_delta, _np_delta, None, triton="attention_delta", differentiable=False,
+    samples=_samples("attention_delta"),
+    dtypes=FLOAT_DTYPES, doc="per query row of the recomputed scores: delta = sum_j p * dp, the max, 1 / z (backward)"))
 
 ATTENTION_DQ = register(OpDef(
     "attention_dq", Kind.MATMUL, _infer_dq, _np_dq, None, triton="attention_dq", differentiable=False,

@@ -104,8 +104,16 @@ def _sum_vjp(g, out, x, dims, keepdim):
 
 
 def _prod_vjp(g, out, x, dims, keepdim):
-    ge = expand_back(g * out, x.shape, dims, keepdim)
-    return (ge / x,)
+    """d prod / d x_i is the product of the other entries: out / x_i without zeros; with one zero,
+    the product of the rest at the zero and 0 elsewhere; with two or more, 0 (out / x would be
+    0 / 0 = NaN at a zero)."""
+    zero = T.eq(x, 0)
+    zeros = T.reduce_sum(T.cast(zero, x.dtype), dims, True)
+    others = T.prod(T.where(zero, 1.0, x), dim=dims, keepdim=True)
+    at_zero = T.where(T.eq(zeros, 1), others, 0.0)
+    out_k = expand_back(out, x.shape, dims, keepdim)
+    local = T.where(zero, T.expand(at_zero, x.shape), out_k / T.where(zero, 1.0, x))
+    return (expand_back(g, x.shape, dims, keepdim) * local,)
 
 
 def _extreme_vjp(g, out, x, dims, keepdim):
