@@ -1,5 +1,6 @@
 """Test setup for kernels/: Triton's interpreter on CPU when there is no GPU, a private cache dir."""
 import os
+import shutil
 import sys
 import tempfile
 
@@ -13,4 +14,12 @@ if not torch.cuda.is_available():
     # Must happen before triton is first imported.
     os.environ["TRITON_INTERPRET"] = "1"
 
-os.environ.setdefault("TRITONFLOW_CACHE_DIR", tempfile.mkdtemp(prefix="tritonflow-kernels-test-"))
+_CACHE_DIR = tempfile.mkdtemp(prefix="tritonflow-kernels-test-")
+os.environ.setdefault("TRITONFLOW_CACHE_DIR", _CACHE_DIR)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    # A passing run leaves nothing in /tmp; a failing one keeps the generated sources its
+    # messages point to.
+    if exitstatus == 0:
+        shutil.rmtree(_CACHE_DIR, ignore_errors=True)

@@ -4,6 +4,7 @@ tests/conftest.py already switches the interpreter on before triton is imported;
 directory keeps these tests from reading or writing the user's kernel cache.
 """
 import os
+import shutil
 import sys
 import tempfile
 
@@ -11,4 +12,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-os.environ.setdefault("TRITONFLOW_CACHE_DIR", tempfile.mkdtemp(prefix="tritonflow-templates-test-"))
+_CACHE_DIR = tempfile.mkdtemp(prefix="tritonflow-templates-test-")
+os.environ.setdefault("TRITONFLOW_CACHE_DIR", _CACHE_DIR)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    # A passing run leaves nothing in /tmp; a failing one keeps the generated sources its
+    # messages point to.
+    if exitstatus == 0:
+        shutil.rmtree(_CACHE_DIR, ignore_errors=True)
