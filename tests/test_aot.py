@@ -171,3 +171,25 @@ def test_console_script_runs_aot(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "k0_pointwise" in done.stdout and "0 failed, 0 spill" in done.stdout
+
+
+def test_forward_backward_compiles_without_the_interpreter(tmp_path):
+    """aot.compile of a differentiable function in a process without TRITON_INTERPRET (a login
+    node preparing GPU kernels): the backward is partitioned as the triton backend would, without
+    asking for a runnable triton backend on CPU (that check failed the whole AOT check once)."""
+    script = textwrap.dedent("""
+        import tritonflow as tf
+        import tritonflow.nn.functional as F
+        from tritonflow import aot
+        S = tf.TensorSpec
+        report = aot.compile(lambda x, w, b: F.layer_norm(x, (256,), w, b),
+                             S((64, 256), "float32", requires_grad=True), S((256,), "float32", requires_grad=True),
+                             S((256,), "float32", requires_grad=True), target="sm_90")
+        print(report)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = ROOT
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "0 failed" in done.stdout and "reduction" in done.stdout, done.stdout[-2000:]

@@ -247,7 +247,10 @@ def build_differentiable_entry(jitfn, key, traced, graph, record, backend: str, 
         # Nothing to differentiate (integer outputs, or outputs that do not depend on the inputs).
         runner = make_runner(graph, backend, device, jitfn.mode)
         return CompiledEntry(key, traced, graph, record, runner, backend, device, guards)
-    policy = recompute_policy(jitfn.recompute_backend or backend, device)
+    if jitfn.recompute_backend:    # aot: partitioned as the backend it lowers for, not run here
+        policy = recompute_policy(jitfn.recompute_backend, None)
+    else:
+        policy = recompute_policy(backend, device)
     forward, backward, passed_positions, n_saved = partition(joint, policy)
     record.append(("autodiff: joint", str(joint.traced.graph)))
     forward = run_passes(forward, record=record)
