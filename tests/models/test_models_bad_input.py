@@ -275,3 +275,20 @@ def test_random_initialisation_is_restored_after_loading(gpt2_dir):
     tf.manual_seed(0)
     weight = tf.nn.Linear(8, 8).weight.detach().numpy()
     assert np.abs(weight).max() > 0 and len(np.unique(weight)) == 64
+
+
+def test_name_map_rules_map_layer_numbers_and_reject_malformed_lines():
+    from tritonflow.models.loading import NameMap
+    names = NameMap("""
+        blocks.{n}.attn.qkv.{w} -> transformer.h.{n}.attn.c_attn.{w}
+        lm_head.weight          -> lm_head.weight
+    """, backbone_prefix="transformer.")
+    assert names.hf_name("blocks.11.attn.qkv.bias") == "transformer.h.11.attn.c_attn.bias"
+    assert names.spellings("blocks.0.attn.qkv.weight") == ("transformer.h.0.attn.c_attn.weight",
+                                                            "h.0.attn.c_attn.weight")
+    with pytest.raises(KeyError, match="blocksX0"):
+        names.hf_name("blocksX0.attn.qkv.bias")          # dots are literal, {n} only digits
+    with pytest.raises(KeyError, match="blocks.a"):
+        names.hf_name("blocks.a.attn.qkv.bias")
+    with pytest.raises(ValueError, match="has no '->'"):
+        NameMap("wte.weight transformer.wte.weight", backbone_prefix="transformer.")
