@@ -119,7 +119,7 @@ class RowBlockedPlan:
         rows = block_rows or max(1, block_elements // max(widths))
         if rows >= n:
             return None
-        frees = _block_frees(steps["row"], steps["acc"], slot_of, place, graph)
+        frees = _block_frees(steps["row"], steps["acc"])
         outputs = [(slot_of[id(o)], o.op == "constant") for o in graph.outputs]
         return cls(graph, rows, steps["pre"], steps["row"], steps["acc"], steps["post"], len(template),
                    template, outputs, row_inputs, frees)
@@ -316,7 +316,7 @@ def _row_wise(node: Node, op, place: dict, n: int) -> tuple | None:
     return None
 
 
-def _block_frees(row: list, acc: list, slot_of: dict, place: dict, graph: Graph) -> dict:
+def _block_frees(row: list, acc: list) -> dict:
     """Row step index -> block slots no later row or acc step reads (dropped to keep blocks in cache)."""
     last: dict[int, int] = {}
     for k, step in enumerate(row):
