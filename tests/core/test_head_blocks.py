@@ -1,5 +1,7 @@
-"""Attention's NumPy references over blocks of heads (tritonflow/ops/head_blocks.py): identical to
-the whole-batch computation, for every reference, mask kind and dtype, and right against float64."""
+"""Attention's NumPy references run blockwise (tritonflow/ops/head_blocks.py): over blocks of heads
+identical to the whole-batch computation, for every reference, mask kind and dtype; a causal
+attention over blocks of queries equal to it up to the order of additions, for queries and keys of
+different lengths; both right against float64."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,6 +15,12 @@ from tritonflow.ops.registry import OPS
 @pytest.fixture
 def one_head_per_block(monkeypatch):
     monkeypatch.setattr(head_blocks, "SCORE_BLOCK_BYTES", 1)
+    monkeypatch.setattr(head_blocks, "QUERY_BLOCK", 10 ** 9)    # causal queries whole: exact
+
+
+@pytest.fixture
+def small_query_blocks(monkeypatch):
+    monkeypatch.setattr(head_blocks, "QUERY_BLOCK", 2)
 
 
 def _case(rng, shape, kv, dtype, mask):
@@ -50,6 +58,56 @@ def test_blocks_of_heads_equal_the_whole_batch(one_head_per_block, shape, kv, dt
         for name, (blocked, whole) in pairs.items():
             assert blocked.shape == whole.shape and blocked.dtype == whole.dtype, name
             np.testing.assert_array_equal(blocked, whole, err_msg=name)
+
+
+def _references(q, k, v, g, attrs, blocked: bool) -> dict:
+    """Every reference's result, through the op table (blocked) or the plain functions."""
+    if blocked:
+        stats = OPS["attention_delta"].numpy(q, k, v, g, **attrs)
+        return {"attention": OPS["attention"].numpy(q, k, v, **attrs), "lse": OPS["attention_lse"].numpy(q, k, **attrs),
+                "delta": stats, "dq": OPS["attention_dq"].numpy(q, k, v, g, stats, **attrs),
+                "dkv": OPS["attention_dkv"].numpy(q, k, v, g, stats, **attrs)}
+    stats = A._np_delta(q, k, v, g, **attrs)
+    return {"attention": A._np_attention(q, k, v, **attrs), "lse": A._np_lse(q, k, **attrs), "delta": stats,
+            "dq": A._np_dq(q, k, v, g, stats, **attrs), "dkv": A._np_dkv(q, k, v, g, stats, **attrs)}
+
+
+@pytest.mark.parametrize("shape,kv", [((2, 3, 9, 4), (2, 3, 9, 4)), ((5, 4), (7, 4)), ((2, 7, 4), (2, 5, 4)),
+                                      ((2, 3, 8, 4), (8, 4))])
+def test_causal_query_blocks_equal_the_whole_scores(small_query_blocks, shape, kv):
+    rng = np.random.default_rng(2)
+    q, k, v, _ = _case(rng, shape, kv, np.float32, "none")
+    attrs = dict(scale=0.4, is_causal=True, mask="none", dropout_p=0.0)
+    g = rng.standard_normal(A._np_attention(q, k, v, **attrs).shape).astype(np.float32)
+    blocked, whole = _references(q, k, v, g, attrs, True), _references(q, k, v, g, attrs, False)
+    for name in whole:
+        assert blocked[name].shape == whole[name].shape and blocked[name].dtype == whole[name].dtype, name
+        np.testing.assert_allclose(blocked[name], whole[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_causal_query_blocks_gradients_against_float64(small_query_blocks):
+    # dq, dk, dv of sum(attention * w) by finite differences of the float64 formula.
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((5, 3)) for _ in range(3))
+    w = rng.standard_normal((5, 3))
+    attrs = dict(scale=0.7, is_causal=True, mask="none", dropout_p=0.0)
+
+    def loss(q, k, v):
+        s = q @ k.T * 0.7
+        s = np.where(np.tril(np.ones((5, 5), bool)), s, -np.inf)
+        p = np.exp(s - s.max(1, keepdims=True))
+        return ((p / p.sum(1, keepdims=True)) @ v * w).sum()
+    f32 = [a.astype(np.float32) for a in (q, k, v)]
+    got = _references(*f32, w.astype(np.float32), attrs, True)
+    dk, dv = got["dkv"][:, :3], got["dkv"][:, 3:]
+    for arg, want_grad in ((0, got["dq"]), (1, dk), (2, dv)):
+        numeric = np.zeros((5, 3))
+        for idx in np.ndindex(5, 3):
+            plus, minus = [a.copy() for a in (q, k, v)], [a.copy() for a in (q, k, v)]
+            plus[arg][idx] += 1e-6
+            minus[arg][idx] -= 1e-6
+            numeric[idx] = (loss(*plus) - loss(*minus)) / 2e-6
+        np.testing.assert_allclose(want_grad, numeric, rtol=1e-3, atol=1e-4)
 
 
 def test_blocked_causal_attention_against_float64(one_head_per_block):
