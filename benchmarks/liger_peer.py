@@ -4,7 +4,7 @@ workloads Liger has Triton kernels for, run through its public functional API on
 Each covered workload is the same computation in Liger's terms (checked against float64 like every
 provider, by benchmarks/peers.py):
 - rms_norm, rms_norm_bwd: `liger_rms_norm` with the workloads' epsilon, offset 0 and casting mode
-  "gemma" — x and w in float32, the product rounded to bfloat16 once, as tritonflow's F.rms_norm
+  "gemma" — x and w in float32, the product rounded to the input dtype once, as tritonflow's F.rms_norm
   computes it (torch's CPU kernel rounds x * rstd before the weight: Liger's "llama" mode). in_place
   stays Liger's default (what its users run): the backward writes dx over the incoming gradient.
 - swiglu: `liger_swiglu(gate, x)` = silu(gate) * x, silu in float32 rounded to the input dtype and the
@@ -18,7 +18,7 @@ provider, by benchmarks/peers.py):
 
 Liger overwrites tensors it is handed, so this provider gets its own copies of the arguments; it is
 checked on its first call, and the later timed calls run on the overwritten values (the kernels do
-the same work whatever the values).
+the same work whatever the values, even once a repeatedly overwritten gradient overflows).
 
 Where it runs: on CUDA when liger_kernel imports. On a CPU only in the GPU smoke test's mode (triton
 backend, Triton's interpreter), and there only cross_entropy and linear_cross_entropy: see
