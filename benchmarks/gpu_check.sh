@@ -6,7 +6,8 @@
 # one); then `tritonflow bench --device cuda --quick`: the workload list against torch eager and
 # torch.compile, every provider checked against float64 first, with the copy bandwidth and
 # torch.matmul measured in the same run, the cost model's column and the fraction of the copy
-# bandwidth; then the runtime's host overhead and reduce-overhead (benchmarks/gpu_bench.py) and
+# bandwidth, and Liger-Kernel's kernels where liger_kernel is installed (`pip install -e ".[liger]"`;
+# in --quick only cross_entropy is one of Liger's: one more do_bench call); then the runtime's host overhead and reduce-overhead (benchmarks/gpu_bench.py) and
 # the training-step benchmark.
 # Run from the repository root on a CUDA machine:
 #   PYTHONPATH=. bash benchmarks/gpu_check.sh

@@ -1,5 +1,6 @@
 """Benchmarks: one workload against its peers — tritonflow eager, tritonflow compiled, torch eager,
-torch.compile — each checked against a float64 reference before it is timed.
+torch.compile and, on a GPU, Liger-Kernel's Triton kernels where it has them (benchmarks/liger_peer.py)
+— each checked against a float64 reference before it is timed.
 
 `measure(workload, size, device)` prepares the workload's arguments once (the same values for every
 provider), runs each provider once and compares its outputs (and, for a forward+backward workload,
@@ -14,8 +15,9 @@ that disagrees raises `Mismatch`, naming the workload. Then it times them all:
 
 Compile cost: a compiled provider's first call minus its steady time (tracing, passes, codegen and,
 for torch.compile, Dynamo + Inductor with their caches off, so both are cold).
-A torch provider that cannot run here (torch missing, no C++ compiler for Inductor) is reported
-unavailable with the reason; a tritonflow provider that fails is an error of the run.
+A torch or Liger provider that cannot run here (torch missing, no C++ compiler for Inductor, Liger not
+installed or without a kernel for the workload) is reported unavailable with the reason; a tritonflow
+provider that fails is an error of the run.
 """
 from __future__ import annotations
 
@@ -30,11 +32,14 @@ from typing import Callable
 import numpy as np
 
 import tritonflow as tf
+from tritonflow.benchmarks import liger_peer
 from tritonflow.benchmarks.timing import calls_per_sample
 from tritonflow.benchmarks.workloads import Workload, precision, torch_api
 
-PROVIDERS = ("tritonflow eager", "tritonflow compiled", "torch eager", "torch.compile")
+PROVIDERS = ("tritonflow eager", "tritonflow compiled", "torch eager", "torch.compile", liger_peer.PROVIDER)
 COMPILED = ("tritonflow compiled", "torch.compile")
+# Providers for a few workloads on some machines: the report shows them only where one ran.
+OPTIONAL = (liger_peer.PROVIDER,)
 # Largest error allowed, relative to the reference's largest magnitude, by the dtype computed in.
 TOLERANCE = {"float32": 2e-4, "tf32": 1e-2, "float16": 1e-2, "bfloat16": 4e-2}
 
@@ -159,10 +164,11 @@ def _torch():
         return None
 
 
-def prepare(workload: Workload, size: str, device: str, compiled_backend: str) -> tuple:
+def prepare(workload: Workload, size: str, device: str, compiled_backend: str, providers: tuple = PROVIDERS) -> tuple:
     """(steps, unavailable, reference step): a zero-argument step per provider on the same argument
     values, the reasons of providers that cannot run, and the workload's float64 step (torch's when
-    torch is installed, else tritonflow's numpy backend)."""
+    torch is installed, else tritonflow's numpy backend). Liger's step is made only when chosen
+    (importing it costs seconds), on its own copies of the arguments (it overwrites them)."""
     fn, specs = workload.make(size)
     args = workload.arguments(size, device=device, seed=1)
     cot_values = np.random.default_rng(7).standard_normal(max(int(np.prod(s.shape)) for s in specs))
@@ -179,6 +185,7 @@ def prepare(workload: Workload, size: str, device: str, compiled_backend: str) -
     api = _torch()
     if api is None:
         unavailable["torch eager"] = unavailable["torch.compile"] = "torch is not installed"
+        unavailable[liger_peer.PROVIDER] = "torch is not installed"
         ref_lib, ref_fn = tf, fn
         ref_args = _copies(args, tf, "cpu", "float64")
     else:
@@ -188,6 +195,12 @@ def prepare(workload: Workload, size: str, device: str, compiled_backend: str) -
         add("torch eager", torch, torch_fn, torch_args)
         torch._dynamo.reset()
         add("torch.compile", torch, torch.compile(torch_fn), torch_args)
+        if liger_peer.PROVIDER in providers:
+            reason = liger_peer.unavailable(workload, device, compiled_backend)
+            if reason:
+                unavailable[liger_peer.PROVIDER] = reason
+            else:
+                add(liger_peer.PROVIDER, torch, liger_peer.function(workload), _copies(args, torch, device))
         ref_lib, ref_fn = torch, torch_fn
         ref_args = _copies(args, torch, device, "float64")
     ref_wants = [a for a in ref_args if a.requires_grad]
@@ -310,7 +323,7 @@ def measure(workload: Workload, size: str, device: str = "cpu", quick: bool = Fa
     label = workload.label(size)
     result = WorkloadResult(workload.key, label, workload.kind, note=workload.note)
     with precision(workload), _torch_settings(workload):
-        steps, unavailable, reference, tolerance = prepare(workload, size, device, backend)
+        steps, unavailable, reference, tolerance = prepare(workload, size, device, backend, providers)
         want = [_as_f64(t) for t in reference()]
         first: dict = {}
         for name in PROVIDERS:

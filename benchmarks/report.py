@@ -2,6 +2,8 @@
 `WorkloadResult`s, as Markdown, JSON and a PNG bar chart of speedups over torch eager.
 
 Speedup of a provider = torch eager's time / the provider's time (above 1: faster than torch eager).
+An optional provider (Liger-Kernel) gets its columns only when it ran somewhere, with the compiled
+provider's speedup over it; its geomeans are over the workloads it ran.
 CPU targets (issue 11 item 4): the compiled provider never slower than tritonflow eager (5% allowed
 for timing noise on a shared machine), its geomean at most 1.25x slower than torch eager, its
 compile cost at least 50x below torch.compile's (total over the workloads both compiled). GPU
@@ -14,7 +16,8 @@ import json
 import math
 from pathlib import Path
 
-from tritonflow.benchmarks.peers import PROVIDERS, WorkloadResult
+from tritonflow.benchmarks.liger_peer import PROVIDER as LIGER
+from tritonflow.benchmarks.peers import OPTIONAL, PROVIDERS, WorkloadResult
 
 BASELINE = "torch eager"
 NOISE = 1.05
@@ -44,8 +47,10 @@ def summarize(results: list, device: str, anchors: dict | None = None) -> dict:
     pairs = [(r.providers["tritonflow compiled"].compile_seconds, r.providers["torch.compile"].compile_seconds)
              for r in results if "torch.compile" in r.providers and r.providers["torch.compile"].compile_seconds]
     compile_ratio = sum(t for _, t in pairs) / max(sum(m for m, _ in pairs), 1e-9) if pairs else None
+    over_liger = [speedup(r, "tritonflow compiled", LIGER) for r in results]
     summary = {"geomean_speedup": geomeans, "compile_cost_ratio": compile_ratio,
-               "compiled_slower_than_eager": slower}
+               "compiled_slower_than_eager": slower,
+               "compiled_over_liger": {"geomean": geomean(over_liger), "workloads": sum(1 for v in over_liger if v)}}
     compiled = geomeans.get("tritonflow compiled")
     if device == "cpu":
         summary["targets"] = {
@@ -87,6 +92,11 @@ def _ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
 
 
+def shown_providers(results: list) -> list:
+    """The providers the table and the plot show: every one but an optional provider that never ran."""
+    return [p for p in PROVIDERS if p not in OPTIONAL or any(_seconds(r, p) for r in results)]
+
+
 def _verdict(value) -> str:
     return {True: "PASS", False: "FAIL", None: "not measured"}[value]
 
@@ -101,15 +111,20 @@ def markdown(info: dict, results: list, summary: dict, device: str, quick: bool)
                                           else "triton.testing.do_bench") + "); speedup = torch eager's time / "
             "the provider's. Every provider was checked against a float64 reference first.", ""]
     gpu = device != "cpu"
-    columns = ["workload", *PROVIDERS, "compiled vs torch eager", "compiled vs torch.compile",
+    providers = shown_providers(results)
+    liger = LIGER in providers
+    columns = ["workload", *providers, "compiled vs torch eager", "compiled vs torch.compile",
+               *(["compiled vs liger"] if liger else []),
                "compile s (tritonflow / torch.compile)", "peak MB (compiled / torch eager)"]
     if gpu:
         columns += ["predicted (cost model)", "of copy bandwidth"]
     lines = head + ["| " + " | ".join(columns) + " |", "|" + " --- |" + " ---: |" * (len(columns) - 1)]
     for r in results:
         p = r.providers
-        cells = [r.label] + [_time(p[name].seconds) if name in p else "—" for name in PROVIDERS]
+        cells = [r.label] + [_time(p[name].seconds) if name in p else "—" for name in providers]
         cells += [_ratio(speedup(r, "tritonflow compiled")), _ratio(speedup(r, "tritonflow compiled", "torch.compile"))]
+        if liger:
+            cells.append(_ratio(speedup(r, "tritonflow compiled", LIGER)))
         cc, tc = (p.get(n) for n in ("tritonflow compiled", "torch.compile"))
         cells.append(f"{_num(cc and cc.compile_seconds)} / {_num(tc and tc.compile_seconds)}")
         cells.append(f"{_mb(cc and cc.peak_bytes)} / {_mb(p.get(BASELINE) and p[BASELINE].peak_bytes)}")
@@ -119,8 +134,13 @@ def markdown(info: dict, results: list, summary: dict, device: str, quick: bool)
             cells.append("—" if fraction is None else f"{100 * fraction:.0f}%")
         lines.append("| " + " | ".join(cells) + " |")
     g = summary["geomean_speedup"]
-    lines += ["", "Geomean speedup over torch eager: " + ", ".join(f"{name} {_ratio(value)}" for name, value in g.items())
-              + f". Compile cost, torch.compile / tritonflow compiled: {_ratio(summary['compile_cost_ratio'])}.", ""]
+    over_liger = summary["compiled_over_liger"]
+    liger_line = (f" tritonflow compiled over Liger-Kernel: {_ratio(over_liger['geomean'])} on the "
+                  f"{over_liger['workloads']} workloads it ran (its geomean above is over those)." if liger else "")
+    lines += ["", "Geomean speedup over torch eager: "
+              + ", ".join(f"{name} {_ratio(g[name])}" for name in providers if name != BASELINE)
+              + f". Compile cost, torch.compile / tritonflow compiled: {_ratio(summary['compile_cost_ratio'])}."
+              + liger_line, ""]
     unavailable = sorted({f"{name}: {e.unavailable}" for r in results for name, e in r.providers.items() if e.unavailable})
     if unavailable:
         lines += ["Not run: " + "; ".join(unavailable) + ".", ""]
@@ -150,7 +170,7 @@ def plot(results: list, path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    others = [p for p in PROVIDERS if p != BASELINE]
+    others = [p for p in shown_providers(results) if p != BASELINE]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(results) * len(others) / 2 + 1.5))
     height = 0.8 / len(others)
     for i, provider in enumerate(others):

@@ -57,6 +57,7 @@ class Workload:
     note: str = ""
     integer_high: Callable[[str], int] = None   # size class -> exclusive bound of integer arguments
     nonnegative: tuple = ()            # positions of float arguments drawn as |normal| (variances)
+    fan_in: tuple = ()                 # positions of float arguments drawn with std 1/sqrt(last dim)
     on_cpu: bool = True                # False: its CPU form would repeat another workload's
     quick: bool = False                # one of `tritonflow bench --quick`'s workloads
 
@@ -69,7 +70,8 @@ class Workload:
         """Random tensors for the specs at `size` (integer arguments below `integer_high`)."""
         _, specs = self.make(size)
         high = self.integer_high(size) if self.integer_high else 2
-        return [materialize(spec, device, seed + i, high=high, nonnegative=i in self.nonnegative)
+        return [materialize(spec, device, seed + i, high=high, nonnegative=i in self.nonnegative,
+                            scale=spec.shape[-1] ** -0.5 if i in self.fan_in else 1.0)
                 for i, spec in enumerate(specs)]
 
     def label(self, size: str) -> str:
@@ -118,14 +120,18 @@ def softmax(size, api):
     return (lambda x: api.F.softmax(x, dim=-1)), [_spec(shape, "float32")]
 
 
+# The normalisations' epsilon, shared with peers that call their own kernels (benchmarks/liger_peer.py).
+NORM_EPS = 1e-5
+
+
 def _norm(rms: bool, backward: bool):
     def build(size, api):
         rows, cols = _pick(size, (8192, 4096), (24, 200), (4096, 1024), (1024, 1024))
         specs = [_spec((rows, cols), "bfloat16", backward, size), _spec((cols,), "bfloat16", backward, size)]
         if rms:
-            return (lambda x, w: api.F.rms_norm(x, (cols,), w, 1e-5)), specs
+            return (lambda x, w: api.F.rms_norm(x, (cols,), w, NORM_EPS)), specs
         specs.append(_spec((cols,), "bfloat16", backward, size))
-        return (lambda x, w, b: api.F.layer_norm(x, (cols,), w, b, 1e-5)), specs
+        return (lambda x, w, b: api.F.layer_norm(x, (cols,), w, b, NORM_EPS)), specs
     return build
 
 
@@ -139,6 +145,23 @@ def _cross_entropy(backward: bool):
 
 def _classes(size):
     return _pick(size, 32000, 300, 8000, 8000)
+
+
+def linear_cross_entropy(size, api):
+    """A language model's head and loss: logits = x @ W^T, then cross_entropy (mean), forward and backward
+    into x and W — the sizes of Liger-Kernel's fused linear cross-entropy benchmark (Llama-2's vocabulary)."""
+    tokens, hidden, vocab = _linear_ce_sizes(size)
+    specs = [_spec((tokens, hidden), "bfloat16", True, size), _spec((vocab, hidden), "bfloat16", True, size),
+             _spec((tokens,), "int64")]
+    return (lambda x, weight, target: api.F.cross_entropy(api.F.linear(x, weight), target)), specs
+
+
+def _linear_ce_sizes(size):
+    return _pick(size, (8192, 4096, 32000), (16, 32, 300), (512, 256, 8000), (256, 128, 4000))
+
+
+def _vocabulary(size):
+    return _linear_ce_sizes(size)[2]
 
 
 def column_normalize(size, api):
@@ -208,6 +231,9 @@ WORKLOADS = [
              quick=True),
     Workload("cross_entropy bf16 8192x32000 fwd+bwd", _cross_entropy(True), key="cross_entropy_bwd",
              integer_high=_classes),
+    Workload("linear+cross_entropy bf16 8192x4096x32000 fwd+bwd", linear_cross_entropy, key="linear_cross_entropy",
+             kind="compute", integer_high=_vocabulary, fan_in=(1,),
+             note="the weight drawn as nn.Linear's, std 1/sqrt(4096), so the logits are of order one"),
     Workload("column-normalize f32 65536x1024", column_normalize, key="column_normalize"),
     Workload("AdamW f32 250k", adamw, key="adamw", note="one of 200 tensors of 250k parameters", nonnegative=(3,)),
     Workload("matmul bf16 8192^3", _matmul("bfloat16", 8192), key="matmul", kind="compute", quick=True),
@@ -261,14 +287,14 @@ def precision(workload: Workload) -> contextlib.ExitStack:
 
 
 def materialize(spec: TensorSpec, device: str = "cpu", seed: int = 0, sizes: dict = None, high: int = 2,
-                nonnegative: bool = False):
-    """A random tritonflow tensor for `spec`: standard-normal floats (never zeros; their absolute
-    values when `nonnegative`), integers in [0, high); named dims take their value from `sizes`
-    (4096 when absent)."""
+                nonnegative: bool = False, scale: float = 1.0):
+    """A random tritonflow tensor for `spec`: normal floats of standard deviation `scale` (never zeros;
+    their absolute values when `nonnegative`), integers in [0, high); named dims take their value from
+    `sizes` (4096 when absent)."""
     rng = np.random.default_rng(seed)
     shape = tuple((sizes or {}).get(d, 4096) if isinstance(d, str) else d for d in spec.shape)
     if spec.dtype.is_floating_point:
-        values = rng.standard_normal(shape, dtype=np.float32)
+        values = rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)
         tensor = tf.tensor(np.abs(values) if nonnegative else values, dtype=spec.dtype)
     else:
         tensor = tf.tensor(rng.integers(0, high, shape), dtype=spec.dtype)

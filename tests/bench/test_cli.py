@@ -67,6 +67,9 @@ def test_a_run_verifies_every_provider_and_writes_json_markdown_and_png(tmp_path
     assert [w["key"] for w in payload["workloads"]] == ["ten_op_call", "relu_mul_add"]
     for workload in payload["workloads"]:
         for name, entry in workload["providers"].items():
+            if name == "liger":  # a GPU peer: said so, and kept out of the table
+                assert entry["unavailable"] == "Liger-Kernel's kernels run on a GPU; this run is on the CPU"
+                continue
             assert entry["unavailable"] is None and entry["max_error"] < 2e-4, (workload["key"], name, entry)
             assert entry["seconds"] > 0
     assert payload["settings"] == {"device": "cpu", "size": "cpu", "quick": False, "threads": 1,
@@ -76,6 +79,8 @@ def test_a_run_verifies_every_provider_and_writes_json_markdown_and_png(tmp_path
     markdown = (tmp_path / "r" / "run.md").read_text()
     assert markdown in out + "\n"  # the table printed is the table written
     assert "| ten_op_call 4 f32 |" in markdown and "| relu_mul_add 4194304 f32 |" in markdown
+    assert "| torch.compile | compiled vs torch eager |" in markdown and "| liger |" not in markdown
+    assert "liger: Liger-Kernel's kernels run on a GPU; this run is on the CPU" in markdown
     assert "| compile cost at least 50x below torch.compile's |" in markdown
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
 

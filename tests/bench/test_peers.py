@@ -123,3 +123,22 @@ def test_results_become_float64_without_losing_the_reference_bits():
     assert peers._as_f64(torch.tensor([precise], dtype=torch.float64))[0] == precise
     assert peers._as_f64(tf.tensor(np.array([precise]), dtype="float64"))[0] == precise
     assert peers._as_f64(torch.tensor([1.5], dtype=torch.bfloat16)).dtype == np.float64
+
+
+def test_liger_columns_appear_where_it_ran(tmp_path):
+    covered = _result("cross_entropy", tf_eager=4e-3, tf=1e-3, torch=2e-3, compiled=1.5e-3)
+    covered.providers["liger"] = ProviderResult(seconds=2e-3)
+    other = _result("softmax", tf_eager=2e-3, tf=1e-3, torch=2e-3, compiled=1e-3)
+    other.providers["liger"] = ProviderResult(unavailable="Liger-Kernel has kernels for cross_entropy only")
+    summary = report.summarize([covered, other], "cuda")
+    assert summary["compiled_over_liger"] == {"geomean": 2.0, "workloads": 1}
+    assert summary["geomean_speedup"]["liger"] == 1.0   # over the one workload it ran
+    text = report.markdown(_info(), [covered, other], summary, "cuda", quick=True)
+    assert "| workload | tritonflow eager | tritonflow compiled | torch eager | torch.compile | liger | compiled vs " \
+           "torch eager | compiled vs torch.compile | compiled vs liger |" in text
+    assert "| cross_entropy | 4.00 ms | 1.00 ms | 2.00 ms | 1.50 ms | 2.00 ms | 2.00x | 1.50x | 2.00x |" in text
+    assert "| softmax | 2.00 ms | 1.00 ms | 2.00 ms | 1.00 ms | — | 2.00x | 1.00x | — |" in text
+    assert "liger 1.00x" in text and "tritonflow compiled over Liger-Kernel: 2.00x on the 1 workloads it ran" in text
+    assert "liger: Liger-Kernel has kernels for cross_entropy only" in text
+    report.plot([covered, other], tmp_path / "p.png", "title")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
