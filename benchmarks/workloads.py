@@ -289,8 +289,8 @@ def gpt_train_step(size, api):
                     old.copy_(new)
         return loss.detach()
     specs = [_spec((batch, tokens), "int64"), _spec((batch, tokens), "int64")]
-    specs += [_spec(shape, "float32", True) for shape in shapes]
-    specs += [_spec(shape, "float32") for shape in shapes * 2]
+    specs += [_spec(shape, "bfloat16", True, size) for shape in shapes]
+    specs += [_spec(shape, "bfloat16", size=size) for shape in shapes * 2]
     return step, specs
 
 
@@ -322,7 +322,7 @@ WORKLOADS = [
              kind="compute", on_cpu=False),
     Workload("GPT-2-small block bf16 8x1024x768 fwd+bwd", gpt2_block, key="gpt2_block", kind="compute",
              init=(None,) + _BLOCK_INIT),
-    Workload(f"GPT training step f32 ({GPT_LAYERS} layers of 768, vocabulary 50304, batch 8x1024, AdamW)",
+    Workload(f"GPT training step bf16 ({GPT_LAYERS} layers of 768, vocabulary 50304, batch 8x1024, AdamW)",
              gpt_train_step, key="gpt_train_step", kind="compute", trains=True, init=_GPT_STATE_INIT,
              integer_high=lambda size: _gpt_size(size)[4],
              nonnegative=tuple(range(2 + 2 * _GPT_PARAMETERS, 2 + 3 * _GPT_PARAMETERS))),
