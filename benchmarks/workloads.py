@@ -82,7 +82,9 @@ class Workload:
             return self.name
         _, specs = self.make(size)
         shape = "x".join(str(d) for d in specs[0].shape)
-        return f"{self.key or self.name} {shape} {_SHORT_DTYPE.get(specs[0].dtype.name, specs[0].dtype.name)}"
+        # The dtype computed in: the first float argument's (a training step starts with its tokens).
+        dtype = next((s.dtype for s in specs if s.dtype.is_floating_point), specs[0].dtype).name
+        return f"{self.key or self.name} {shape} {_SHORT_DTYPE.get(dtype, dtype)}"
 
 
 _SHORT_DTYPE = {"float32": "f32", "bfloat16": "bf16", "float16": "fp16", "float64": "f64"}
