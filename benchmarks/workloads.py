@@ -322,7 +322,7 @@ WORKLOADS = [
              kind="compute", quick=True),
     Workload("causal attention bf16 8x16x2048x128 fwd+bwd", _attention(128, True), key="attention_d128_bwd",
              kind="compute", on_cpu=False),
-    Workload("GPT-2-small block bf16 8x1024x768 fwd+bwd", gpt2_block, key="gpt2_block", kind="compute",
+    Workload("GPT-2-small block bf16 8x1024x768 fwd+bwd", gpt2_block, key="gpt2_block", kind="compute", quick=True,
              init=(None,) + _BLOCK_INIT),
     Workload(f"GPT training step bf16 ({GPT_LAYERS} layers of 768, vocabulary 50304, batch 8x1024, AdamW)",
              gpt_train_step, key="gpt_train_step", kind="compute", trains=True, init=_GPT_STATE_INIT,
