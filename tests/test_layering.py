@@ -7,7 +7,7 @@ package to reach a submodule is not counted as an edge to the package's __init__
 that for every import, and package __init__ files only re-export their own submodules.
 
 The layers (DESIGN.md, "Layers"):
-- core: errors, dtypes, environment, version, the IR, the op table, the interpreter, the passes,
+- core: errors, dtypes, environment, version, the IR, the op table, the interpreter and the numpy backend, the passes,
   Philox, storage, matmul precision, the backend registry — imports only the core;
 - tracer (tritonflow.tracer) and kernels (tritonflow.kernels): the core and themselves;
 - front end (everything else in tritonflow/): the core, the tracer and itself, never kernels
@@ -28,8 +28,9 @@ FOLDERS = {"tritonflow": "tritonflow", "kernels": "tritonflow.kernels", "tracer"
 
 CORE_MODULES = {
     "tritonflow._source_layout", "tritonflow.backends", "tritonflow.dtypes", "tritonflow.environment",
-    "tritonflow.errors", "tritonflow.interpreter", "tritonflow.matmul_precision", "tritonflow.philox", "tritonflow.profile_hooks",
-    "tritonflow.storage", "tritonflow.target", "tritonflow.version",
+    "tritonflow.errors", "tritonflow.interpreter", "tritonflow.matmul_precision", "tritonflow.numpy_backend",
+    "tritonflow.philox", "tritonflow.profile_hooks", "tritonflow.row_blocks", "tritonflow.storage", "tritonflow.target",
+    "tritonflow.version",
 }
 CORE_PACKAGES = ("tritonflow.ir", "tritonflow.ops", "tritonflow.passes")
 

@@ -43,7 +43,7 @@ class BackendSpec:
 
 
 _SPECS: dict[str, BackendSpec] = {
-    "numpy": BackendSpec("tritonflow.interpreter"),
+    "numpy": BackendSpec("tritonflow.numpy_backend"),
     "triton": BackendSpec("tritonflow.kernels.backend", packages=("triton", "torch"),
                           install_hint="pip install 'tritonflow[gpu]'", interpreted_on_cpu=True),
 }

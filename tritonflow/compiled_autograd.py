@@ -10,10 +10,10 @@ Framework stage (the autodiff pass). When a jitted function's tensor arguments r
    with the nodes a checkpointed region recomputed during the backward (tritonflow/utils/checkpoint.py).
    The forward values the backward reads are the boundary. Values the backend says are cheaper
    to recompute than to keep (its `recomputes(op)`: elementwise ops and views on a fusing backend,
-   whose kernels recompute them for free; only views on the numpy backend, where every op is a
-   pass over memory and keeping a value costs nothing) and constants are recomputed in the
+   whose kernels recompute them for free; on the numpy backend views, fills and one-pass
+   arithmetic, which its row-blocked runs recompute in cache) and constants are recomputed in the
    backward from their inputs; what is left (matmul and reduction results, random numbers, and on
-   the numpy backend transcendentals like erf) becomes extra outputs of the forward graph: the
+   the numpy backend transcendentals like erf and comparisons) becomes extra outputs of the forward graph: the
    saved activations. Graph inputs the backward reads are passed through by reference.
 3. Both graphs run the pass pipeline and get a runner from the selected backend.
 

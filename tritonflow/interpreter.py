@@ -1,8 +1,9 @@
-"""Core: the NumPy interpreter — the meaning of every op, the one graph evaluator, the numpy backend.
+"""Core: the NumPy interpreter — the meaning of every op and the one graph evaluator.
 
 `run_numpy` applies one op table entry to arrays (eager CPU tensors use it too). `Evaluator` turns a
 verified graph once into a flat plan of slot-indexed steps and runs it, dropping each intermediate
-right after its last reader. It is the only graph evaluator: the numpy backend, constant folding
+right after its last reader. It is the only whole-array graph evaluator: the numpy backend
+(numpy_backend.py, which runs large row-wise graphs a block of rows at a time), constant folding
 (passes/fold.py, through `run_numpy`) and debug.verify (spec_check.py, through `observe`) all run it.
 Symbolic dims in attributes (a reshape to (s0, 128)) are resolved from the bound input shapes.
 """
@@ -13,11 +14,10 @@ from typing import Callable
 import numpy as np
 import sympy
 
-from tritonflow import profile_hooks
 from tritonflow.errors import TritonflowError, UnsupportedError
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ir.types import TensorType
-from tritonflow.ops.registry import OPS, Kind, OpDef
+from tritonflow.ops.registry import OPS, OpDef
 
 
 # ---------------------------------------------------------------- one op
@@ -37,14 +37,14 @@ def run_numpy_quiet(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) 
     except TritonflowError:
         raise
     except Exception as exc:  # a NumPy failure the type rule did not foresee is our bug
-        raise _reference_failure(op, arrays, exc) from exc
+        raise reference_failure(op, arrays, exc) from exc
     result = np.asarray(result)
     if result.dtype != out_type.dtype.np:
         result = result.astype(out_type.dtype.np)
     return result
 
 
-def _reference_failure(op: OpDef, arrays: list, exc: Exception) -> UnsupportedError:
+def reference_failure(op: OpDef, arrays: list, exc: Exception) -> UnsupportedError:
     return UnsupportedError(f"{op.name}: the reference implementation failed on inputs "
                             f"{[tuple(np.shape(a)) for a in arrays]}: {exc}")
 
@@ -124,7 +124,7 @@ class Evaluator:
                        slot_of[id(node)], tuple(frees[k]), self.symbolic and _symbolic_attrs(node.attrs))
                       for k, node in enumerate(body)]
         # The plain run's steps: each op's meaning called directly (see _run_plain).
-        self.plain_steps = [(_direct_meaning(node, op), inputs, attrs, out_type.dtype.np, out, free, symbolic, op)
+        self.plain_steps = [(direct_meaning(node, op), inputs, attrs, out_type.dtype.np, out, free, symbolic, op)
                             for node, op, inputs, attrs, out_type, out, free, symbolic in self.steps]
         # A constant is shared by every run of the graph: outputs get copies, never the graph's array.
         self.outputs = [(slot_of[id(n)], n.op == "constant") for n in graph.outputs]
@@ -173,10 +173,10 @@ class Evaluator:
             except TritonflowError:
                 raise
             except Exception as exc:  # as in run_numpy_quiet: a NumPy failure the type rule did not foresee
-                raise _reference_failure(op, values, exc) from exc
+                raise reference_failure(op, values, exc) from exc
 
 
-def _direct_meaning(node: Node, op: OpDef) -> Callable:
+def direct_meaning(node: Node, op: OpDef) -> Callable:
     """The op's NumPy meaning for this node: a function computing half precision in float32 is
     called as its full-precision self (which takes no attributes) when no operand is
     float16/bfloat16 (the evaluator holds np.errstate already)."""
@@ -190,49 +190,3 @@ def _direct_meaning(node: Node, op: OpDef) -> Callable:
 def run_graph(graph: Graph, arrays: list) -> list:
     """Evaluate `graph` once on NumPy arrays (one per graph input); returns one array per output."""
     return Evaluator(graph)(arrays)
-
-
-# ---------------------------------------------------------------- the numpy backend
-
-class NumpyRunner:
-    """A compiled graph on the numpy backend: the evaluator, taking torch tensors for CUDA inputs."""
-
-    kernels: list = []
-
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-        self.evaluator = Evaluator(graph)
-
-    def __call__(self, arrays: list, device: str = "cpu") -> list:
-        recorder = profile_hooks.active()   # tritonflow.profile(): each IR node timed
-        step = run_numpy_quiet if recorder is None else recorder.node_step(
-            self.graph, [s[0] for s in self.evaluator.steps], run_numpy_quiet)
-        if device == "cpu":
-            return self.evaluator(arrays, step=step)
-        from tritonflow.storage import numpy_to_torch, torch_to_numpy
-        outs = self.evaluator([torch_to_numpy(a) for a in arrays], step=step)
-        return [numpy_to_torch(o, device) for o in outs]
-
-
-class NumpyBackend:
-    """The interpreter as a backend (see tritonflow/backends.py for what a backend object offers)."""
-
-    name = "numpy"
-
-    def compile(self, graph: Graph, *, mode: str = "default") -> NumpyRunner:
-        return NumpyRunner(graph)  # every mode means the same thing here: no kernels to tune or capture
-
-    def run_op(self, op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.ndarray:
-        return run_numpy(op, arrays, attrs, out_type)
-
-    def cache_stats(self) -> dict:
-        return {}
-
-    def recomputes(self, op: OpDef) -> bool:
-        """Whether a compiled backward recomputes this op's forward value instead of saving it:
-        only views. Every other op is a NumPy pass over memory (an erf is a pass many times over),
-        while saving a value only keeps its array alive."""
-        return op.kind is Kind.MOVEMENT
-
-
-BACKEND = NumpyBackend()

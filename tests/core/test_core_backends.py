@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import tritonflow as tf
-from tritonflow import backends, interpreter
+from tritonflow import backends, interpreter, numpy_backend
 from tritonflow.errors import UnsupportedError
 from tritonflow.ir.graph import Graph
 from tritonflow.ir.types import TensorType
@@ -97,7 +97,7 @@ def test_observer_sees_resolved_symbolic_attributes():
 # ---------------------------------------------------------------- the registry
 
 def test_builtin_backends_and_unknown_names():
-    assert backends.get("numpy") is interpreter.BACKEND
+    assert backends.get("numpy") is numpy_backend.BACKEND
     assert set(backends.names()) >= {"numpy", "triton"}
     with pytest.raises(UnsupportedError, match="unknown backend 'nope'"):
         tf.jit(lambda x: x, backend="nope")
@@ -105,7 +105,7 @@ def test_builtin_backends_and_unknown_names():
 
 COUNTING_BACKEND = textwrap.dedent('''
     """A test backend: the interpreter, counting what it compiles."""
-    from tritonflow.interpreter import NumpyRunner
+    from tritonflow.numpy_backend import NumpyRunner
 
     class Counting:
         name = "counting"

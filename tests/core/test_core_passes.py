@@ -164,6 +164,46 @@ def test_simplify_keeps_outputs_and_locations():
     same_values(g, s, X)
 
 
+def test_gather_of_a_row_shifted_value_gathers_first():
+    # cross_entropy: log_softmax = x - logsumexp, then one class per row. The subtraction moves
+    # after the gather, so the other classes' log-probabilities are never computed.
+    import tritonflow.nn.functional as F
+    logits = np.random.default_rng(0).standard_normal((6, 9)).astype(np.float32)
+    target = np.array([0, 8, 3, -100, 5, 1], dtype=np.int64)
+    g = traced(lambda x, t: F.cross_entropy(x, t), tf.from_numpy(logits), tf.from_numpy(target))
+    s = dce(simplify(g))
+    (gathered,) = [n for n in s.nodes if n.op == "gather"]
+    assert gathered.inputs[0].op == "sub" and gathered.inputs[0].type.shape == (6, 9)
+    (shifted,) = [n for n in s.nodes if n.op == "sub" and gathered in n.inputs]
+    assert shifted.type.shape == (6, 1)
+    assert sum(n.type.shape == (6, 9) for n in s.nodes) < sum(n.type.shape == (6, 9) for n in g.nodes)
+    verify_graph(s)
+    (got,) = run_graph(s, [logits, target])
+    z = logits.astype(np.float64)
+    log_p = z - z.max(1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+    keep = target != -100
+    want = -log_p[np.arange(6)[keep], target[keep]].mean()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("body", [
+    lambda x, i: (y := x - x.amax(1, keepdim=True)).gather(1, i) + y.sum(),  # read twice
+    lambda x, i: (x - x.amax(0, keepdim=True)).gather(1, i),   # varies along the gathered dim
+    lambda x, i: (x * 2.0).gather(1, i),                          # a 0-d operand: left to the fusers
+])
+def test_gather_rule_keeps_what_it_cannot_move(body):
+    x = np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32)
+    i = np.array([[0, 4], [1, 1], [3, 2], [4, 0]], dtype=np.int64)
+    g = traced(body, tf.from_numpy(x), tf.from_numpy(i))
+    s = dce(simplify(g))
+
+    def gathered_from(graph):
+        return [(n.inputs[0].op, n.inputs[0].type.shape) for n in graph.nodes if n.op == "gather"]
+    assert gathered_from(s) == gathered_from(g) and gathered_from(g)[0][0] in ("sub", "mul"), gathered_from(s)
+    same_values(g, s, x, i)
+
+
 # ---------------------------------------------------------------- constant folding
 
 def test_fold_small_constant_expressions():

@@ -7,7 +7,7 @@ import torch
 
 import tritonflow as tf
 from tritonflow import nn
-from tritonflow.interpreter import NumpyRunner
+from tritonflow.numpy_backend import NumpyRunner
 from tritonflow.ir.split import StagedRun, split_graph, stages_by_output_groups
 from tritonflow.staged_backward import StagedBackwardRunner, mark_backward_stages
 

@@ -44,6 +44,7 @@ from tritonflow import dtypes as D
 from tritonflow import philox
 from tritonflow.errors import DTypeError, ShapeError
 from tritonflow.ir.types import TensorType
+from tritonflow.ops.head_blocks import KEY_ROWS, QUERY_ROWS, QUERY_VECTOR, blockwise
 from tritonflow.ops.lazy_api import T
 from tritonflow.ops.registry import Kind, OpDef, register
 from tritonflow.ops.shapes import broadcast_shapes, dims_equal, fmt
@@ -167,13 +168,19 @@ def _compute(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float64 if a.dtype == np.float64 else np.float32)
 
 
-def _scores(q, k, mask, scale, is_causal, kind):
+# The references work in place on the score array they create: the same operations in the same
+# order as the formulas, without an L x S temporary per step (on the numpy backend these are the
+# attention's whole cost: a 2x4x256x256 causal forward took 6 ms against 2.6 ms for torch's).
+
+def _scores(q, k, mask, scale, is_causal, kind, first_query=0):
+    """q @ k^T * scale, masked; `first_query`: the position of q's first row (a block of queries,
+    head_blocks.py), which the causal mask counts from."""
     q, k = _compute(q), _compute(k)
-    s = np.matmul(q, np.swapaxes(k, -1, -2)) * np.asarray(scale, q.dtype)
+    s = np.matmul(q, np.swapaxes(k, -1, -2))
+    s *= np.asarray(scale, s.dtype)
     L, S = s.shape[-2:]
     if is_causal:
-        allowed = np.arange(S)[None, :] <= np.arange(L)[:, None]
-        s = np.where(allowed, s, -np.inf)
+        np.copyto(s, -np.inf, where=np.arange(S)[None, :] > np.arange(first_query, first_query + L)[:, None])
     if kind == "bool":
         s = np.where(mask, s, -np.inf)
     elif kind == "additive":
@@ -181,12 +188,29 @@ def _scores(q, k, mask, scale, is_causal, kind):
     return s
 
 
+def _into(ufunc, a, b):
+    """ufunc(a, b), written over `a` (an array this module made) when the result has a's shape and
+    dtype; a new array when broadcasting widens it (a mask or statistics with more batch dims)."""
+    if np.broadcast_shapes(a.shape, np.shape(b)) == a.shape and np.result_type(a, b) == a.dtype:
+        return ufunc(a, b, out=a)
+    return ufunc(a, b)
+
+
+def _exp_from_max(s):
+    """s := exp(s - m) in place, m = the row max (0 for a fully masked row, so it stays 0); returns m."""
+    top = s.max(-1, keepdims=True)
+    top[np.isinf(top)] = 0
+    s -= top
+    np.exp(s, out=s)
+    return top
+
+
 def _softmax_rows(s):
-    m = s.max(-1, keepdims=True)
-    m = np.where(np.isinf(m), 0, m)
-    e = np.exp(s - m)
-    total = e.sum(-1, keepdims=True)
-    return e / np.where(total == 0, 1, total)
+    _exp_from_max(s)
+    total = s.sum(-1, keepdims=True)
+    total[total == 0] = 1
+    s /= total
+    return s
 
 
 def _keep(rng, shape, p):
@@ -194,20 +218,19 @@ def _keep(rng, shape, p):
     return philox.uniform(seed, offset, tuple(shape)) >= np.float32(p)
 
 
-def _np_attention(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
+def _np_attention(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0, first_query=0):
     (q, k, v), m, rng = split_inputs(arrays, {"mask": mask, "dropout_p": dropout_p}, 3)
-    probs = _softmax_rows(_scores(q, k, m, scale, is_causal, mask))
+    probs = _softmax_rows(_scores(q, k, m, scale, is_causal, mask, first_query))
     if dropout_p > 0:
         probs = np.where(_keep(rng, probs.shape, dropout_p), probs * (1.0 / (1.0 - dropout_p)), 0)
-    return np.matmul(probs.astype(probs.dtype), _compute(v))
+    return np.matmul(probs, _compute(v))
 
 
-def _np_lse(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
+def _np_lse(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0, first_query=0):
     (q, k), m, _ = split_inputs(arrays, {"mask": mask}, 2)
-    s = _scores(q, k, m, scale, is_causal, mask)
-    top = s.max(-1, keepdims=True)
-    safe = np.where(np.isinf(top), 0, top)
-    return (np.log(np.exp(s - safe).sum(-1, keepdims=True)) + safe)[..., 0]
+    s = _scores(q, k, m, scale, is_causal, mask, first_query)
+    safe = _exp_from_max(s)
+    return (np.log(s.sum(-1, keepdims=True)) + safe)[..., 0]
 
 
 def _dp(g, v, rng, shape, dropout_p):
@@ -219,32 +242,35 @@ def _dp(g, v, rng, shape, dropout_p):
     return np.where(keep, dp * (1.0 / (1.0 - dropout_p)), 0), keep
 
 
-def _np_delta(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
+def _np_delta(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0, first_query=0):
     (q, k, v, g), m, rng = split_inputs(arrays, {"mask": mask, "dropout_p": dropout_p}, 4)
-    s = _scores(q, k, m, scale, is_causal, mask)
-    top = s.max(-1, keepdims=True)
-    top = np.where(np.isinf(top), 0, top)          # a fully masked row: p = 0, never NaN
-    e = np.exp(s - top)
-    dp, _ = _dp(g, v, rng, s.shape, dropout_p)
+    e = _scores(q, k, m, scale, is_causal, mask, first_query)
+    top = _exp_from_max(e)                          # a fully masked row: p = 0, never NaN
+    dp, _ = _dp(g, v, rng, e.shape, dropout_p)
     z = e.sum(-1)
     safe = np.where(z == 0, 1, z)
-    return np.stack([np.where(z == 0, 0, (e * dp).sum(-1) / safe), top[..., 0], np.where(z == 0, 0, 1 / safe)], -1)
+    dp = _into(np.multiply, dp, e)
+    return np.stack([np.where(z == 0, 0, dp.sum(-1) / safe), top[..., 0], np.where(z == 0, 0, 1 / safe)], -1)
 
 
-def _backward_parts(arrays, scale, is_causal, mask, dropout_p):
+def _backward_parts(arrays, scale, is_causal, mask, dropout_p, first_query=0):
+    """(q, k, v, g, p dropped out as the forward dropped it, dS = p * (dp - delta))."""
     (q, k, v, g, stats), m, rng = split_inputs(arrays, {"mask": mask, "dropout_p": dropout_p}, 5)
-    s = _scores(q, k, m, scale, is_causal, mask)
+    p = _scores(q, k, m, scale, is_causal, mask, first_query)
     stats = _compute(stats)
-    p = np.exp(s - stats[..., 1:2]) * stats[..., 2:]
-    dp, keep = _dp(g, v, rng, s.shape, dropout_p)
+    p = _into(np.subtract, p, stats[..., 1:2])
+    np.exp(p, out=p)
+    p = _into(np.multiply, p, stats[..., 2:])
+    ds, keep = _dp(g, v, rng, p.shape, dropout_p)
     pd = p if keep is None else np.where(keep, p * (1.0 / (1.0 - dropout_p)), 0)
-    ds = p * (dp - stats[..., :1])
+    ds = _into(np.multiply, _into(np.subtract, ds, stats[..., :1]), p)
     return q, k, v, g, pd, ds
 
 
-def _np_dq(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
-    q, k, v, g, pd, ds = _backward_parts(arrays, scale, is_causal, mask, dropout_p)
-    dq = np.matmul(ds, _compute(k)) * scale
+def _np_dq(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0, first_query=0):
+    q, k, v, g, pd, ds = _backward_parts(arrays, scale, is_causal, mask, dropout_p, first_query)
+    dq = np.matmul(ds, _compute(k))
+    dq *= scale
     return dq
 
 
@@ -255,9 +281,10 @@ def _sum_to(a: np.ndarray, shape: tuple) -> np.ndarray:
     return a.sum(dims, keepdims=True) if dims else a
 
 
-def _np_dkv(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0):
-    q, k, v, g, pd, ds = _backward_parts(arrays, scale, is_causal, mask, dropout_p)
-    dk = np.matmul(np.swapaxes(ds, -1, -2), _compute(q)) * scale
+def _np_dkv(*arrays, scale, is_causal=False, mask="none", dropout_p=0.0, first_query=0):
+    q, k, v, g, pd, ds = _backward_parts(arrays, scale, is_causal, mask, dropout_p, first_query)
+    dk = np.matmul(np.swapaxes(ds, -1, -2), _compute(q))
+    dk *= scale
     dv = np.matmul(np.swapaxes(pd, -1, -2), _compute(g))
     return np.concatenate([dk, dv], -1)
 
@@ -347,27 +374,27 @@ def _samples(template: str):
 
 
 ATTENTION = register(OpDef(
-    "attention", Kind.MATMUL, _infer_attention, _np_attention, _attention_vjp, triton="attention",
+    "attention", Kind.MATMUL, _infer_attention, blockwise(_np_attention, QUERY_ROWS), _attention_vjp, triton="attention",
     samples=_samples("attention"), dtypes=FLOAT_DTYPES,
     doc="softmax(q @ k^T * scale + mask) @ v with dropout, fused (never stores the scores)"))
 
 ATTENTION_LSE = register(OpDef(
-    "attention_lse", Kind.MATMUL, _infer_lse, _np_lse, None, triton="attention_lse", differentiable=False,
+    "attention_lse", Kind.MATMUL, _infer_lse, blockwise(_np_lse, QUERY_VECTOR), None, triton="attention_lse", differentiable=False,
     samples=_samples("attention_lse"),
     dtypes=FLOAT_DTYPES, doc="log-sum-exp of each scaled, masked score row (attention backward)"))
 
 ATTENTION_DELTA = register(OpDef(
-    "attention_delta", Kind.MATMUL, _infer_delta, _np_delta, None, triton="attention_delta", differentiable=False,
+    "attention_delta", Kind.MATMUL, _infer_delta, blockwise(_np_delta, QUERY_ROWS), None, triton="attention_delta", differentiable=False,
     samples=_samples("attention_delta"),
     dtypes=FLOAT_DTYPES, doc="per query row of the recomputed scores: delta = sum_j p * dp, the max, 1 / z (backward)"))
 
 ATTENTION_DQ = register(OpDef(
-    "attention_dq", Kind.MATMUL, _infer_dq, _np_dq, None, triton="attention_dq", differentiable=False,
+    "attention_dq", Kind.MATMUL, _infer_dq, blockwise(_np_dq, QUERY_ROWS), None, triton="attention_dq", differentiable=False,
     samples=_samples("attention_dq"),
     dtypes=FLOAT_DTYPES, doc="gradient of attention with respect to the query"))
 
 ATTENTION_DKV = register(OpDef(
-    "attention_dkv", Kind.MATMUL, _infer_dkv, _np_dkv, None, triton="attention_dkv", differentiable=False,
+    "attention_dkv", Kind.MATMUL, _infer_dkv, blockwise(_np_dkv, KEY_ROWS), None, triton="attention_dkv", differentiable=False,
     samples=_samples("attention_dkv"),
     dtypes=FLOAT_DTYPES, doc="gradients of attention with respect to key and value, packed on the last dim"))
 

@@ -8,6 +8,11 @@ Rules (each keeps the node's type, so a rewrite never changes a shape or dtype):
     reshape(reshape(x, a), b)                    -> reshape(x, b);  reshape to x's own shape -> x
     permute(permute(x, p), q)                    -> permute(x, p o q);  the identity permutation -> x
     expand to x's own shape                      -> x
+    gather(a op b, index, dim)                   -> gather(a, index, dim) op b
+        for op in + - * / when b is alike along `dim` (length 1 there) and broadcasts to the
+        index's shape, a has the result's type, and `a op b` has no other reader: a cross-entropy
+        gathers one log-probability per row from log_softmax = x - logsumexp, and no longer
+        computes the other classes' (the numpy backend's whole pass over the logits)
 
 `x + 0 -> x` maps x = -0.0 to -0.0 where IEEE addition gives +0.0; the two compare equal and
 no op in the table tells them apart except through division by zero, which we accept.
@@ -19,6 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from tritonflow.ir.graph import Graph, Node
+from tritonflow.ir.types import TensorType
 from tritonflow.passes.rewrite import rebuilt, remap_inputs
 
 SMALL_CONSTANT = 64  # only constants this small are inspected for identity values
@@ -108,6 +114,24 @@ def _expand(node: Node) -> Optional[Node]:
     return x if tuple(x.type.shape) == tuple(node.type.shape) else None
 
 
+_PUSHED_THROUGH_GATHER = ("add", "sub", "mul", "div")
+
+
+def _gather(node: Node, readers: dict) -> Optional[Node]:
+    x, index = node.inputs
+    if x.op not in _PUSHED_THROUGH_GATHER or readers.get(id(x), 0) != 1:
+        return None
+    a, b = x.inputs
+    dim = node.attrs["dim"] % len(x.type.shape)
+    out = tuple(node.type.shape)
+    if a.type != x.type or b.type.dtype is not x.type.dtype or len(b.type.shape) != len(out):
+        return None
+    if b.type.shape[dim] != 1 or any(n not in (1, o) for n, o in zip(b.type.shape, out)):
+        return None
+    picked = Node("gather", (a, index), node.attrs, TensorType(out, a.type.dtype), node.loc)
+    return Node(x.op, (picked, b), x.attrs, node.type, node.loc, node.name)
+
+
 RULES: dict[str, Callable[[Node], Optional[Node]]] = {
     "mul": _mul, "add": _add, "sub": _sub, "div": _div, "cast": _cast, "neg": _involution,
     "logical_not": _involution, "reshape": _reshape, "permute": _permute, "expand": _expand,
@@ -125,15 +149,37 @@ def simplify(graph: Graph) -> Graph:
     replace: dict[int, Node] = {}
     known: set[int] = {id(n) for n in graph.inputs}
     nodes: list[Node] = []
+    readers = _reader_counts(graph)
+
+    def emit(node: Node) -> None:       # a new node's new inputs first (gather's rule makes two)
+        for i in node.inputs:
+            if id(i) not in known:
+                emit(i)
+        known.add(id(node))
+        nodes.append(node)
+
     for original in graph.nodes:
         node = remap_inputs(original, replace)
-        rule = RULES.get(node.op)
-        result = rule(node) if rule is not None else None
+        if node.op == "gather":
+            result = _gather(node, readers)
+        else:
+            rule = RULES.get(node.op)
+            result = rule(node) if rule is not None else None
         if result is not None:
             node = result
         if node is not original:
             replace[id(original)] = node
         if id(node) not in known:
-            known.add(id(node))
-            nodes.append(node)
+            emit(node)
     return rebuilt(graph, nodes, replace)
+
+
+def _reader_counts(graph: Graph) -> dict:
+    """id of a node -> how many nodes read it (a graph output counts as a reader)."""
+    counts: dict[int, int] = {}
+    for node in graph.nodes:
+        for i in node.inputs:
+            counts[id(i)] = counts.get(id(i), 0) + 1
+    for node in graph.outputs:
+        counts[id(node)] = counts.get(id(node), 0) + 1
+    return counts
