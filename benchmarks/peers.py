@@ -75,15 +75,19 @@ def _leaves(value) -> list:
     return list(value) if isinstance(value, (tuple, list)) else [value]
 
 
-def _step(fn: Callable, args: list, wants_grad: list, make_cotangent: Callable) -> Callable:
+def _step(fn: Callable, args: list, wants_grad: list, make_cotangent: Callable, trains: bool = False) -> Callable:
     """One call of the workload: forward, then (when arguments want gradients) backward of the
-    first output under a fixed cotangent. The same code runs tritonflow and torch tensors."""
+    first output under a fixed cotangent. The same code runs tritonflow and torch tensors.
+    A training step (`trains`) differentiates and updates its arguments itself: its results are
+    its outputs, the gradients it left and every float argument after its update."""
     cotangent: list = []
 
     def step():
         for a in wants_grad:
             a.grad = None
         outs = _leaves(fn(*args))
+        if trains:
+            return outs + [a.grad for a in wants_grad] + [a.detach() for a in args if a.dtype.is_floating_point]
         if not wants_grad:
             return outs
         if not cotangent:
@@ -108,6 +112,7 @@ def _copies(args: list, lib, device: str, float_dtype: str | None = None) -> lis
     copies = []
     for a in args:
         values = a.detach().to("cpu").float().numpy() if a.dtype.is_floating_point else a.detach().to("cpu").numpy()
+        values = np.array(values)  # a copy: torch.from_numpy would share the original's memory
         dtype = (float_dtype or a.dtype.name) if a.dtype.is_floating_point else a.dtype.name
         if lib is tf:
             t = tf.tensor(values, dtype=dtype).to(device)
@@ -177,8 +182,10 @@ def prepare(workload: Workload, size: str, device: str, compiled_backend: str, p
     unavailable: dict = {}
 
     def add(name: str, lib, function, provider_args: list) -> None:
+        if workload.trains:  # a training step updates its arguments: each provider starts from its own copy
+            provider_args = _copies(args, lib, device)
         wants = [a for a in provider_args if a.requires_grad]
-        steps[name] = _step(function, provider_args, wants, _cotangent_maker(lib, cot_values, device))
+        steps[name] = _step(function, provider_args, wants, _cotangent_maker(lib, cot_values, device), workload.trains)
 
     add("tritonflow eager", tf, fn, args)
     add("tritonflow compiled", tf, tf.jit(fn, backend=compiled_backend), args)
@@ -205,7 +212,8 @@ def prepare(workload: Workload, size: str, device: str, compiled_backend: str, p
         ref_args = _copies(args, torch, device, "float64")
     ref_wants = [a for a in ref_args if a.requires_grad]
     reference = _step(ref_fn, ref_args, ref_wants, _cotangent_maker(ref_lib, cot_values.astype(np.float64),
-                                                                    "cpu" if ref_lib is tf else device))
+                                                                    "cpu" if ref_lib is tf else device),
+                      workload.trains)
     return steps, unavailable, reference, _tolerance(workload, specs)
 
 

@@ -58,6 +58,8 @@ class Workload:
     integer_high: Callable[[str], int] = None   # size class -> exclusive bound of integer arguments
     nonnegative: tuple = ()            # positions of float arguments drawn as |normal| (variances)
     fan_in: tuple = ()                 # positions of float arguments drawn with std 1/sqrt(last dim)
+    init: tuple = ()                   # per argument position: (mean, std) of its normal draw, None: (0, 1)
+    trains: bool = False               # a training step: it differentiates and updates its arguments itself
     on_cpu: bool = True                # False: its CPU form would repeat another workload's
     quick: bool = False                # one of `tritonflow bench --quick`'s workloads
 
@@ -70,8 +72,9 @@ class Workload:
         """Random tensors for the specs at `size` (integer arguments below `integer_high`)."""
         _, specs = self.make(size)
         high = self.integer_high(size) if self.integer_high else 2
+        init = list(self.init) + [None] * (len(specs) - len(self.init))
         return [materialize(spec, device, seed + i, high=high, nonnegative=i in self.nonnegative,
-                            scale=spec.shape[-1] ** -0.5 if i in self.fan_in else 1.0)
+                            mean_std=init[i] or (0.0, spec.shape[-1] ** -0.5 if i in self.fan_in else 1.0))
                 for i, spec in enumerate(specs)]
 
     def label(self, size: str) -> str:
@@ -80,7 +83,9 @@ class Workload:
             return self.name
         _, specs = self.make(size)
         shape = "x".join(str(d) for d in specs[0].shape)
-        return f"{self.key or self.name} {shape} {_SHORT_DTYPE.get(specs[0].dtype.name, specs[0].dtype.name)}"
+        # The dtype computed in: the first float argument's (a training step starts with its tokens).
+        dtype = next((s.dtype for s in specs if s.dtype.is_floating_point), specs[0].dtype).name
+        return f"{self.key or self.name} {shape} {_SHORT_DTYPE.get(dtype, dtype)}"
 
 
 _SHORT_DTYPE = {"float32": "f32", "bfloat16": "bf16", "float16": "fp16", "float64": "f64"}
@@ -169,19 +174,21 @@ def column_normalize(size, api):
     return (lambda x: x / x.sum(0, keepdim=True)), [_spec(shape, "float32")]
 
 
+def adamw_update(lib, p, g, m, v, step: int = 10):
+    """AdamW's new (parameter, first moment, second moment) at `step` (bias corrections for it)."""
+    lr, beta1, beta2, eps, decay = 1e-3, 0.9, 0.999, 1e-8, 0.01
+    m = m * beta1 + g * (1 - beta1)
+    v = v * beta2 + g * g * (1 - beta2)
+    m_hat = m / (1 - beta1 ** step)
+    v_hat = v / (1 - beta2 ** step)
+    p = p * (1 - lr * decay) - lr * m_hat / (lib.sqrt(v_hat) + eps)
+    return p, m, v
+
+
 def adamw(size, api):
     """One AdamW update of one parameter tensor (DESIGN's anchor: 50M parameters in 200 tensors)."""
     n = _pick(size, 250_000, 3000, 200_000, 100_000)
-    lr, beta1, beta2, eps, decay, step = 1e-3, 0.9, 0.999, 1e-8, 0.01, 10
-
-    def update(p, g, m, v):
-        m = m * beta1 + g * (1 - beta1)
-        v = v * beta2 + g * g * (1 - beta2)
-        m_hat = m / (1 - beta1 ** step)
-        v_hat = v / (1 - beta2 ** step)
-        p = p * (1 - lr * decay) - lr * m_hat / (api.lib.sqrt(v_hat) + eps)
-        return p, m, v
-    return update, [_spec((n,), "float32") for _ in range(4)]
+    return (lambda p, g, m, v: adamw_update(api.lib, p, g, m, v)), [_spec((n,), "float32") for _ in range(4)]
 
 
 # ---------------------------------------------------------------- matmul and attention
@@ -218,6 +225,99 @@ def _attention(head_dim: int, backward: bool):
     return build
 
 
+
+# ---------------------------------------------------------------- GPT-2
+
+def _block_shapes(width: int) -> list:
+    """A pre-LN block's parameters in argument order: ln_1, attention's qkv and output projection,
+    ln_2, the MLP's 4x expansion and projection (weights (out, in), as F.linear takes them)."""
+    c = width
+    return [(c,), (c,), (3 * c, c), (3 * c,), (c, c), (c,), (c,), (c,), (4 * c, c), (4 * c,), (c, 4 * c), (c,)]
+
+
+_NORM_INIT = ((1.0, 0.1), (0.0, 0.02))      # layer_norm weight and bias: near GPT-2's ones and zeros
+_LINEAR_INIT = ((0.0, 0.02), (0.0, 0.02))   # GPT-2's N(0, 0.02) weights; biases small rather than zero
+_BLOCK_INIT = _NORM_INIT + _LINEAR_INIT * 2 + _NORM_INIT + _LINEAR_INIT * 2
+
+
+def gpt_block(api, heads: int, x, ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w,
+              out_b):
+    """GPT-2's block: x + attn(ln_1(x)), then x + mlp(ln_2(x)); causal attention, tanh-GELU."""
+    F_ = api.F
+    batch, tokens, width = x.shape
+    q, k, v = F_.linear(F_.layer_norm(x, (width,), ln1_w, ln1_b, 1e-5), attn_w, attn_b).split(width, dim=2)
+    q, k, v = (t.reshape(batch, tokens, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+    y = F_.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(batch, tokens, width)
+    x = x + F_.linear(y, proj_w, proj_b)
+    h = F_.gelu(F_.linear(F_.layer_norm(x, (width,), ln2_w, ln2_b, 1e-5), fc_w, fc_b), approximate="tanh")
+    return x + F_.linear(h, out_w, out_b)
+
+
+def gpt2_block(size, api):
+    """One GPT-2 block forward+backward: the gradients of its input and of all 12 parameters."""
+    batch, tokens, width, heads = _pick(size, (8, 1024, 768, 12), (2, 16, 32, 2), (4, 128, 256, 4), (2, 64, 128, 4))
+    specs = [_spec((batch, tokens, width), "bfloat16", True, size)]
+    specs += [_spec(shape, "bfloat16", True, size) for shape in _block_shapes(width)]
+    return (lambda x, *params: gpt_block(api, heads, x, *params)), specs
+
+
+GPT_LAYERS = 2
+
+
+def _gpt_shapes(vocab: int, tokens: int, width: int) -> list:
+    """The parameters of a GPT: token and position embeddings (the token one tied to the LM head),
+    the blocks', the final layer_norm's."""
+    return [(vocab, width), (tokens, width)] + _block_shapes(width) * GPT_LAYERS + [(width,), (width,)]
+
+
+_GPT_INIT = ((0.0, 0.02), (0.0, 0.01)) + _BLOCK_INIT * GPT_LAYERS + _NORM_INIT
+_GPT_PARAMETERS = len(_GPT_INIT)
+# AdamW's moments as after some steps (m ~ recent gradients, v ~ their squares), so that the
+# update is smooth in the gradient and the float64 check compares like with like.
+_GPT_STATE_INIT = (None, None) + _GPT_INIT + ((0.0, 1e-3),) * _GPT_PARAMETERS + ((0.0, 1e-6),) * _GPT_PARAMETERS
+
+
+def _gpt_size(size):
+    """(batch, tokens, width, heads, vocabulary)."""
+    return _pick(size, (8, 1024, 768, 12, 50304), (2, 8, 16, 2, 40), (8, 64, 128, 4, 2048), (4, 64, 64, 4, 1024))
+
+
+def gpt_loss(api, heads: int, tokens, targets, params):
+    """Next-token cross-entropy of a GPT (GPT_LAYERS blocks) on `tokens` against `targets`."""
+    F_ = api.F
+    wte, wpe, *blocks, lnf_w, lnf_b = params
+    x = F_.embedding(tokens, wte) + wpe
+    for layer in range(GPT_LAYERS):
+        x = gpt_block(api, heads, x, *blocks[12 * layer:12 * layer + 12])
+    width = x.shape[-1]
+    logits = F_.linear(F_.layer_norm(x, (width,), lnf_w, lnf_b, 1e-5), wte)
+    return F_.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def gpt_train_step(size, api):
+    """A whole training step of a GPT: forward, loss, backward, AdamW on every parameter in place
+    (what opt.zero_grad(); loss.backward(); opt.step() does; the gradients stay set, as there).
+    Arguments: tokens, targets, the parameters, their first moments, their second moments."""
+    batch, tokens, width, heads, vocab = _gpt_size(size)
+    shapes = _gpt_shapes(vocab, tokens, width)
+    n = len(shapes)
+    lib = api.lib
+
+    def step(idx, targets, *state):
+        params, moments, squares = state[:n], state[n:2 * n], state[2 * n:]
+        loss = gpt_loss(api, heads, idx, targets, params)
+        loss.backward()
+        with lib.no_grad():
+            for p, m, v in zip(params, moments, squares):
+                for old, new in zip((p, m, v), adamw_update(lib, p, p.grad, m, v)):
+                    old.copy_(new)
+        return loss.detach()
+    specs = [_spec((batch, tokens), "int64"), _spec((batch, tokens), "int64")]
+    specs += [_spec(shape, "bfloat16", True, size) for shape in shapes]
+    specs += [_spec(shape, "bfloat16", size=size) for shape in shapes * 2]
+    return step, specs
+
+
 WORKLOADS = [
     Workload("relu(a*b+c) f32", relu_mul_add, key="relu_mul_add", quick=True),
     Workload("tanh-GELU bf16", gelu_tanh, key="gelu_tanh", quick=True),
@@ -247,6 +347,12 @@ WORKLOADS = [
              kind="compute", quick=True),
     Workload("causal attention bf16 8x16x2048x128 fwd+bwd", _attention(128, True), key="attention_d128_bwd",
              kind="compute", on_cpu=False),
+    Workload("GPT-2-small block bf16 8x1024x768 fwd+bwd", gpt2_block, key="gpt2_block", kind="compute", quick=True,
+             init=(None,) + _BLOCK_INIT),
+    Workload(f"GPT training step bf16 ({GPT_LAYERS} layers of 768, vocabulary 50304, batch 8x1024, AdamW)",
+             gpt_train_step, key="gpt_train_step", kind="compute", trains=True, init=_GPT_STATE_INIT,
+             integer_high=lambda size: _gpt_size(size)[4],
+             nonnegative=tuple(range(2 + 2 * _GPT_PARAMETERS, 2 + 3 * _GPT_PARAMETERS))),
 ]
 
 
@@ -287,15 +393,17 @@ def precision(workload: Workload) -> contextlib.ExitStack:
 
 
 def materialize(spec: TensorSpec, device: str = "cpu", seed: int = 0, sizes: dict = None, high: int = 2,
-                nonnegative: bool = False, scale: float = 1.0):
-    """A random tritonflow tensor for `spec`: normal floats of standard deviation `scale` (never zeros;
-    their absolute values when `nonnegative`), integers in [0, high); named dims take their value from
+                nonnegative: bool = False, mean_std: tuple = (0.0, 1.0)):
+    """A random tritonflow tensor for `spec`: normal floats of `mean_std` (standard by default; their
+    absolute values when `nonnegative`), integers in [0, high); named dims take their value from
     `sizes` (4096 when absent)."""
     rng = np.random.default_rng(seed)
     shape = tuple((sizes or {}).get(d, 4096) if isinstance(d, str) else d for d in spec.shape)
     if spec.dtype.is_floating_point:
-        values = rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)
-        tensor = tf.tensor(np.abs(values) if nonnegative else values, dtype=spec.dtype)
+        values = rng.standard_normal(shape, dtype=np.float32)
+        values = np.abs(values) if nonnegative else values
+        mean, std = mean_std
+        tensor = tf.tensor(values * np.float32(std) + np.float32(mean), dtype=spec.dtype)
     else:
         tensor = tf.tensor(rng.integers(0, high, shape), dtype=spec.dtype)
     if device != "cpu":

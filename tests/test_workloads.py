@@ -25,7 +25,10 @@ def _run(workload, backend: str) -> list:
     with precision(workload):
         outs = _leaves(tf.jit(fn, backend=backend)(*args))
         results = [o.detach().float().numpy() for o in outs]
-        if any(s.requires_grad for s in specs):
+        if workload.trains:  # the step ran its own backward and update: its gradients and new arguments
+            results += [a.grad.float().numpy() for a, s in zip(args, specs) if s.requires_grad]
+            results += [a.detach().float().numpy() for a in args if a.dtype.is_floating_point]
+        elif any(s.requires_grad for s in specs):
             outs[0].float().sum().backward()
             results += [a.grad.float().numpy() for a, s in zip(args, specs) if s.requires_grad]
     return results

@@ -94,7 +94,7 @@ def launch_setup(kernel, symbols: dict, target: Target) -> LaunchSetup:
         itemsize = max((node.dtype.itemsize for node in g.reads), default=4)
         persistent = g.config["persistent"]
         base = heuristics.reduction_config(numel, rnumel, itemsize, persistent,
-                                           g.config.get("rows_contiguous", True), target)
+                                           g.config.get("rows_contiguous", True), target, loads=len(g.loads))
     elif g.kind == "scan":
         persistent = False
         base = heuristics.scan_config(numel, g.config["rnumel"](symbols), target)

@@ -54,6 +54,60 @@ def test_forward_backward_workload_checks_gradients_of_every_provider():
     assert result.providers["tritonflow eager"].peak_bytes > 0 and result.providers["torch eager"].peak_bytes is None
 
 
+
+def _sgd_step(lr: float):
+    """A training step (Workload.trains): least squares on w, backward, w -= lr * grad in place."""
+    def build(size, api):
+        def step(w, x, y):
+            loss = ((x @ w - y) ** 2).mean()
+            loss.backward()
+            with api.lib.no_grad():
+                w.copy_(w - lr * w.grad)
+            return loss.detach()
+        return step, [TensorSpec((6, 3), "float32", requires_grad=True), TensorSpec((8, 6), "float32"),
+                      TensorSpec((8, 3), "float32")]
+    return build
+
+
+def _sgd_wrong_for_tritonflow(size, api):
+    return _sgd_step(0.11 if api is TRITONFLOW else 0.1)(size, api)
+
+
+def test_training_step_checks_loss_gradients_and_updated_arguments_of_every_provider():
+    step = Workload("sgd step", _sgd_step(0.1), key="sgd", trains=True)
+    chosen = ("tritonflow eager", "tritonflow compiled", "torch eager")  # torch.compile: see test_cli
+    result = peers.measure(step, "tiny", quick=True, repeats=1, providers=chosen)
+    for name in chosen:
+        entry = result.providers[name]
+        # Each provider starts from its own copy: one's update leaking into another's start fails it.
+        assert entry.unavailable is None and entry.max_error < peers.TOLERANCE["float32"], (name, entry)
+    fn, _ = step.make("tiny")
+    w, x, y = step.arguments("tiny", seed=1)
+    got = peers._step(fn, [w, x, y], [w], None, trains=True)()
+    assert [tuple(t.shape) for t in got] == [(), (6, 3), (6, 3), (8, 6), (8, 3)]  # loss, grad, then w, x, y
+    wrong = Workload("sgd step, wrong", _sgd_wrong_for_tritonflow, key="sgd_wrong", trains=True)
+    with pytest.raises(Mismatch, match=r"^sgd_wrong 6x3 f32: tritonflow eager differs from the float64 reference"):
+        peers.measure(wrong, "tiny", quick=True, repeats=1)
+
+
+def test_provider_copies_share_no_memory_with_the_arguments():
+    import torch
+
+    import tritonflow as tf
+    original = tf.tensor(np.arange(4.0, dtype=np.float32))
+    for lib in (tf, torch):
+        (copy,) = peers._copies([original], lib, "cpu")
+        with lib.no_grad():
+            copy.copy_(copy * 0.0 + 9.0)
+        assert original.numpy().tolist() == [0.0, 1.0, 2.0, 3.0], lib.__name__
+
+
+def test_workload_init_sets_each_arguments_mean_and_spread():
+    step = Workload("sgd step", _sgd_step(0.1), key="sgd", trains=True, init=((1.0, 0.01), None), nonnegative=(2,))
+    w, x, y = (a.detach().numpy() for a in step.arguments("tiny", seed=3))
+    assert abs(w.mean() - 1.0) < 0.01 and 0.003 < w.std() < 0.03
+    assert abs(x.mean()) < 0.5 and 0.5 < x.std() < 1.5 and y.min() >= 0
+
 def _result(key, kind="memory", **seconds) -> WorkloadResult:
     names = {"tf_eager": "tritonflow eager", "tf": "tritonflow compiled", "torch": "torch eager",
              "compiled": "torch.compile"}

@@ -77,6 +77,31 @@ def test_long_column_reductions_loop_on_gpus_but_stay_whole_in_the_interpreter()
     assert kernel.generated.config["persistent"]
 
 
+
+def _batch_sum_of_inputs(count: int):
+    """sum over the batch of x_0 + ... + x_{count-1} ((8, 1024, 768) bf16, as a GPT's position-
+    embedding gradient sums its layers' contributions): one persistent column reduction."""
+    b = Builder(f"sum_of_{count}")
+    total = None
+    for i in range(count):
+        x = b("cast", b.input(f"x{i}", (8, 1024, 768), D.bfloat16), dtype=D.float32)
+        total = x if total is None else b("add", total, x)
+    (kernel,) = kernels.lower(b.finish(b("reduce_sum", total, dims=(0,), keepdim=False)),
+                              target="sm_90").compiled_kernels
+    config, _ = launch_setup(kernel, {}, SM_90).heuristic()
+    return kernel, config
+
+
+def test_a_reduction_reading_many_buffers_takes_a_smaller_block_on_gpus():
+    kernel, few = _batch_sum_of_inputs(4)
+    assert kernel.generated.config["persistent"] and len(kernel.generated.loads) == 4
+    assert few == {"XBLOCK": 512, "RBLOCK": 8, "num_warps": 8}   # unchanged up to READS_AT_FULL_BLOCK loads
+    kernel, many = _batch_sum_of_inputs(43)
+    assert len(kernel.generated.loads) == 43
+    # 43 loaded blocks of 512 x 8 spilled on sm_90 (the GPT training step's k72): 64 x 8 did not.
+    assert many == {"XBLOCK": 64, "RBLOCK": 8, "num_warps": 4}
+    assert many["XBLOCK"] * 8 * 43 <= heuristics.LOADED_ELEMENTS < many["XBLOCK"] * 2 * 8 * 43
+
 def test_matmul_stages_fit_the_targets_shared_memory():
     tile = configs.matmul_config(8192, 8192, 8192, 1, "bfloat16", SM_90)
     assert (tile["BLOCK_M"], tile["BLOCK_N"], tile["BLOCK_K"], tile["num_stages"]) == (128, 256, 32, 4)
