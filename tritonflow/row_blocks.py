@@ -21,6 +21,7 @@ the order in which an "acc" sum adds its rows (blocks of pairwise sums, then blo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,8 @@ from tritonflow.ops.registry import OPS, Kind
 # spend a third of a softmax's time in page faults (fresh memory for each op), blocks of this size
 # none; much smaller blocks pay NumPy's per-call cost (a few microseconds per op and block).
 BLOCK_ELEMENTS = 128 * 1024
+# A block multiplied by a weight has at least this many rows: BLAS loses speed on thinner products.
+MIN_MATMUL_ROWS = 64
 # Below this many elements in its largest row value a graph runs on whole arrays.
 MIN_ROW_ELEMENTS = 1024 * 1024
 
@@ -66,7 +69,8 @@ class RowBlockedPlan:
         self.graph, self.rows = graph, rows
         self.pre, self.row, self.acc, self.post = pre, row, acc, post
         self.n_slots, self.template, self.outputs = n_slots, template, outputs
-        self.row_inputs = row_inputs      # slots of graph inputs that are sliced into blocks
+        self.row_inputs = row_inputs      # slots of whole row values (inputs, up-front products) read a block at a time
+        self.n = 0                        # the rows
         self.frees = frees                # row step index -> block slots dead after it
 
     # ------------------------------------------------------------ planning
@@ -85,10 +89,12 @@ class RowBlockedPlan:
         place: dict[int, str] = {}
         template: list = [None] * len(graph.inputs)
         row_inputs = []
+        whole: set[int] = set()    # ids of row values whose whole array exists before the blocks
         for node in graph.inputs:
             if _leads_with(node, n):
                 place[id(node)] = "row"
                 row_inputs.append(slot_of[id(node)])
+                whole.add(id(node))
             else:
                 place[id(node)] = "pre"
         steps: dict[str, list] = {"pre": [], "row": [], "acc": [], "post": []}
@@ -104,8 +110,17 @@ class RowBlockedPlan:
             if where == "post":
                 stored.update(id(i) for i in node.inputs if place[id(i)] == "row")
             place[id(node)] = where
-            steps[where].append(_Step(direct_meaning(node, op), node, tuple(slot_of[id(i)] for i in node.inputs),
-                                      sliced, node.attrs, node.type.dtype.np, slot_of[id(node)]))
+            step = _Step(direct_meaning(node, op), node, tuple(slot_of[id(i)] for i in node.inputs), sliced,
+                         node.attrs, node.type.dtype.np, slot_of[id(node)])
+            if where == "row" and node.op == "matmul" and all(place[id(i)] == "pre" or id(i) in whole
+                                                              for i in node.inputs):
+                # A product of whole arrays is one BLAS call up front (BLAS is slower on thin blocks
+                # of rows); the blocks then read its rows as they read an input's.
+                steps["pre"].append(dataclasses.replace(step, sliced=(False,) * len(node.inputs)))
+                whole.add(id(node))
+                row_inputs.append(step.out)
+                continue
+            steps[where].append(step)
         stored.update(id(o) for o in graph.outputs if place[id(o)] == "row")
         widths = [_numel(s.node) // n for s in steps["row"]]
         if not widths or max(widths) * n < min_row_elements or len(steps["row"]) < 2:
@@ -117,12 +132,16 @@ class RowBlockedPlan:
             step.direct = step.stored and isinstance(step.meaning, np.ufunc) and step.meaning.nout == 1 and \
                 all(i.type.dtype == step.node.type.dtype for i in step.node.inputs)
         rows = block_rows or max(1, block_elements // max(widths))
+        if block_rows is None and any(s.node.op == "matmul" for s in steps["row"]):
+            rows = max(rows, MIN_MATMUL_ROWS)
         if rows >= n:
             return None
         frees = _block_frees(steps["row"], steps["acc"])
         outputs = [(slot_of[id(o)], o.op == "constant") for o in graph.outputs]
-        return cls(graph, rows, steps["pre"], steps["row"], steps["acc"], steps["post"], len(template),
+        plan = cls(graph, rows, steps["pre"], steps["row"], steps["acc"], steps["post"], len(template),
                    template, outputs, row_inputs, frees)
+        plan.n = n
+        return plan
 
     # ------------------------------------------------------------ running
 
@@ -138,7 +157,7 @@ class RowBlockedPlan:
         return [np.array(env[i]) if constant else env[i] for i, constant in self.outputs]
 
     def _blocks(self, env: list) -> None:
-        n = self.graph.inputs[self.row_inputs[0]].type.shape[0]
+        n = self.n
         whole = {s.out: np.empty(s.node.type.shape, s.dtype) for s in self.row if s.stored}
         # A fill or iota alike in every row is made once, one row, and read by each block as a
         # broadcast view (an N x classes int64 iota is never written out).

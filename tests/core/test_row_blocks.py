@@ -107,7 +107,18 @@ def test_matmul_gelu_chain_and_views():
         h = F.gelu(x @ w, approximate="tanh")
         h = tf.cat([h, h * 2], dim=1).reshape(37, 2, 37).permute(0, 2, 1)
         return h[:, 1:30:2, :].cumsum(1), h.sum(dim=(1, 2))
-    _check(fn, x, w, exact=False)
+    plan = _check(fn, x, w, exact=False)
+    # x @ w multiplies whole inputs: one BLAS call before the blocks, which then read its rows.
+    assert [s.node.op for s in plan.pre] == ["matmul"] and "matmul" not in [s.node.op for s in plan.row]
+
+
+def test_a_product_of_block_values_takes_blocks_of_at_least_64_rows():
+    x, w = _t(200, 32), _t(32, 16, seed=1)
+    (graph,) = _graphs(lambda x, w: F.gelu(x * 2 + 1) @ w + 1, x, w)
+    plan = RowBlockedPlan.build(graph, block_elements=64, min_row_elements=0)
+    assert "matmul" in [s.node.op for s in plan.row] and plan.rows == 64
+    got = plan([x.numpy(), w.numpy()])[0]
+    np.testing.assert_allclose(got, Evaluator(graph)([x.numpy(), w.numpy()])[0], rtol=1e-5, atol=1e-5)
 
 
 def test_reductions_over_the_rows_accumulate():
