@@ -41,7 +41,8 @@ def check(targets: list, size: str, jobs, only: str) -> tuple:
                 items.append((fn, specs, target, None, workload.name))
                 labels.append((workload, target))
         with precision(group[0]):
-            reports = aot.compile_all(items, jobs=jobs)
+            # A resource check: kernels that are one program under other names compile once.
+            reports = aot.compile_all(items, jobs=jobs, share_programs=True)
         rows += [(w, t, r) for (w, t), r in zip(labels, reports)]
     order = {w.name: i for i, w in enumerate(chosen)}
     rows.sort(key=lambda row: (order[row[0].name], targets.index(row[1])))
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
             print(report, end="\n\n")
     print(render(rows))
     found = [p for workload, target, report in rows for p in problems(workload, target, report)]
-    distinct = len({(k.path, k.config_text(), target) for _, target, r in rows for k in r.kernels})
+    distinct = sum(1 for _, _, r in rows for k in r.kernels if k.same_as is None)
     total = sum(len(r.kernels) for _, _, r in rows)
     print(f"\n{total} kernels ({distinct} distinct compiles) of {len(rows)} workload x target pairs; "
           f"{len(found)} problems; {wall:.0f} s wall")

@@ -25,6 +25,7 @@ from tritonflow.errors import UnsupportedError
 from tritonflow.kernels import cost_model
 from tritonflow import environment
 from tritonflow.kernels.aot_pool import CompilePool, compile_requests, triton_available
+from tritonflow.kernels.kernel_identity import program_key
 from tritonflow.kernels.lowering import lower
 from tritonflow.kernels.runtime.launch import launch_setup
 from tritonflow.target import Target, get_target
@@ -174,6 +175,13 @@ def request_identity(request: dict) -> str:
     return json.dumps(request, sort_keys=True)
 
 
+def program_identity(kernel, request: dict) -> str:
+    """Requests equal in this compile the same program: equal but for the kernel's generated names
+    and comments (kernel_identity.py), with the same arguments, configuration and target."""
+    rest = {k: v for k, v in request.items() if k not in ("path", "name")}
+    return json.dumps([program_key(kernel.generated.source, kernel.generated.name), rest], sort_keys=True)
+
+
 def _check_target(target) -> Target:
     target = get_target(target)
     if target.interpreted:
@@ -204,9 +212,12 @@ def graphs_cost(graphs: list, target, symbols: Optional[dict] = None, mode: str 
 
 
 def compile_many(functions: list, *, mode: str = "default", jobs: Optional[int] = None,
-                 cache_dir: Optional[str] = None) -> list:
+                 cache_dir: Optional[str] = None, share_programs: bool = False) -> list:
     """One AotReport per (name, [(label, Graph)], symbols, target) of `functions`, compiled together:
-    one pool of workers, and a kernel several functions share is compiled once."""
+    one pool of workers, and a kernel several functions share is compiled once. `share_programs`:
+    also compile once the kernels that are one program under different generated names (the two
+    layers of a model) — for a resource check; a cache being warmed needs every source compiled,
+    since Triton keys its cache by the source."""
     triton_available()
     # Workers start compiling with the first distinct kernel, while the rest are still being lowered.
     pool = None if (jobs == 1 and cache_dir is None and not environment.triton_interpret()) else \
@@ -224,7 +235,7 @@ def compile_many(functions: list, *, mode: str = "default", jobs: Optional[int] 
             entry = KernelReport(label, kernel.generated.name, kernel.generated.kind, config, grid, kernel.path,
                                  target.shared_memory)
             entry.cost = cost_model.kernel_cost(lowered.schedule, plan, kernel, config, grid, symbols, target)
-            identity = request_identity(request)
+            identity = program_identity(kernel, request) if share_programs else request_identity(request)
             if identity in position_of:
                 entry.same_as = first_kernel[position_of[identity]]
             else:

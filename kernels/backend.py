@@ -132,11 +132,12 @@ class TritonBackend:
         """`graph` lowered for `target` (tritonflow/target.py; None: the default target)."""
         return TritonRunner(graph, mode, target)
 
-    def compile_ahead(self, functions: list, *, mode: str = "default", jobs=None, cache_dir=None) -> list:
+    def compile_ahead(self, functions: list, *, mode: str = "default", jobs=None, cache_dir=None,
+                      share_programs: bool = False) -> list:
         """Ahead-of-time compilation (kernels/aot.py): one AotReport per (name, [(label, Graph)],
         symbols, target), every kernel compiled with Triton for its GPU target on this machine."""
         from tritonflow.kernels.aot import compile_many
-        return compile_many(functions, mode=mode, jobs=jobs, cache_dir=cache_dir)
+        return compile_many(functions, mode=mode, jobs=jobs, cache_dir=cache_dir, share_programs=share_programs)
 
     def cost(self, graphs: list, target, symbols: dict, *, mode: str = "default"):
         """The static cost model of `graphs` lowered for `target` (kernels/cost_model.py), no compiling."""

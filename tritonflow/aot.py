@@ -177,9 +177,10 @@ def compile(fn, *args, target="sm_90", sizes: Optional[dict] = None, mode: str =
 
 
 def compile_all(functions: list, *, mode: str = "default", jobs: Optional[int] = None,
-                cache_dir: Optional[str] = None) -> list:
+                cache_dir: Optional[str] = None, share_programs: bool = False) -> list:
     """Reports for [(fn, args, target)], [(fn, args, target, sizes)] or [(fn, args, target, sizes, name)],
-    compiled in one pool of workers (a kernel several functions share is compiled once)."""
+    compiled in one pool of workers (a kernel several functions share is compiled once;
+    `share_programs`: also kernels equal but for their generated names, see kernels/aot.py)."""
     from tritonflow.target import get_target
     items, names = [], []
     for fn, args, target, *rest in functions:
@@ -187,7 +188,8 @@ def compile_all(functions: list, *, mode: str = "default", jobs: Optional[int] =
         graphs, symbols, symbol_names, name = trace_graphs(fn, tuple(args), {}, sizes)
         items.append((rest[1] if len(rest) > 1 else name, graphs, symbols, get_target(target)))
         names.append(symbol_names)
-    reports = _lowering().compile_ahead(items, mode=mode, jobs=jobs, cache_dir=cache_dir)
+    reports = _lowering().compile_ahead(items, mode=mode, jobs=jobs, cache_dir=cache_dir,
+                                        share_programs=share_programs)
     for report, symbol_names in zip(reports, names):
         report.symbol_names = symbol_names
     return reports
