@@ -32,16 +32,22 @@ def run_numpy(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.
 def run_numpy_quiet(op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.ndarray:
     """`run_numpy` for a caller that already holds `np.errstate(all="ignore")` (a whole graph run:
     entering errstate costs about as much as a small op)."""
-    try:
-        result = op.numpy(*arrays, **attrs)
-    except TritonflowError:
-        raise
-    except Exception as exc:  # a NumPy failure the type rule did not foresee is our bug
-        raise reference_failure(op, arrays, exc) from exc
-    result = np.asarray(result)
+    result = call_meaning(op, op.numpy, arrays, attrs)
     if result.dtype != out_type.dtype.np:
         result = result.astype(out_type.dtype.np)
     return result
+
+
+def call_meaning(op: OpDef, meaning: Callable, arrays: list, attrs: dict) -> np.ndarray:
+    """`meaning(*arrays, **attrs)` (the op's NumPy meaning, or a form of it) as an array; a NumPy
+    failure the type rule did not foresee is our bug, raised as an UnsupportedError naming the op."""
+    try:
+        result = meaning(*arrays, **attrs)
+    except TritonflowError:
+        raise
+    except Exception as exc:
+        raise reference_failure(op, arrays, exc) from exc
+    return result if type(result) is np.ndarray else np.asarray(result)
 
 
 def reference_failure(op: OpDef, arrays: list, exc: Exception) -> UnsupportedError:

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tritonflow.errors import TritonflowError
-from tritonflow.interpreter import direct_meaning, has_symbolic_inputs, reference_failure
+from tritonflow.interpreter import call_meaning, direct_meaning, has_symbolic_inputs
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ops.registry import OPS, Kind
 
@@ -206,26 +205,13 @@ def _apply(step: _Step, values: list, attrs: dict) -> np.ndarray:
 
 
 def _write(step: _Step, values: list, out: np.ndarray) -> None:
-    try:
-        step.meaning(*values, out=out)
-    except Exception as exc:
-        raise _failure(step, values, exc) from exc
-
-
-def _failure(step: _Step, values: list, exc: Exception) -> Exception:
-    return reference_failure(OPS[step.node.op], values, exc)
+    call_meaning(OPS[step.node.op], step.meaning, values, {"out": out})
 
 
 def _partial(step: _Step, values: list, attrs: dict) -> np.ndarray:
     """The node's meaning before the cast to its dtype: a block's partial reduction keeps it (a
     float16 sum accumulates in float32, an integer sum in int64, as the whole-array meaning does)."""
-    try:
-        result = step.meaning(*values, **attrs)
-    except TritonflowError:
-        raise
-    except Exception as exc:  # a NumPy failure the type rule did not foresee is our bug
-        raise _failure(step, values, exc) from exc
-    return result if type(result) is np.ndarray else np.asarray(result)
+    return call_meaning(OPS[step.node.op], step.meaning, values, attrs)
 
 
 def _block_attrs(step: _Step, rows: int) -> dict:
