@@ -124,3 +124,25 @@ def lowering_available() -> bool:
     except ImportError:
         return False
     return callable(getattr(kernels, "lower", None))
+
+
+def private_kernel_cache(prefix: str):
+    """A fresh folder for the generated kernels of a test directory (TRITONFLOW_CACHE_DIR unless the
+    caller set one) and the `pytest_sessionfinish` hook that removes it after a passing run, for
+    that directory's conftest to bind: a failing run keeps the sources its messages point to. The
+    hook runs last of the session's finishers, since the --compile-for check (tests/conftest.py)
+    still compiles from these sources when the tests are done, and may fail the run."""
+    import os
+    import shutil
+    import tempfile
+
+    import pytest
+
+    folder = tempfile.mkdtemp(prefix=prefix)
+    os.environ.setdefault("TRITONFLOW_CACHE_DIR", folder)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(session, exitstatus) -> None:
+        if session.exitstatus == 0:
+            shutil.rmtree(folder, ignore_errors=True)
+    return folder, pytest_sessionfinish

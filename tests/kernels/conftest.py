@@ -1,12 +1,10 @@
 """Test setup for kernels/: Triton's interpreter on CPU when there is no GPU, a private cache dir."""
 import os
-import shutil
 import sys
-import tempfile
-
-import pytest
 
 import torch
+
+from helpers import private_kernel_cache  # tests/ is on the path (tests/conftest.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
@@ -16,14 +14,4 @@ if not torch.cuda.is_available():
     # Must happen before triton is first imported.
     os.environ["TRITON_INTERPRET"] = "1"
 
-_CACHE_DIR = tempfile.mkdtemp(prefix="tritonflow-kernels-test-")
-os.environ.setdefault("TRITONFLOW_CACHE_DIR", _CACHE_DIR)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session, exitstatus) -> None:
-    # A passing run leaves nothing in /tmp; a failing one keeps the generated sources its
-    # messages point to. Last of the session's finishers: the --compile-for check (tests/conftest.py)
-    # still compiles from these sources when the tests are done, and may fail the run.
-    if session.exitstatus == 0:
-        shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+_CACHE_DIR, pytest_sessionfinish = private_kernel_cache("tritonflow-kernels-test-")
