@@ -25,6 +25,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import sympy
 
 from tritonflow.interpreter import call_meaning, direct_meaning, has_symbolic_inputs
 from tritonflow.ir.graph import Graph, Node
@@ -43,8 +44,7 @@ MIN_MATMUL_ROWS = 64
 MIN_ROW_ELEMENTS = 2 * 1024 * 1024
 
 _ACCUMULATE = {"reduce_sum": np.add, "reduce_max": np.maximum, "reduce_min": np.minimum}
-_SAME_IN_EVERY_ROW = {"full", "iota"}   # creations placed "row" only when alike in every row
-_SHAPE_ATTR = {"reshape", "expand", "slice"} | _SAME_IN_EVERY_ROW   # `shape` attribute holds N first
+_SHAPE_ATTR = {"reshape", "expand", "slice"}   # views whose `shape` attribute holds N first (so do creations')
 _ATTENTION = {"attention", "attention_lse", "attention_delta", "attention_dq", "attention_dkv"}
 
 
@@ -59,6 +59,8 @@ class _Step:
     out: int               # its slot
     stored: bool = False   # "row": also written into a whole-size array (read later or returned)
     direct: bool = False   # stored by the ufunc itself (out=), not copied
+    same_rows: bool = False  # a creation alike in every row: made once, one row, and broadcast
+    block_shape: bool = False  # its `shape` attribute starts with N: a block's has the block's rows
 
 
 class RowBlockedPlan:
@@ -66,12 +68,11 @@ class RowBlockedPlan:
     a graph this does not speed up (no row axis, small values, or few row-wise nodes)."""
 
     def __init__(self, graph: Graph, rows: int, pre: list, row: list, acc: list, post: list,
-                 n_slots: int, template: list, outputs: list, row_inputs: list, frees: dict) -> None:
-        self.graph, self.rows = graph, rows
+                 n_slots: int, template: list, outputs: list, row_inputs: list, frees: dict, n: int) -> None:
+        self.graph, self.rows, self.n = graph, rows, n
         self.pre, self.row, self.acc, self.post = pre, row, acc, post
         self.n_slots, self.template, self.outputs = n_slots, template, outputs
         self.row_inputs = row_inputs      # slots of whole row values (inputs, up-front products) read a block at a time
-        self.n = 0                        # the rows
         self.frees = frees                # row step index -> block slots dead after it
 
     # ------------------------------------------------------------ planning
@@ -128,6 +129,8 @@ class RowBlockedPlan:
             return None
         for step in steps["row"]:
             step.stored = id(step.node) in stored
+            step.same_rows = OPS[step.node.op].kind is Kind.CREATION
+            step.block_shape = step.same_rows or step.node.op in _SHAPE_ATTR
             # A stored elementwise result is written straight into its whole array: NumPy's ufuncs
             # take `out=`, and with operands of the result's dtype that computes the same values.
             step.direct = step.stored and isinstance(step.meaning, np.ufunc) and step.meaning.nout == 1 and \
@@ -139,10 +142,8 @@ class RowBlockedPlan:
             return None
         frees = _block_frees(steps["row"], steps["acc"])
         outputs = [(slot_of[id(o)], o.op == "constant") for o in graph.outputs]
-        plan = cls(graph, rows, steps["pre"], steps["row"], steps["acc"], steps["post"], len(template),
-                   template, outputs, row_inputs, frees)
-        plan.n = n
-        return plan
+        return cls(graph, rows, steps["pre"], steps["row"], steps["acc"], steps["post"], len(template),
+                   template, outputs, row_inputs, frees, n)
 
     # ------------------------------------------------------------ running
 
@@ -162,7 +163,7 @@ class RowBlockedPlan:
         whole = {s.out: np.empty(s.node.type.shape, s.dtype) for s in self.row if s.stored}
         # A fill or iota alike in every row is made once, one row, and read by each block as a
         # broadcast view (an N x classes int64 iota is never written out).
-        one_row = {s.out: _apply(s, [], _block_attrs(s, 1)) for s in self.row if s.node.op in _SAME_IN_EVERY_ROW}
+        one_row = {s.out: _apply(s, [], _block_attrs(s, 1)) for s in self.row if s.same_rows}
         accumulators: dict[int, np.ndarray] = {}
         block = [None] * self.n_slots
         for start in range(0, n, self.rows):
@@ -217,7 +218,7 @@ def _partial(step: _Step, values: list, attrs: dict) -> np.ndarray:
 
 
 def _block_attrs(step: _Step, rows: int) -> dict:
-    if step.node.op in _SHAPE_ATTR:
+    if step.block_shape:
         attrs = dict(step.attrs)
         attrs["shape"] = (rows,) + tuple(attrs["shape"][1:])
         return attrs
@@ -274,12 +275,19 @@ def _place(node: Node, op, place: dict, n: int) -> tuple:
 
 
 def _same_in_every_row(node: Node, op, n: int) -> bool:
-    """A creation whose rows are all alike (a fill, an iota along a later axis): a cross-entropy's
-    one-hot gradient compares an N x classes iota with the targets."""
-    if node.op not in _SAME_IN_EVERY_ROW or node.inputs or not _leads_with(node, n):
+    """A creation whose rows are all alike, by its op table record: one value everywhere (a fill) or
+    a value not depending on the row index (an iota along a later axis; a cross-entropy's one-hot
+    gradient compares an N x classes iota with the targets). Random numbers take inputs."""
+    lowering = op.creation
+    if op.kind is not Kind.CREATION or node.inputs or lowering is None or not _leads_with(node, n):
         return False
-    along = node.attrs.get("dim")
-    return "value" in node.attrs if along is None else along % len(node.type.shape) != 0
+    if lowering.constant is not None:
+        return True
+    if lowering.position is None:
+        return False
+    index = sympy.symbols(f"i0:{len(node.type.shape)}", integer=True)
+    value = sympy.sympify(lowering.position(index, node.type.shape, node.attrs))
+    return index[0] not in value.free_symbols
 
 
 def _dims(node: Node) -> tuple:

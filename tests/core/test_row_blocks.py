@@ -94,6 +94,24 @@ def test_cross_entropy_forward_and_backward_with_ignored_targets():
     assert plan is not None
 
 
+def test_creations_alike_in_every_row_are_made_a_row_at_a_time():
+    # An iota along the classes and a fill are the same in every row: "row" steps made once and
+    # broadcast. An iota along the rows is not: it is made whole before the blocks.
+    def fn(x):
+        classes = tf.iota((37, 6), 1).to(tf.float32)
+        rows = tf.iota((37, 6), 0).to(tf.float32)
+        return x * classes + tf.full((37, 6), 2.0) * 3 - rows
+    (graph,) = _graphs(fn, _t(37, 6))
+    plan = RowBlockedPlan.build(graph, min_row_elements=0, block_rows=4)
+    made = {(s.node.op, s.node.attrs.get("dim")): s.same_rows for s in plan.row if s.node.op in ("iota", "full")}
+    assert made == {("iota", 1): True, ("full", None): True}, made
+    assert [s.node.attrs["dim"] for s in plan.pre if s.node.op == "iota"] == [0]
+    _check(fn, _t(37, 6), block_rows=4)
+    x = _t(37, 6).numpy().astype(np.float64)
+    want = x * np.arange(6) + 6 - np.arange(37)[:, None]
+    np.testing.assert_allclose(plan([_t(37, 6).numpy()])[0], want, rtol=1e-6, atol=1e-5)
+
+
 def test_attention_over_the_batch_axis():
     q, k, v = (_t(5, 2, 8, 4, grad=True, seed=s) for s in range(3))
     _check(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True) * 2 + q, q, k, v, block_rows=2,
@@ -171,3 +189,15 @@ def test_small_graphs_and_jit_default():
     z = x.numpy().astype(np.float64)
     e = np.exp(z - z.max(1, keepdims=True))
     np.testing.assert_allclose(got, e / e.sum(1, keepdims=True), rtol=1e-5, atol=1e-8)
+
+
+def test_a_bad_index_in_a_blocked_run_names_the_op_the_whole_sizes_and_the_line():
+    # An out-of-range target in a cross-entropy large enough to run blocked: the same error as a
+    # whole-array run (the op, the size of the gathered dim, the user's line), not a block's.
+    fn = tf.jit(lambda x, t: F.cross_entropy(x, t), backend="numpy")
+    logits = _t(4096, 1024)
+    with pytest.raises(tf.TritonflowError, match=r"gather: index out of range for dim 1 of size 1024") as err:
+        fn(logits, tf.tensor(np.full(4096, 5000, dtype=np.int64)))
+    assert "test_row_blocks.py:" in str(err.value)
+    (entry,) = fn.entries.values()
+    assert entry.runner.blocked is not None
