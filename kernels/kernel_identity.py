@@ -27,6 +27,7 @@ def canonical_source(source: str, kernel_name: str) -> str:
     renamed: dict[str, str] = {}
     parts: list[str] = []
     first = True
+    after_dot = False
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         kind, text = token.type, token.string
         if kind in _SKIPPED:
@@ -35,13 +36,16 @@ def canonical_source(source: str, kernel_name: str) -> str:
             first = False
             if kind == tokenize.STRING:      # the module docstring
                 continue
-        if kind == tokenize.NAME and (text == kernel_name or _GENERATED_NAME.match(text)):
+        if kind == tokenize.NAME and not after_dot and (text == kernel_name or _GENERATED_NAME.match(text)):
+            # an attribute (tl.something) is never ours to rename: two kernels calling different
+            # functions must keep different texts
             text = renamed.setdefault(text, f"_n{len(renamed)}_")
         elif kind == tokenize.INDENT:
             text = "<indent>"
         elif kind == tokenize.DEDENT:
             text = "<dedent>"
         parts.append(text)
+        after_dot = kind == tokenize.OP and text == "."
     return " ".join(parts)
 
 

@@ -63,3 +63,6 @@ def test_canonical_text_keeps_structure_and_drops_only_names_and_comments():
     assert canonical_source(a, "k0") != canonical_source(swapped, "k0")
     assert canonical_source(a, "k0") != canonical_source(a.replace("tl.load(in_y_ptr)", "tl.load(in_x_ptr)"), "k0")
     assert canonical_source(a, "k0") != canonical_source(a.replace("    tl.store", "    if t1:\n        tl.store"), "k0")
+    # Attributes keep their names even where they look generated: lib.t_a(x) is not lib.t_b(x).
+    calls = "def k0(in_x_ptr):\n    t1 = lib.t_a(in_x_ptr)\n"
+    assert canonical_source(calls, "k0") != canonical_source(calls.replace("lib.t_a", "lib.t_b"), "k0")
