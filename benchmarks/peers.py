@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 
 import tritonflow as tf
+from tritonflow import backends
 from tritonflow.benchmarks import liger_peer
 from tritonflow.benchmarks.timing import calls_per_sample
 from tritonflow.benchmarks.workloads import Workload, precision, torch_api
@@ -327,7 +328,7 @@ def measure(workload: Workload, size: str, device: str = "cpu", quick: bool = Fa
     `target` (a tritonflow Target, CUDA runs) adds the cost model's prediction, and with
     `copy_bandwidth` (bytes/s) each memory-bound provider's fraction of it. `providers` picks some
     (the others are reported as not chosen); `repeats` overrides the CPU samples per provider."""
-    backend = compiled_backend or ("numpy" if device == "cpu" else "triton")
+    backend = compiled_backend or backends.default_backend(device)
     label = workload.label(size)
     result = WorkloadResult(workload.key, label, workload.kind, note=workload.note)
     with precision(workload), _torch_settings(workload):

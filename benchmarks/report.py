@@ -106,7 +106,8 @@ def markdown(info: dict, results: list, summary: dict, device: str, quick: bool)
     head = [f"## tritonflow bench — {device}{' (quick)' if quick else ''}", "",
             f"{info['date']}, commit {info['commit']}; {info['machine']}; load average before the run "
             f"{info['load_before']}, after {info['load_after']}; threads per library: {info['threads']}; "
-            f"Python {info['python']}, numpy {v.get('numpy')}, torch {v.get('torch')}, triton {v.get('triton')}.", "",
+            f"Python {info['python']}, numpy {v.get('numpy')}, torch {v.get('torch')}, triton {v.get('triton')}; "
+            f"tritonflow compiled: backend {info.get('compiled_backend', '?')}.", "",
             "Times: median per call (" + ("process CPU time, providers interleaved" if device == "cpu"
                                           else "triton.testing.do_bench") + "); speedup = torch eager's time / "
             "the provider's. Every provider was checked against a float64 reference first.", ""]

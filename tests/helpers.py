@@ -146,3 +146,20 @@ def private_kernel_cache(prefix: str):
         if session.exitstatus == 0:
             shutil.rmtree(folder, ignore_errors=True)
     return folder, pytest_sessionfinish
+
+
+def regions_counted(monkeypatch, tmp_path) -> dict:
+    """Generated C at every size (the default leaves tensors this small to NumPy), compiled into a
+    private cache; returns counters of graphs and regions the c backend made."""
+    from tritonflow.native import backend as c_backend, regions
+    monkeypatch.setattr(regions, "MIN_REGION_ELEMENTS", 0)
+    monkeypatch.setenv("TRITONFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    counts = {"graphs": 0, "regions": 0}
+    made = c_backend.CRunner.__init__
+
+    def counting(self, graph, *args, **kwargs):
+        made(self, graph, *args, **kwargs)
+        counts["graphs"] += 1
+        counts["regions"] += len(self.regions)
+    monkeypatch.setattr(c_backend.CRunner, "__init__", counting)
+    return counts

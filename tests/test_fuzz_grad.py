@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import tritonflow as tf
-from helpers import lowering_available
+from helpers import lowering_available, regions_counted
 from tritonflow.fuzz import check_grad, fuzz, generate
 from tritonflow.fuzz.__main__ import main
 from tritonflow.fuzz.generate import KINK_MARGIN
@@ -36,6 +36,13 @@ def test_triton_backend_programs_against_torch(tmp_path):
     assert lowering_available(), "kernels.lower is missing: the triton backend cannot be fuzzed"
     summary = fuzz(TRITON_PROGRAMS, seed=1, backend="triton", out_dir=str(tmp_path), grad=True)
     _assert_clean(summary, TRITON_PROGRAMS)
+
+
+def test_c_backend_gradients_fixed_seed(tmp_path, monkeypatch):
+    counts = regions_counted(monkeypatch, tmp_path)
+    summary = fuzz(100, seed=0, backend="c", out_dir=str(tmp_path), grad=True)
+    assert summary.programs == 100 and summary.mismatches == 0 and not summary.failures, str(summary)
+    assert counts["regions"] >= 100, counts
 
 
 def test_central_difference_fallback_agrees():

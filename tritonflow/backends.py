@@ -44,11 +44,25 @@ class BackendSpec:
 
 _SPECS: dict[str, BackendSpec] = {
     "numpy": BackendSpec("tritonflow.numpy_backend"),
+    "c": BackendSpec("tritonflow.native.backend"),
     "triton": BackendSpec("tritonflow.kernels.backend", packages=("triton", "torch"),
                           install_hint="pip install 'tritonflow[gpu]'", interpreted_on_cpu=True),
 }
 _loaded: dict[str, object] = {}
 _lock = threading.Lock()
+
+
+def default_backend(device: str) -> str:
+    """The backend jit uses for tensors on `device` when none is named: triton on CUDA; on the CPU
+    TRITONFLOW_CPU_BACKEND when set, else the c backend where a C compiler is found, else numpy."""
+    if device == "cuda":
+        return "triton"
+    chosen = environment.cpu_backend()
+    if chosen:
+        check_name(chosen)
+        return chosen
+    from tritonflow.native import toolchain
+    return "c" if toolchain.compiler() else "numpy"
 
 
 def register(name: str, spec: BackendSpec) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import datetime
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def _measure_all(workloads: list, size: str, device: str, args) -> tuple:
         anchors = peers.cuda_anchors(args.quick)
     results = []
     start = time.perf_counter()
-    with thread_limit(args.threads), tqdm(workloads, desc="tritonflow bench", unit="workload",
+    with thread_limit(args.threads), cold_cache(device), tqdm(workloads, desc="tritonflow bench", unit="workload",
                                           file=sys.stderr) as bar:
         for workload in bar:
             bar.set_postfix_str(workload.key)
@@ -188,6 +189,26 @@ def _measure_all(workloads: list, size: str, device: str, args) -> tuple:
     return results, anchors, None
 
 
+@contextlib.contextmanager
+def cold_cache(device: str):
+    """On a CPU, tritonflow's compile cache in a new empty folder for the run: the compiled
+    provider's first call then includes compiling its C (as torch.compile's includes its own, with
+    Inductor's caches off); the user's own cache is left as it was."""
+    if device != "cpu":
+        yield
+        return
+    saved = os.environ.get("TRITONFLOW_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="tritonflow-bench-cache-") as folder:
+        os.environ["TRITONFLOW_CACHE_DIR"] = folder
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("TRITONFLOW_CACHE_DIR", None)
+            else:
+                os.environ["TRITONFLOW_CACHE_DIR"] = saved
+
+
 def machine(device: str, threads: int) -> dict:
     info = cli_suites.machine_info(cli_suites.repo_root())
     info["machine"] = f"{info['cpu']} ({info['cores']} cores)"
@@ -196,4 +217,14 @@ def machine(device: str, threads: int) -> dict:
         info["machine"] = torch.cuda.get_device_name()
     info["threads"] = threads
     info["load_before"] = _load()
+    info["compiled_backend"] = _backend_line(device)
     return info
+
+
+def _backend_line(device: str) -> str:
+    from tritonflow import backends
+    name = backends.default_backend(device)
+    if name != "c":
+        return name
+    from tritonflow.native import toolchain
+    return f"c ({toolchain.describe()}, compiled cold: an empty cache folder for the run)"

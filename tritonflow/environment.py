@@ -16,6 +16,9 @@ _ON = ("1", "true", "on", "yes")
 VARIABLES = {
     "TRITON_INTERPRET": "run Triton kernels on CPU in Triton's interpreter (set before triton is imported)",
     "TRITONFLOW_CACHE_DIR": "where generated kernels and autotuning results are kept (default ~/.cache/tritonflow)",
+    "TRITONFLOW_CPU_BACKEND": "the backend jit uses for CPU tensors when none is named: `c` (the default "
+                              "where a C compiler is found) or `numpy`",
+    "TRITONFLOW_CC": "the C compiler of the c backend (default: CC, else gcc, cc or clang on PATH)",
     "TRITONFLOW_LOG": "comma-separated topics printed to stderr: `ir` (the graph after each pass), "
                       "`recompiles` (each retrace and its reason)",
     "TRITONFLOW_DEBUG": "verify the IR after every pass (flag)",
@@ -45,6 +48,16 @@ def triton_interpret() -> bool:
 def request_triton_interpreter() -> None:
     """Switch Triton's interpreter on unless the user chose otherwise (before triton is imported)."""
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def cpu_backend() -> str | None:
+    """TRITONFLOW_CPU_BACKEND, or None when unset."""
+    return os.environ.get("TRITONFLOW_CPU_BACKEND") or None
+
+
+def c_compiler() -> str | None:
+    """TRITONFLOW_CC, else CC, or None when neither is set."""
+    return os.environ.get("TRITONFLOW_CC") or os.environ.get("CC") or None
 
 
 def cache_dir() -> str:

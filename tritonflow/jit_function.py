@@ -216,7 +216,7 @@ class JitFunction:
     def _build(self, key, leaves, args, kwargs, record_passes: list | None) -> CompiledEntry:
         traced = trace(self.fn, args, kwargs, leaves, key[1], self.display_name)
         device = _device_of(leaves) if leaves else _captured_device(traced.captured)
-        backend = self.backend or ("triton" if device == "cuda" else "numpy")
+        backend = self.backend or backends.default_backend(device)
         # Parameters of a module the function reads from outside (a global or closure model) are
         # captured inputs: they need the compiled backward as much as arguments that require grad,
         # unless the function ran its own backward (a training step): then it leaves gradients.

@@ -21,7 +21,7 @@ def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tritonflow.fuzz", description=__doc__.splitlines()[0])
     parser.add_argument("--graphs", type=int, default=300, help="how many random programs to run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", choices=("numpy", "triton"), default="numpy")
+    parser.add_argument("--backend", choices=("numpy", "c", "triton"), default="numpy")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="where the backend runs (default: cuda for triton when a GPU is present)")
     parser.add_argument("--dtypes", default=None, help="comma-separated dtypes (default: all)")
