@@ -197,16 +197,10 @@ def cold_cache(device: str):
     if device != "cpu":
         yield
         return
-    saved = os.environ.get("TRITONFLOW_CACHE_DIR")
-    with tempfile.TemporaryDirectory(prefix="tritonflow-bench-cache-") as folder:
-        os.environ["TRITONFLOW_CACHE_DIR"] = folder
-        try:
-            yield
-        finally:
-            if saved is None:
-                os.environ.pop("TRITONFLOW_CACHE_DIR", None)
-            else:
-                os.environ["TRITONFLOW_CACHE_DIR"] = saved
+    from tritonflow import environment
+    with tempfile.TemporaryDirectory(prefix="tritonflow-bench-cache-") as folder, \
+            environment.cache_dir_set_to(folder):
+        yield
 
 
 def machine(device: str, threads: int) -> dict:

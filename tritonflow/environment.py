@@ -8,6 +8,7 @@ it before that.)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 _ON = ("1", "true", "on", "yes")
@@ -63,6 +64,21 @@ def c_compiler() -> str | None:
 def cache_dir() -> str:
     """TRITONFLOW_CACHE_DIR, or ~/.cache/tritonflow."""
     return os.environ.get("TRITONFLOW_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "tritonflow")
+
+
+@contextlib.contextmanager
+def cache_dir_set_to(folder: str):
+    """TRITONFLOW_CACHE_DIR is `folder` inside the block, and what it was after it (the bench's
+    cold compile cache)."""
+    saved = os.environ.get("TRITONFLOW_CACHE_DIR")
+    os.environ["TRITONFLOW_CACHE_DIR"] = folder
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TRITONFLOW_CACHE_DIR", None)
+        else:
+            os.environ["TRITONFLOW_CACHE_DIR"] = saved
 
 
 def log_enabled(topic: str) -> bool:

@@ -49,6 +49,10 @@ def _balanced_groups(sizes: list, most: int, least: int) -> list:
     return [sorted(g) for g in groups if g]
 
 
+def _named(text: str, number: int) -> str:
+    return text.replace("int tf_region(", f"int tf_region_{number}(", 1)
+
+
 class _OutOfRange(Exception):
     """A region's gather read a position outside its row."""
 
@@ -81,7 +85,7 @@ class CRunner:
         self._builds, self._library_of = [], {}
         for g, members in enumerate(groups):
             functions = set().union(*(s.functions for s in self.sources if unique[s.text] in members))
-            body = "\n".join(texts[u].replace("int tf_region(", f"int tf_region_{u}(", 1) for u in members)
+            body = "\n".join(_named(texts[u], u) for u in members)
             self._builds.append(toolchain.start_build(c_source.PRELUDE + toolchain.declarations(functions) + body,
                                                       functions))
             self._library_of.update({u: g for u in members})
@@ -103,7 +107,7 @@ class CRunner:
     @property
     def source(self) -> str:
         """The generated C of every region ("" when the graph runs on NumPy alone)."""
-        return "\n".join(s.text.replace("int tf_region(", f"int tf_region_{i}(", 1) for i, s in enumerate(self.sources))
+        return "\n".join(_named(s.text, i) for i, s in enumerate(self.sources))
 
     def _plan(self, steps: list) -> None:
         graph = self.graph
@@ -126,11 +130,12 @@ class CRunner:
                 source = self.sources[region_index]
                 u = self._function_of[region_index]
                 fn = getattr(self.library[self._library_of[u]], f"tf_region_{u}")
-                fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_void_p]
+                fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+                space = self.regions[region_index].space
                 region_index += 1
                 ins = tuple((slot_of[id(n)], n.type.dtype.np) for n in source.inputs)
                 outs = tuple((slot_of[id(m.node)], tuple(m.node.shape), m.node.type.dtype.np) for m in source.outputs)
-                plan.append(("region", fn, ins, outs, len(ins) + len(outs)))
+                plan.append(("region", fn, ins, outs, len(ins) + len(outs), space.rows, space.cols))
                 reads.append(tuple(s for s, _ in ins))
         kept = {slot_of[id(n)] for n in graph.outputs} | set(range(self.n_inputs))
         kept.update(slot_of[id(n)] for n in graph.nodes if n.op == "constant")
@@ -186,11 +191,11 @@ class CRunner:
                         result = np.asarray(result)
                     env[out] = result if result.dtype == dtype else result.astype(dtype)
                 else:
-                    _, fn, ins, outs, count, frees = step
+                    _, fn, ins, outs, count, rows, cols, frees = step
                     held = [np.ascontiguousarray(env[s], dtype=dt) for s, dt in ins]
                     made = [np.empty(shape, dtype=dt) for _, shape, dt in outs]
                     pointers = (ctypes.c_void_p * count)(*[a.ctypes.data for a in held], *[a.ctypes.data for a in made])
-                    if fn(pointers):
+                    if fn(pointers, rows, cols):
                         raise _OutOfRange()
                     for (slot, _, _), array in zip(outs, made):
                         env[slot] = array

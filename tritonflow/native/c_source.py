@@ -7,7 +7,8 @@ as the op table's NumPy meaning rounds it: values are held in variables of the n
 operations are computed in NumPy's result type of their operands, and the compiler is told not to
 contract multiplies and adds (toolchain.FLAGS). Float32 sums accumulate in double.
 
-`write(region, name)` returns a `CSource`: the function's text, and which region inputs and
+`write(region, name)` returns a `CSource`: the text of `int name(void** args, int64_t R,
+int64_t C)`, and which region inputs and
 outputs its pointer arguments are, in order; a library is PRELUDE, the vector-math declarations
 (toolchain.declarations) and the functions. The function returns 1 when a gather's position is out of range (the
 runner then lets the NumPy meaning raise its error), else 0.
@@ -87,7 +88,6 @@ class _Scope:
 class _Writer:
     def __init__(self, region: Region, name: str) -> None:
         self.region, self.name = region, name
-        self.rows, self.cols = region.space.rows, region.space.cols
         self.input_slot = {id(n): j for j, n in enumerate(region.inputs)}
         self.output_slot = {id(m.node): j for j, m in enumerate(region.outputs)}
         self.functions: set = set()
@@ -101,7 +101,7 @@ class _Writer:
     def load(self, node, role: Layout, scope: _Scope) -> str:
         j = self.input_slot[id(node)]
         if role is Layout.FULL:
-            return f"in{j}[r * {self.cols}LL + {scope.col}]"
+            return f"in{j}[r * C + {scope.col}]"
         if role is Layout.ROW:
             return f"in{j}[r]"
         if role is Layout.COL:
@@ -142,7 +142,7 @@ class _Writer:
     def stored_at(self, m: Member, col: str) -> str:
         j = self.output_slot.get(id(m.node))
         if j is not None:
-            return f"out{j}[r * {self.cols}LL + {col}]"
+            return f"out{j}[r * C + {col}]"
         return f"b{m.index}[{col}]"
 
     def expression(self, m: Member, scope: _Scope) -> str:
@@ -250,7 +250,6 @@ class _Writer:
 
     def write(self) -> CSource:
         region = self.region
-        R, C = self.rows, self.cols
         lines: list = []
         n_in = len(region.inputs)
         head = [f"const {ctype(self.dtype(n))}* restrict in{j} = (const {ctype(self.dtype(n))}*)args[{j}];"
@@ -267,14 +266,14 @@ class _Writer:
                 lines.append(f"const {ctype(self.dtype(m))} p{m.index} = {self.expression(m, pre)};")
         for m in region.members:
             if m.stored and id(m.node) not in self.output_slot:
-                lines.append(f"{ctype(self.dtype(m))}* b{m.index} = ({ctype(self.dtype(m))}*)malloc({C} * "
+                lines.append(f"{ctype(self.dtype(m))}* b{m.index} = ({ctype(self.dtype(m))}*)malloc(C * "
                              f"sizeof({ctype(self.dtype(m))}));")
                 frees.append(f"b{m.index}")
             if m.kind == "acc":
                 lines += self._acc_setup(m)
                 if m.layout is Layout.COL:
                     frees.append(f"col{m.index}")
-        lines.append(f"for (int64_t r = 0; r < {R}LL; r++) {{")
+        lines.append("for (int64_t r = 0; r < R; r++) {")
         body: list = []
         row = _Scope(body, None, "row")
         last = max((m.phase for m in region.members if m.stage == "row"), default=0)
@@ -287,8 +286,9 @@ class _Writer:
         lines += self._after_rows()
         lines += [f"free({name});" for name in frees]
         lines.append("return err;")
-        text = (f"/* a region of {self.rows} rows x {self.cols} columns */\n"
-                f"int {self.name}(void** args) {{\n" + "\n".join("  " + x for x in lines) + "\n}\n")
+        # R and C are arguments, so regions of one structure at different sizes share a function.
+        text = (f"int {self.name}(void** args, int64_t R, int64_t C) {{\n" +
+                "\n".join("  " + x for x in lines) + "\n}\n")
         return CSource(text, list(region.inputs), list(region.outputs), set(self.functions))
 
     def _acc_setup(self, m: Member) -> list:
@@ -299,8 +299,8 @@ class _Writer:
             if kind != "reduce_sum" and self._floating_input(m):
                 lines.append(f"int sn{k} = 0;")
             return lines
-        return [f"{acc}* col{k} = ({acc}*)malloc({self.cols} * sizeof({acc}));",
-                f"for (int64_t c = 0; c < {self.cols}; c++) col{k}[c] = {neutral};"]
+        return [f"{acc}* col{k} = ({acc}*)malloc(C * sizeof({acc}));",
+                f"for (int64_t c = 0; c < C; c++) col{k}[c] = {neutral};"]
 
     def _floating_input(self, m: Member) -> bool:
         return self.dtype(m.node.inputs[0]) in ("float32", "float64")
@@ -344,8 +344,8 @@ class _Writer:
                 g = f"g{m.index}"
                 position = self.operand(m, 1, row)
                 row.lines += [f"int64_t {g} = (int64_t)({position});",
-                              f"if ({g} < 0) {g} += {self.cols}LL;",
-                              f"if ((uint64_t){g} >= (uint64_t){self.cols}LL) {{ err = 1; {g} = 0; }}"]
+                              f"if ({g} < 0) {g} += C;",
+                              f"if ((uint64_t){g} >= (uint64_t)C) {{ err = 1; {g} = 0; }}"]
                 scope = _Scope(row.lines, g, f"g{m.index}")
                 scope.phase = phase
                 row.lines.append(f"const {t} v{m.index} = {self._gathered(m, scope)};")
@@ -404,11 +404,11 @@ class _Writer:
                 x = self.operand(m, 0, scope)
                 inner.append(self._update(m.node.op, f"col{m.index}[c]", x, self._floating_input(m)))
         for m in stores:
-            inner.append(f"out{self.output_slot[id(m.node)]}[r * {self.cols}LL + c] = {self.value(m, scope)};")
+            inner.append(f"out{self.output_slot[id(m.node)]}[r * C + c] = {self.value(m, scope)};")
         for m in kept:
             inner.append(f"b{m.index}[c] = {self.value(m, scope)};")
         body.append(f"#pragma omp simd {' '.join(clauses)}".rstrip())
-        body.append(f"for (int64_t c = 0; c < {self.cols}LL; c++) {{")
+        body.append(f"for (int64_t c = 0; c < C; c++) {{")
         body += ["  " + line for line in inner]
         body.append("}")
         for m in reductions:
@@ -446,14 +446,14 @@ class _Writer:
             scope = _Scope(inner, "c", "post_c", memo=dict(post.memo))
             for m in col_outputs:
                 inner.append(f"out{self.output_slot[id(m.node)]}[c] = {self.value(m, scope)};")
-            lines.append(f"for (int64_t c = 0; c < {self.cols}LL; c++) {{")
+            lines.append(f"for (int64_t c = 0; c < C; c++) {{")
             lines += ["  " + line for line in inner]
             lines.append("}")
         for m in region.outputs:
             j = self.output_slot[id(m.node)]
             if m.kind == "literal":
-                size = math.prod(m.node.shape)
-                lines.append(f"for (int64_t i = 0; i < {size}LL; i++) out{j}[i] = {literal(m.literal, self.dtype(m))};")
+                size = {Layout.FULL: "R * C", Layout.ROW: "R", Layout.COL: "C", Layout.SCALAR: "1"}[m.layout]
+                lines.append(f"for (int64_t i = 0; i < {size}; i++) out{j}[i] = {literal(m.literal, self.dtype(m))};")
             elif m.layout is Layout.SCALAR:
                 lines.append(f"out{j}[0] = {self.value(m, post)};")
         return lines

@@ -343,6 +343,14 @@ class _Builder:
         return self._add(Member(node, index, Layout.ROW, "row", phase, roles, kind="gather"))
 
 
+def _worth_compiling(region: Region) -> bool:
+    """Whether generated code beats NumPy here: two or more computing nodes fused, or one
+    transcendental (libmvec's vector forms are several times faster than NumPy's). One cheap op or
+    one reduction alone is a single NumPy pass already, and not worth a compile."""
+    computing = [m for m in region.members if m.kind not in ("literal", "alias")]
+    return len(computing) >= 2 or any(m.node.op in EXPENSIVE for m in computing)
+
+
 def _has_c_meaning(node: Node) -> bool:
     """Whether C's operator means what the op's NumPy meaning does on these dtypes: integer powers
     (PyTorch's rules for negative exponents) and float-to-integer casts (NumPy's for NaN and
@@ -387,8 +395,7 @@ def partition(graph: Graph, min_elements: int = MIN_REGION_ELEMENTS) -> list:
             return
         region = open_.region
         open_ = None
-        if region.space.elements >= min_elements and region.has_loop_work() and \
-                any(m.kind not in ("literal", "alias") for m in region.members):
+        if region.space.elements >= min_elements and region.has_loop_work() and _worth_compiling(region):
             steps.append(("region", region))
         else:
             steps.extend(("node", m.node) for m in region.members if m.node.op != "constant")
