@@ -107,6 +107,10 @@ class Explanation:
         elif self.backend == "numpy":
             out.append("Kernels: none (the numpy backend runs the graph in the NumPy interpreter)")
             out.append("")
+        elif self.backend == "c":
+            out.append("Kernels: none (no region of this graph is large enough to be worth compiling: "
+                       "the c backend runs it with the NumPy meanings)")
+            out.append("")
         else:
             out.append("Kernels: none")
             out.append("")

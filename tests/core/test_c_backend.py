@@ -429,3 +429,11 @@ def test_the_generated_source_is_plain_vectorisable_c():
     source = runner_of(fn).source
     assert "#pragma omp simd reduction(max:" in source and "expf(" in source
     assert "int tf_region_0(void** args, int64_t R, int64_t C)" in source
+
+
+def test_explain_shows_each_region_with_its_c_and_ir_nodes():
+    x = tf.tensor(np.ones((8, 64), dtype=np.float32))
+    fn = tf.jit(lambda t: F.softmax(t, dim=1), backend="c")
+    text = str(tf.explain(fn, x))
+    assert "kernel tf_region_0 (c region)" in text and "#pragma omp simd" in text
+    assert "reduce_max" in text and "test_c_backend.py" in text   # the IR nodes, with the user's line

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,10 +59,19 @@ class _OutOfRange(Exception):
     """A region's gather read a position outside its row."""
 
 
+@dataclass
+class RegionKernel:
+    """What `tritonflow.explain` shows for one region: its C function and the IR nodes it computes."""
+
+    name: str
+    source: str
+    path: str
+    node_lines: list
+    kind: str = "c region"
+
+
 class CRunner:
     """A compiled graph on the C backend: NumPy steps and C region calls over slot-indexed values."""
-
-    kernels: list = []
 
     def __init__(self, graph: Graph, min_elements: int | None = None) -> None:
         self.graph = graph
@@ -69,6 +80,8 @@ class CRunner:
         self.sources: list = []
         self.library = None
         self.plan = None
+        self._kernels: list = []
+        self._lock = threading.Lock()
         if has_symbolic_inputs(graph) or toolchain.compiler() is None:
             return
         steps = partition(graph, regions.MIN_REGION_ELEMENTS if min_elements is None else min_elements)
@@ -94,6 +107,11 @@ class CRunner:
     def _ready(self) -> None:
         """Wait for the library (compiling since the runner was made), then plan the steps. A
         compiler that fails leaves the graph on the NumPy evaluator, with a warning saying why."""
+        with self._lock:
+            if self.plan is None and self.regions:
+                self._wait_and_plan()
+
+    def _wait_and_plan(self) -> None:
         try:
             self.library = [build.result() for build in self._builds]
         except toolchain.CompileFailed as exc:
@@ -103,6 +121,20 @@ class CRunner:
             return
         _stats["libraries"] += 1
         self._plan(self._steps_found)
+        lines = str(self.graph).splitlines()[1:]
+        index = {id(n): k for k, n in enumerate(self.graph.nodes)}
+        for i, (region, source) in enumerate(zip(self.regions, self.sources)):
+            u = self._function_of[i]
+            self._kernels.append(RegionKernel(f"tf_region_{u}", _named(source.text, u),
+                                             self.library[self._library_of[u]]._name,
+                                             [lines[index[id(m.node)]] for m in region.members]))
+
+    @property
+    def kernels(self) -> list:
+        """A RegionKernel per region (waiting for the compile when it is still running)."""
+        if self.plan is None and self.regions:
+            self._ready()
+        return self._kernels
 
     @property
     def source(self) -> str:

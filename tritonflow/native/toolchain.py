@@ -10,7 +10,8 @@ Flags, and why:
                            vectorised loops for this CPU, compiled fast: the generated loops are
                            straight-line code that -O2 and -O3 run no faster (measured: softmax,
                            layer_norm and cross-entropy backward, GPT-2 block), at 25-40% more
-                           compile time; no second, narrower vector loop for the remainder
+                           compile time; no second, narrower vector loop for the remainder, and no
+                           straight-line (SLP) vectoriser: the loops are vectorised as loops
     -fno-math-errno        math calls without errno, so they can be vectorised
     -fno-trapping-math     selects (where, max) vectorised as blends; no code reads FP traps
     -ffp-contract=off      a*b+c rounded twice, as NumPy computes it (no fused multiply-add)
@@ -37,7 +38,8 @@ import threading
 
 from tritonflow import environment
 
-FLAGS = ("-O1", "-march=native", "-ftree-vectorize", "--param=vect-epilogues-nomask=0", "-fPIC", "-pipe",
+FLAGS = ("-O1", "-march=native", "-ftree-vectorize", "--param=vect-epilogues-nomask=0", "-fno-tree-slp-vectorize",
+         "-fPIC", "-pipe",
          "-fno-math-errno", "-fno-trapping-math",
          "-ffp-contract=off", "-fwrapv", "-fopenmp-simd", "-w")
 
@@ -150,14 +152,17 @@ def _key(source: str) -> str:
 
 
 _pool = None
+_pool_pid = None
 
 
 def _executor():
-    global _pool
+    """The compile threads (made again in a forked child, whose copy of the pool has no threads)."""
+    global _pool, _pool_pid
     with _lock:
-        if _pool is None:
+        if _pool is None or _pool_pid != os.getpid():
             _pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 1),
                                                           thread_name_prefix="tritonflow-cc")
+            _pool_pid = os.getpid()
         return _pool
 
 
