@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tritonflow import profile_hooks
-from tritonflow.errors import TritonflowError, UnsupportedError
-from tritonflow.interpreter import direct_meaning, has_symbolic_inputs, reference_failure, run_numpy
+from tritonflow.errors import UnsupportedError
+from tritonflow.interpreter import call_meaning, direct_meaning, has_symbolic_inputs, run_numpy
 from tritonflow.ir.graph import Graph
 from tritonflow.ir.types import TensorType
 from tritonflow.native import c_source, regions, toolchain
@@ -212,15 +212,7 @@ class CRunner:
             for step in self.plan:
                 if step[0] == "node":
                     _, meaning, ins, attrs, dtype, out, op, frees = step
-                    values = [env[i] for i in ins]
-                    try:
-                        result = meaning(*values, **attrs)
-                    except TritonflowError:
-                        raise
-                    except Exception as exc:
-                        raise reference_failure(op, values, exc) from exc
-                    if type(result) is not np.ndarray:
-                        result = np.asarray(result)
+                    result = call_meaning(op, meaning, [env[i] for i in ins], attrs)
                     env[out] = result if result.dtype == dtype else result.astype(dtype)
                 else:
                     _, fn, ins, outs, count, rows, cols, frees = step
