@@ -53,6 +53,7 @@ class Mismatch(Exception):
 class ProviderResult:
     seconds: float | None = None          # median per call (CPU: process CPU time; CUDA: do_bench)
     wall_seconds: float | None = None     # CPU only: median wall time per call
+    samples: list | None = None           # CPU only: process CPU seconds per call, one per round (in turn)
     compile_seconds: float | None = None  # compiled providers: first call minus steady time
     peak_bytes: int | None = None
     max_error: float | None = None        # relative to the reference's largest magnitude
@@ -236,7 +237,8 @@ def _first_call(step: Callable, device: str) -> tuple:
 
 
 def time_cpu(steps: dict, repeats: int, target_s: float) -> dict:
-    """Provider -> (median process CPU seconds, median wall seconds) per call, sampled in turn."""
+    """Provider -> (median process CPU seconds, median wall seconds, CPU seconds of each round) per
+    call, sampled in turn: round i of every provider ran back to back."""
     import gc
     number = {name: calls_per_sample(step, target_s) for name, step in steps.items()}
     cpu: dict = {name: [] for name in steps}
@@ -250,7 +252,7 @@ def time_cpu(steps: dict, repeats: int, target_s: float) -> dict:
                     step()
                 cpu[name].append((time.process_time() - c0) / number[name])
                 wall[name].append((time.perf_counter() - w0) / number[name])
-    return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in steps}
+    return {name: (statistics.median(cpu[name]), statistics.median(wall[name]), cpu[name]) for name in steps}
 
 
 @contextlib.contextmanager
@@ -353,8 +355,9 @@ def measure(workload: Workload, size: str, device: str = "cpu", quick: bool = Fa
         runnable = {name: steps[name] for name in PROVIDERS if name in steps and name not in unavailable}
         if device == "cpu":
             times = time_cpu(runnable, repeats=repeats or (5 if quick else 11), target_s=0.02 if quick else 0.05)
-            for name, (cpu, wall) in times.items():
-                result.providers[name].seconds, result.providers[name].wall_seconds = cpu, wall
+            for name, (cpu, wall, rounds) in times.items():
+                entry = result.providers[name]
+                entry.seconds, entry.wall_seconds, entry.samples = cpu, wall, rounds
         else:
             for name, step in runnable.items():
                 result.providers[name].seconds = time_cuda(step, quick)

@@ -119,6 +119,23 @@ def _result(key, kind="memory", **seconds) -> WorkloadResult:
     return r
 
 
+def test_compiled_against_eager_is_judged_round_by_round():
+    """Rounds ran back to back: outside load that starts in round 4 between eager's sample and
+    compiled's slows compiled's sample of that round and both from round 5 on. The medians are
+    29% apart; round by round compiled was slower once."""
+    eager = [1.00, 1.00, 1.00, 1.00, 1.30, 1.30, 1.30]
+    compiled = [0.99, 0.99, 0.99, 1.29, 1.29, 1.29, 1.29]
+    r = _result("paired", tf_eager=1.0, tf=1.0, torch=1.0, compiled=1.0)
+    r.providers["tritonflow eager"].samples, r.providers["tritonflow eager"].seconds = eager, 1.0
+    r.providers["tritonflow compiled"].samples, r.providers["tritonflow compiled"].seconds = compiled, 1.29
+    assert r.providers["tritonflow compiled"].seconds > 1.05 * r.providers["tritonflow eager"].seconds
+    assert report.compiled_over_eager(r) == pytest.approx(1.29 / 1.30)
+    assert report.summarize([r], "cpu")["compiled_slower_than_eager"] == []
+    r.providers["tritonflow compiled"].samples = [x * 1.2 for x in eager]   # slower in every round
+    assert report.compiled_over_eager(r) == pytest.approx(1.2)
+    assert report.summarize([r], "cpu")["compiled_slower_than_eager"] == ["paired"]
+
+
 def test_summary_ratios_geomeans_and_cpu_targets():
     results = [_result("a", tf_eager=2.0, tf=1.0, torch=2.0, compiled=1.0),
                _result("b", tf_eager=1.0, tf=1.0, torch=0.5, compiled=1.0)]
