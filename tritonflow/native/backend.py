@@ -1,8 +1,9 @@
 """Core: the C backend — compiled graphs whose row-wise parts run as generated C loops.
 
 `compile(graph)` splits the graph into steps (regions.py): regions of elementwise ops, reductions,
-broadcasts and gathers over one rows x columns space become C functions (c_source.py), all of a
-graph's in one shared library built by the system compiler (toolchain.py); every other node is a
+broadcasts and gathers over one rows x columns space become C functions (c_source.py), compiled by
+the system compiler into a few shared libraries (toolchain.py; up to one per core, built in
+threads from the moment the runner is made, and waited for by its first call); every other node is a
 NumPy step, run by the op table's meaning as the numpy backend runs it. A graph with no region
 worth compiling (small tensors, or no row-wise part) is the numpy backend's runner.
 
@@ -34,7 +35,7 @@ _stats = {"libraries": 0}
 
 
 # A graph's regions go to at most one library per core, of at least this many lines each: a
-# compiler process costs ~30 ms before its first line, and ~0.4 ms per line of generated C after.
+# compiler process costs ~30 ms before its first line, and ~0.8 ms per line of generated C after.
 _MAX_LIBRARIES = max(os.cpu_count() or 1, 1)
 _MIN_LINES_PER_LIBRARY = 150
 
@@ -78,6 +79,7 @@ class CRunner:
         self.fallback = NumpyRunner(graph)
         self.regions: list = []
         self.sources: list = []
+        self._texts: list = []
         self.library = None
         self.plan = None
         self._kernels: list = []
@@ -93,7 +95,7 @@ class CRunner:
         # share one function; the functions are spread over a library per core, compiled at once.
         unique: dict = {}
         self._function_of = [unique.setdefault(s.text, len(unique)) for s in self.sources]
-        texts = list(unique)
+        texts = self._texts = list(unique)
         groups = _balanced_groups([t.count("\n") for t in texts], _MAX_LIBRARIES, _MIN_LINES_PER_LIBRARY)
         self._builds, self._library_of = [], {}
         for g, members in enumerate(groups):
@@ -121,25 +123,26 @@ class CRunner:
             return
         _stats["libraries"] += 1
         self._plan(self._steps_found)
-        lines = str(self.graph).splitlines()[1:]
-        index = {id(n): k for k, n in enumerate(self.graph.nodes)}
-        for i, (region, source) in enumerate(zip(self.regions, self.sources)):
-            u = self._function_of[i]
-            self._kernels.append(RegionKernel(f"tf_region_{u}", _named(source.text, u),
-                                             self.library[self._library_of[u]]._name,
-                                             [lines[index[id(m.node)]] for m in region.members]))
 
     @property
     def kernels(self) -> list:
         """A RegionKernel per region (waiting for the compile when it is still running)."""
         if self.plan is None and self.regions:
             self._ready()
+        if self.regions and not self._kernels:
+            lines = str(self.graph).splitlines()[1:]
+            index = {id(n): k for k, n in enumerate(self.graph.nodes)}
+            for i, (region, source) in enumerate(zip(self.regions, self.sources)):
+                u = self._function_of[i]
+                self._kernels.append(RegionKernel(f"tf_region_{u}", _named(source.text, u),
+                                                  self.library[self._library_of[u]]._name,
+                                                  [lines[index[id(m.node)]] for m in region.members]))
         return self._kernels
 
     @property
     def source(self) -> str:
-        """The generated C of every region ("" when the graph runs on NumPy alone)."""
-        return "\n".join(_named(s.text, i) for i, s in enumerate(self.sources))
+        """The generated C functions, each once ("" when the graph runs on NumPy alone)."""
+        return "\n".join(_named(text, u) for u, text in enumerate(self._texts))
 
     def _plan(self, steps: list) -> None:
         graph = self.graph

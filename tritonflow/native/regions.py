@@ -25,6 +25,8 @@ import enum
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from tritonflow.ir.graph import Graph, Node
 from tritonflow.ops.registry import OPS, Kind
 
@@ -166,10 +168,6 @@ class _Builder:
     def __init__(self, space: Space) -> None:
         self.region = Region(space)
 
-    def layout_of(self, node: Node, role: Layout) -> Layout | None:
-        m = self.region.member(node)
-        return role if m is None else m.layout
-
     def _reads_ok(self, node: Node, roles: tuple) -> bool:
         for inp, role in zip(node.inputs, roles):
             m = self.region.member(inp)
@@ -207,7 +205,6 @@ class _Builder:
                 return None
             return self._add(Member(node, index, layouts[0], "pre", kind="literal", literal=node.attrs["value"]))
         if op == "constant":
-            import numpy as np
             value = np.asarray(node.attrs["value"])
             if value.size != 1:
                 return None
