@@ -235,8 +235,11 @@ class CBackend:
 
     name = "c"
 
-    def compile(self, graph: Graph, *, mode: str = "default") -> CRunner:
-        return CRunner(graph)
+    def compile(self, graph: Graph, *, mode: str = "default"):
+        """A CRunner, or for a graph with no region worth compiling the numpy backend's runner
+        itself (no extra call layer: a small jitted function's per-call cost stays NumPy's)."""
+        runner = CRunner(graph)
+        return runner if runner.regions else runner.fallback
 
     def run_op(self, op: OpDef, arrays: list, attrs: dict, out_type: TensorType) -> np.ndarray:
         return run_numpy(op, arrays, attrs, out_type)
