@@ -14,7 +14,8 @@ and a backend with kernels also `kernel_run(runner, arrays, device)`: the same r
 kernel at a time, for debug.verify (see kernels/backend.py). Optionally `recomputes(op) -> bool`:
 whether a compiled backward recomputes a forward value of this op rather than saving it
 (compiled_autograd.py; without it: elementwise ops, views and fills, what fused kernels recompute
-for free). New keywords of `compile` (a target)
+for free). Optionally `runs_collectives = True`: its runners run collective ops themselves (else
+jit_entry runs them between the backend's runners of the graph's other parts). New keywords of `compile` (a target)
 come after `mode`, keyword-only, so every caller keeps working.
 """
 from __future__ import annotations

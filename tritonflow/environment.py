@@ -56,9 +56,12 @@ def cpu_backend() -> str | None:
     return os.environ.get("TRITONFLOW_CPU_BACKEND") or None
 
 
-def c_compiler() -> str | None:
-    """TRITONFLOW_CC, else CC, or None when neither is set."""
-    return os.environ.get("TRITONFLOW_CC") or os.environ.get("CC") or None
+def c_compiler() -> tuple | None:
+    """(variable, value) of TRITONFLOW_CC, else of CC, or None when neither is set."""
+    for name in ("TRITONFLOW_CC", "CC"):
+        if os.environ.get(name):
+            return name, os.environ[name]
+    return None
 
 
 def cache_dir() -> str:

@@ -94,6 +94,33 @@ def _symbolic_attrs(attrs: dict) -> bool:
 Observer = Callable[[Node, list, dict, np.ndarray], None]
 
 
+def graph_slots(graph: Graph) -> tuple:
+    """(id(node) -> slot, the slots' initial values): the graph's inputs first, then every node in
+    order; a constant's slot holds its value, the others None."""
+    slot_of: dict[int, int] = {id(node): i for i, node in enumerate(graph.inputs)}
+    template: list = [None] * len(graph.inputs)
+    for node in graph.nodes:
+        slot_of[id(node)] = len(template)
+        template.append(node.attrs["value"] if node.op == "constant" else None)
+    return slot_of, template
+
+
+def frees_after_last_read(graph: Graph, slot_of: dict, reads: list) -> list:
+    """Per step (`reads[k]`: the slots step k reads), the slots to drop after it: each value after
+    its last reader, except the caller's inputs, constants and the graph's outputs."""
+    kept = {slot_of[id(n)] for n in graph.outputs} | set(range(len(graph.inputs)))
+    kept.update(slot_of[id(n)] for n in graph.nodes if n.op == "constant")
+    last_reader: dict[int, int] = {}
+    for step, slots in enumerate(reads):
+        for slot in slots:
+            last_reader[slot] = step
+    frees: list[list[int]] = [[] for _ in reads]
+    for slot, step in last_reader.items():
+        if slot not in kept:
+            frees[step].append(slot)
+    return frees
+
+
 class Evaluator:
     """A graph turned once into slot-indexed steps; `evaluator(arrays)` returns one array per output.
 
@@ -105,27 +132,10 @@ class Evaluator:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.symbolic = has_symbolic_inputs(graph)
-        slot_of: dict[int, int] = {id(node): i for i, node in enumerate(graph.inputs)}
         self.n_inputs = len(graph.inputs)
-        template: list = [None] * self.n_inputs
-        body = []
-        for node in graph.nodes:
-            slot_of[id(node)] = len(template)
-            template.append(node.attrs["value"] if node.op == "constant" else None)
-            if node.op != "constant":
-                body.append(node)
-        self.template = template
-        kept = {slot_of[id(n)] for n in graph.outputs}
-        kept.update(range(self.n_inputs))
-        kept.update(slot_of[id(n)] for n in graph.nodes if n.op == "constant")
-        last_reader: dict[int, int] = {}
-        for step, node in enumerate(body):
-            for inp in node.inputs:
-                last_reader[slot_of[id(inp)]] = step
-        frees: list[list[int]] = [[] for _ in body]
-        for slot, step in last_reader.items():
-            if slot not in kept:
-                frees[step].append(slot)
+        slot_of, self.template = graph_slots(graph)
+        body = [node for node in graph.nodes if node.op != "constant"]
+        frees = frees_after_last_read(graph, slot_of, [[slot_of[id(i)] for i in node.inputs] for node in body])
         self.steps = [(node, OPS[node.op], tuple(slot_of[id(i)] for i in node.inputs), node.attrs, node.type,
                        slot_of[id(node)], tuple(frees[k]), self.symbolic and _symbolic_attrs(node.attrs))
                       for k, node in enumerate(body)]

@@ -50,7 +50,7 @@ class CompiledEntry:
 def make_runner(graph: Graph, backend: str, device: str, mode: str = "default"):
     """The runner of `graph` on `backend` for tensors on `device` (the registry's backend object)."""
     engine = backends.get(backend, device)
-    if backend not in ("numpy", "c"):
+    if not getattr(engine, "runs_collectives", False):
         from tritonflow.segmented_runner import SegmentedRunner, has_collectives
         if has_collectives(graph):  # kernels cannot talk to other processes: run those ops between kernels
             return SegmentedRunner(graph, backend, device, mode)

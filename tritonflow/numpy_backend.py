@@ -48,6 +48,7 @@ class NumpyBackend:
     """The interpreter as a backend (see tritonflow/backends.py for what a backend object offers)."""
 
     name = "numpy"
+    runs_collectives = True   # the evaluator runs collective ops' meanings (jit_entry.make_runner)
 
     def compile(self, graph: Graph, *, mode: str = "default") -> NumpyRunner:
         return NumpyRunner(graph)  # every mode means the same thing here: no kernels to tune or capture

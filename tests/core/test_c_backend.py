@@ -447,6 +447,21 @@ def test_a_broken_compiler_falls_back_to_numpy_with_a_warning(tmp_path, monkeypa
         toolchain._compiler_identity.cache_clear()
 
 
+def test_a_tritonflow_cc_that_names_no_executable_is_an_error(monkeypatch):
+    monkeypatch.setenv("TRITONFLOW_CC", "/no/such/cc")
+    monkeypatch.delenv("TRITONFLOW_CPU_BACKEND", raising=False)
+    toolchain.compiler.cache_clear()
+    try:
+        with pytest.raises(UnsupportedError, match=r"TRITONFLOW_CC='/no/such/cc': no such executable"):
+            tf.jit(lambda t: t * 2.0)(tf.tensor(np.ones(3, dtype=np.float32)))
+        monkeypatch.delenv("TRITONFLOW_CC")
+        monkeypatch.setenv("CC", "/no/such/cc")   # CC is other tools' too: gcc, cc or clang instead
+        toolchain.compiler.cache_clear()
+        assert toolchain.compiler() is not None
+    finally:
+        toolchain.compiler.cache_clear()
+
+
 def test_the_backend_recomputes_elementwise_values_in_the_backward():
     backend = backends.get("c")
     assert backend.recomputes(OPS["exp"]) and backend.recomputes(OPS["reshape"])

@@ -23,7 +23,8 @@ import numpy as np
 
 from tritonflow import profile_hooks
 from tritonflow.errors import UnsupportedError
-from tritonflow.interpreter import call_meaning, direct_meaning, has_symbolic_inputs, run_numpy
+from tritonflow.interpreter import (call_meaning, direct_meaning, frees_after_last_read, graph_slots,
+                                    has_symbolic_inputs, run_numpy)
 from tritonflow.ir.graph import Graph
 from tritonflow.ir.types import TensorType
 from tritonflow.native import c_source, regions, toolchain
@@ -31,7 +32,7 @@ from tritonflow.native.regions import partition
 from tritonflow.numpy_backend import NumpyRunner
 from tritonflow.ops.registry import OPS, Kind, OpDef
 
-_stats = {"libraries": 0}
+_stats = {"graphs": 0}   # compiled graphs whose libraries are loaded (compiled or from the cache)
 
 
 # A graph's regions go to at most one library per core, of at least this many lines each: a
@@ -76,7 +77,7 @@ class CRunner:
 
     def __init__(self, graph: Graph, min_elements: int | None = None) -> None:
         self.graph = graph
-        self.fallback = NumpyRunner(graph)
+        self._fallback = None
         self.regions: list = []
         self.sources: list = []
         self._texts: list = []
@@ -121,8 +122,16 @@ class CRunner:
                           stacklevel=4)
             self.regions = []
             return
-        _stats["libraries"] += 1
+        _stats["graphs"] += 1
         self._plan(self._steps_found)
+
+    @property
+    def fallback(self) -> NumpyRunner:
+        """The numpy backend's runner of the graph: for graphs with no region, under the profiler,
+        and to raise a NumPy meaning's own error (made when first needed)."""
+        if self._fallback is None:
+            self._fallback = NumpyRunner(self.graph)
+        return self._fallback
 
     @property
     def kernels(self) -> list:
@@ -146,11 +155,7 @@ class CRunner:
 
     def _plan(self, steps: list) -> None:
         graph = self.graph
-        slot_of = {id(node): i for i, node in enumerate(graph.inputs)}
-        template: list = [None] * len(graph.inputs)
-        for node in graph.nodes:
-            slot_of[id(node)] = len(template)
-            template.append(node.attrs["value"] if node.op == "constant" else None)
+        slot_of, template = graph_slots(graph)
         self.template, self.n_inputs = template, len(graph.inputs)
         plan, reads = [], []
         region_index = 0
@@ -172,16 +177,7 @@ class CRunner:
                 outs = tuple((slot_of[id(m.node)], tuple(m.node.shape), m.node.type.dtype.np) for m in source.outputs)
                 plan.append(("region", fn, ins, outs, len(ins) + len(outs), space.rows, space.cols))
                 reads.append(tuple(s for s, _ in ins))
-        kept = {slot_of[id(n)] for n in graph.outputs} | set(range(self.n_inputs))
-        kept.update(slot_of[id(n)] for n in graph.nodes if n.op == "constant")
-        last: dict = {}
-        for k, ins in enumerate(reads):
-            for s in ins:
-                last[s] = k
-        frees = [[] for _ in plan]
-        for s, k in last.items():
-            if s not in kept:
-                frees[k].append(s)
+        frees = frees_after_last_read(graph, slot_of, reads)
         self.plan = [(*step, tuple(f)) for step, f in zip(plan, frees)]
         self.outputs = [(slot_of[id(n)], n.op == "constant") for n in graph.outputs]
 
@@ -234,6 +230,7 @@ class CBackend:
     """Generated C for row-wise regions, NumPy for the rest (tritonflow/backends.py: the interface)."""
 
     name = "c"
+    runs_collectives = True   # a collective is a NumPy step like any other (jit_entry.make_runner)
 
     def compile(self, graph: Graph, *, mode: str = "default"):
         """A CRunner, or for a graph with no region worth compiling the numpy backend's runner

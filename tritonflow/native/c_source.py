@@ -184,11 +184,11 @@ class _Writer:
             return f"(uint8_t)({expr})"
         # Arithmetic: in NumPy's result type of the operands, then rounded to the node's dtype.
         work = _result_name(*ins)
-        if op == "div" or (op in _MATH or op in ("rsqrt", "sigmoid", "reciprocal")) and work not in ("float32", "float64"):
-            work = work if work in ("float32", "float64") else "float64"
+        floating = work in ("float32", "float64")
+        if not floating and (op == "div" or op in _MATH or op in ("rsqrt", "sigmoid", "reciprocal")):
+            work, floating = "float64", True   # NumPy computes these of integers in float64
         w = ctype(work)
         a = [f"({w})({x})" for x in args]
-        floating = work in ("float32", "float64")
         expr = self._arithmetic(op, a, w, work, floating)
         return f"({t})({expr})"
 
@@ -198,8 +198,6 @@ class _Writer:
             self.functions.add("erf")
             return f"erf((double)({a[0]}))"
         if op in _MATH:
-            if not floating:
-                return a[0]   # floor/ceil/round of an integer
             fn = _math(op, work)
             self.functions.add(fn)
             return f"{fn}({a[0]})"

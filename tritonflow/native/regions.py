@@ -58,6 +58,7 @@ ELEMENTWISE = frozenset({
 EXPENSIVE = frozenset({"exp", "exp2", "log", "log2", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "erf",
                        "pow"})
 REDUCTIONS = frozenset({"reduce_sum", "reduce_max", "reduce_min"})
+_STARTS_A_REGION = ELEMENTWISE | REDUCTIONS | {"iota", "gather"}
 
 
 @dataclass(frozen=True)
@@ -406,7 +407,7 @@ def partition(graph: Graph, min_elements: int = MIN_REGION_ELEMENTS) -> list:
             continue
         if open_ is not None and any(open_.region.member(i) is not None for i in node.inputs):
             close()
-        space = _anchor_space(node) if node.op in ELEMENTWISE | REDUCTIONS | {"iota", "gather"} else None
+        space = _anchor_space(node) if node.op in _STARTS_A_REGION else None
         if space is not None and space.elements >= min_elements:
             trial = _Builder(space)
             if trial.admit(node) is not None and trial.region.members[0].layout is not Layout.SCALAR:

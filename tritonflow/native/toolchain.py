@@ -37,6 +37,7 @@ import tempfile
 import threading
 
 from tritonflow import environment
+from tritonflow.errors import UnsupportedError
 
 FLAGS = ("-O1", "-march=native", "-ftree-vectorize", "--param=vect-epilogues-nomask=0", "-fno-tree-slp-vectorize",
          "-fPIC", "-pipe",
@@ -60,12 +61,20 @@ class CompileFailed(RuntimeError):
 
 @functools.lru_cache(maxsize=None)
 def compiler() -> str | None:
-    """The C compiler's path, or None when the machine has none."""
-    for candidate in (environment.c_compiler(), "gcc", "cc", "clang"):
-        if candidate:
-            found = shutil.which(candidate)
-            if found:
-                return found
+    """The C compiler's path, or None when the machine has none. A TRITONFLOW_CC that names no
+    executable is an error (CC, which other tools set too, falls back to gcc, cc or clang)."""
+    chosen = environment.c_compiler()
+    if chosen is not None:
+        found = shutil.which(chosen[1])
+        if found:
+            return found
+        if chosen[0] == "TRITONFLOW_CC":
+            raise UnsupportedError(f"TRITONFLOW_CC={chosen[1]!r}: no such executable (unset it to use gcc, cc or "
+                                   "clang from PATH, or set TRITONFLOW_CPU_BACKEND=numpy)")
+    for candidate in ("gcc", "cc", "clang"):
+        found = shutil.which(candidate)
+        if found:
+            return found
     return None
 
 
